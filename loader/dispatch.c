@@ -1,0 +1,210 @@
+/*
+ * dispatch.c - the per-call context and the hook chain.
+ *
+ * The chain for a module M in a directory with global module G (either may
+ * lack any hook; hotmod_module(3) is the reference):
+ *
+ *	G.prepare, M.prepare, handler, then for M and then G, each only if its
+ *	prepare ran and succeeded (or it has none): commit if nothing failed so
+ *	far, else rollback; then release.
+ *
+ * A hook that fails undoes its own work: after a failed prepare or commit
+ * the library calls nothing more of that layer.  No lock is held here.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void *hm_ctx_request(const hm_ctx *ctx) { return ctx->request; }
+void *hm_ctx_app(const hm_ctx *ctx) { return ctx->loader->app; }
+hm_loader *hm_ctx_loader(const hm_ctx *ctx) { return ctx->loader; }
+enum hm_layer hm_ctx_layer(const hm_ctx *ctx) { return ctx->layer; }
+hm_ctx *hm_ctx_outer(const hm_ctx *ctx) { return ctx->outer; }
+
+static struct hm_module *hm__layer_version(const hm_ctx *ctx)
+{
+	return ctx->layer == HM_LAYER_GLOBAL ? ctx->glob : ctx->mod;
+}
+
+const char *hm_ctx_path(const hm_ctx *ctx)
+{
+	return (ctx->mod ? ctx->mod : ctx->glob)->entry->key;
+}
+
+uint64_t hm_ctx_version(const hm_ctx *ctx)
+{
+	return (ctx->mod ? ctx->mod : ctx->glob)->gen;
+}
+
+uint64_t hm_ctx_global_version(const hm_ctx *ctx)
+{
+	return ctx->glob ? ctx->glob->gen : 0;
+}
+
+void *hm_ctx_state(const hm_ctx *ctx)
+{
+	return hm__layer_version(ctx)->state;
+}
+
+void hm_ctx_set_state(hm_ctx *ctx, void *state)
+{
+	/* Only init may: later, other threads read state without a lock. */
+	if (ctx->phase == HM__PHASE_INIT)
+		hm__layer_version(ctx)->state = state;
+}
+
+void *hm_ctx_global_state(const hm_ctx *ctx)
+{
+	return ctx->glob ? ctx->glob->state : NULL;
+}
+
+void **hm_ctx_slot(hm_ctx *ctx, enum hm_layer layer)
+{
+	return &ctx->slot[layer == HM_LAYER_GLOBAL ? 0 : 1];
+}
+
+int hm_ctx_dispatch(hm_ctx *ctx, const char *path)
+{
+	return hm_dispatch(ctx->loader, path, ctx->request);
+}
+
+/* Make ctx this thread's innermost call for the duration of a hook. */
+static int hm__enter(hm_ctx *ctx, struct hm__thread *self)
+{
+	if (self->depth >= ctx->loader->max_depth)
+		return hm__fail(HM_ELOOP, "%s: more than %d nested calls",
+			hm_ctx_path(ctx), ctx->loader->max_depth);
+	ctx->outer = self->current;
+	self->current = ctx;
+	self->depth++;
+	return 0;
+}
+
+static void hm__leave(hm_ctx *ctx, struct hm__thread *self)
+{
+	self->current = ctx->outer;
+	self->depth--;
+}
+
+int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
+{
+	struct hm__thread *self = hm__self();
+	int rc;
+
+	if (!init)
+		return 0;
+	if ((rc = hm__enter(ctx, self)) < 0)
+		return rc;
+	rc = init(ctx);
+	hm__leave(ctx, self);
+	return rc;
+}
+
+void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
+{
+	struct hm__thread *self = hm__self();
+
+	if (!fini)
+		return;
+	/* fini must run whatever the depth: no limit here. */
+	ctx->outer = self->current;
+	self->current = ctx;
+	self->depth++;
+	fini(ctx);
+	hm__leave(ctx, self);
+}
+
+static int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
+{
+	const struct hm_module *v = hm__layer_version(ctx);
+
+	return hm__fail(HM_EHOOK, "%s version %llu: %s %s returned %d", v->entry->key,
+		(unsigned long long)v->gen,
+		ctx->layer == HM_LAYER_GLOBAL ? "global" : "module", hook, rc);
+}
+
+static int hm__chain(hm_ctx *ctx)
+{
+	struct hm_module *layers[2] = {ctx->glob, ctx->mod};
+	struct hm_module *hv;
+	bool entered[2] = {false, false};
+	int status = 0, result = 0, rc;
+
+	/* The handler: the module's, else its global's default one. */
+	if (ctx->mod->hooks.handle)
+		hv = ctx->mod;
+	else if (ctx->glob && ctx->glob->hooks.handle)
+		hv = ctx->glob;
+	else
+		return hm__fail(HM_ENOHANDLER, "%s version %llu: no handle hook, and %s",
+			ctx->mod->entry->key, (unsigned long long)ctx->mod->gen,
+			ctx->glob ? "the global module has none either" : "no global module");
+
+	for (int i = 0; i < 2 && status == 0; i++) {
+		if (!layers[i])
+			continue;
+		ctx->layer = (enum hm_layer)i;
+		if (layers[i]->hooks.prepare && (rc = layers[i]->hooks.prepare(ctx)) < 0) {
+			status = hm__hook_failed(ctx, "prepare", rc);
+			break;
+		}
+		entered[i] = true;
+	}
+	if (status == 0) {
+		ctx->layer = hv == ctx->mod ? HM_LAYER_MODULE : HM_LAYER_GLOBAL;
+		if ((rc = hv->hooks.handle(ctx)) < 0)
+			status = hm__hook_failed(ctx, "handle", rc);
+		else
+			result = rc;
+	}
+	for (int i = 1; i >= 0; i--) {
+		if (!entered[i])
+			continue;
+		const struct hm__hooks *h = &layers[i]->hooks;
+		ctx->layer = (enum hm_layer)i;
+		if (status == 0) {
+			if (h->commit && (rc = h->commit(ctx)) < 0)
+				status = hm__hook_failed(ctx, "commit", rc);
+		} else if (h->rollback) {
+			h->rollback(ctx);
+		}
+		if (h->release)
+			h->release(ctx);
+	}
+	return status < 0 ? status : result;
+}
+
+int hm_call(hm_module *mod, void *request)
+{
+	struct hm__thread *self = hm__self();
+	hm_ctx ctx;
+	int rc;
+
+	if (!mod)
+		return hm__fail(HM_EINVAL, "hm_call: NULL module");
+	ctx = (hm_ctx){
+		.loader = mod->entry->loader,
+		.request = request,
+		.mod = mod,
+		.glob = mod->global,
+		.layer = HM_LAYER_MODULE,
+		.phase = HM__PHASE_CALL,
+	};
+	if ((rc = hm__enter(&ctx, self)) < 0)
+		return rc;
+	rc = hm__chain(&ctx);
+	hm__leave(&ctx, self);
+	return rc;
+}
+
+int hm_dispatch(hm_loader *l, const char *path, void *request)
+{
+	hm_module *mod;
+	int rc;
+
+	if ((rc = hm_get(l, path, &mod)) < 0)
+		return rc;
+	rc = hm_call(mod, request);
+	hm_put(mod);
+	return rc;
+}

@@ -1,0 +1,297 @@
+/*
+ * entry.c - the second level of the cache: one entry per file, its lock,
+ * and the rules for loading and replacing its current version.
+ *
+ * e->lock is held only for bookkeeping, never across a load: init is a hook
+ * and no lock is held while a hook runs.  Instead the loading thread marks
+ * the entry (loading_by) and others either keep using the current version
+ * or, when there is none, wait on e->cond.  A wait that would close a cycle
+ * (a thread waiting, through other loads, for itself) fails with
+ * HM_EDEADLK instead of blocking forever.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct hm__thread *hm__self(void)
+{
+	static __thread struct hm__thread self;
+	return &self;
+}
+
+int64_t hm__now_coarse(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t hm__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* e->lock held: loading_by changes under both locks (see internal.h). */
+static void hm__set_loading(struct hm__entry *e, struct hm__thread *t)
+{
+	pthread_mutex_lock(&e->loader->graph_lock);
+	e->loading_by = t;
+	pthread_mutex_unlock(&e->loader->graph_lock);
+}
+
+/*
+ * Would me waiting for e wait for itself?  Follow "e is loaded by t, t waits
+ * for e2, e2 is loaded by t2 ..." and look for me.  graph_lock held.
+ */
+static bool hm__cycle(struct hm__entry *e, const struct hm__thread *me)
+{
+	for (int hops = 0; e && hops < 4096; hops++) {
+		const struct hm__thread *t = e->loading_by;
+		if (!t)
+			return false;
+		if (t == me)
+			return true;
+		e = t->waiting_for;
+	}
+	return false;
+}
+
+/* Wait for the load of e in progress; e->lock held. */
+static int hm__wait_load(struct hm__entry *e)
+{
+	struct hm__thread *me = hm__self();
+	hm_loader *l = e->loader;
+	bool cycle;
+
+	if (e->loading_by == me)
+		return hm__fail(HM_EDEADLK, "%s: requested by its own init", e->key);
+	pthread_mutex_lock(&l->graph_lock);
+	cycle = hm__cycle(e, me);
+	if (!cycle)
+		me->waiting_for = e;
+	pthread_mutex_unlock(&l->graph_lock);
+	if (cycle)
+		return hm__fail(HM_EDEADLK,
+			"%s: its load waits, through other loads, for this thread", e->key);
+	while (e->loading_by)
+		pthread_cond_wait(&e->cond, &e->lock);
+	pthread_mutex_lock(&l->graph_lock);
+	me->waiting_for = NULL;
+	pthread_mutex_unlock(&l->graph_lock);
+	return 0;
+}
+
+/* A reference to the current version of e's directory's global, or NULL. */
+static int hm__global_get(struct hm__entry *e, struct hm_module **g)
+{
+	struct hm__entry *ge;
+	int rc;
+
+	*g = NULL;
+	if ((rc = hm__global_entry(e, &ge)) < 0 || !ge)
+		return rc;
+	rc = hm__entry_get(ge, g);
+	if (rc == HM_ENOENT) /* removed since: no global */
+		return 0;
+	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED)
+		return hm__fail(HM_EGLOBAL, "%.*s: %s", (int)e->key_len, e->key,
+			hm__msg());
+	return rc;
+}
+
+/*
+ * Load e's file as a new version and make it current.  e->lock held on
+ * entry and return, dropped meanwhile.  *old gets the version replaced,
+ * for the caller to put once it dropped the lock.
+ */
+static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
+	struct hm_module **old)
+{
+	hm_loader *l = e->loader;
+	struct hm_module *g = NULL, *v = NULL, *prev;
+	int64_t t0 = hm__now();
+	int rc;
+
+	*old = NULL;
+	hm__set_loading(e, hm__self());
+	pthread_mutex_unlock(&e->lock);
+
+	rc = e->is_global ? 0 : hm__global_get(e, &g);
+	if (rc == 0)
+		rc = hm__version_load(e, g, &v);
+	if (g)
+		hm_put(g); /* v holds its own reference */
+
+	pthread_mutex_lock(&e->lock);
+	hm__set_loading(e, NULL);
+	pthread_cond_broadcast(&e->cond);
+	prev = atomic_load_explicit(&e->current, memory_order_relaxed);
+	if (rc == 0 && atomic_load_explicit(&l->closing, memory_order_relaxed)) {
+		*old = v; /* never published: finalised by the caller's put */
+		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
+	}
+	if (rc < 0) {
+		e->bad_id = *seen;
+		e->has_bad = true;
+		e->bad_code = rc;
+		snprintf(e->bad_msg, sizeof e->bad_msg, "%s", hm__msg());
+		if (prev)
+			hm__log(l, HM_LOG_ERROR, "%s (version %llu keeps serving)",
+				e->bad_msg, (unsigned long long)prev->gen);
+		else
+			hm__log(l, HM_LOG_ERROR, "%s", e->bad_msg);
+		return rc;
+	}
+	/* release: a reader that sees v sees everything init wrote */
+	*old = atomic_exchange_explicit(&e->current, v, memory_order_acq_rel);
+	e->id = v->id;
+	e->has_id = true;
+	e->has_bad = false;
+	hm__log(l, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s", e->key,
+		(unsigned long long)v->gen, (double)(hm__now() - t0) / 1e6,
+		*old ? ", replacing the previous one" : "");
+	return 0;
+}
+
+int hm__entry_get(struct hm__entry *e, struct hm_module **out)
+{
+	hm_loader *l = e->loader;
+	struct hm_module *v, *old;
+	struct hm__fileid id;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	for (;;) {
+		v = atomic_load_explicit(&e->current, memory_order_relaxed);
+		if (v) {
+			/* The entry's reference keeps v alive while we hold the lock. */
+			atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+			*out = v;
+			break;
+		}
+		if (atomic_load_explicit(&l->closing, memory_order_relaxed)) {
+			rc = hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
+			break;
+		}
+		if (e->loading_by) {
+			if ((rc = hm__wait_load(e)) < 0)
+				break;
+			continue;
+		}
+		if ((rc = hm__stat_key(l, e->key, &id)) < 0)
+			break;
+		if (e->has_bad && hm__fileid_eq(&id, &e->bad_id)) {
+			/* The same file failed before: say so again, do not reload. */
+			rc = hm__fail(e->bad_code, "%s", e->bad_msg);
+			break;
+		}
+		rc = hm__load_locked(e, &id, &old);
+		if (old) {
+			pthread_mutex_unlock(&e->lock);
+			hm_put(old);
+			pthread_mutex_lock(&e->lock);
+		}
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int hm__entry_refresh(struct hm__entry *e, bool force)
+{
+	hm_loader *l = e->loader;
+	struct hm__entry *ge = NULL;
+	struct hm_module *cur, *old = NULL, *gcur = NULL;
+	struct hm__fileid id;
+	bool global_changed;
+	int rc;
+
+	/* The global first, so that modules bind to its newest version. */
+	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge)
+		(void)hm__entry_refresh(ge, force);
+
+	if (force) {
+		pthread_mutex_lock(&e->lock);
+	} else if (pthread_mutex_trylock(&e->lock) != 0) {
+		return 0; /* someone else is looking: use what is current */
+	}
+	int64_t now = hm__now_coarse();
+	if (!force && now < atomic_load_explicit(&e->next_check, memory_order_relaxed)) {
+		rc = 0;
+		goto out;
+	}
+	atomic_store_explicit(&e->next_check, now + (l->check_ns > 0 ? l->check_ns : 0),
+		memory_order_relaxed);
+	if (e->loading_by) { /* a load in progress will make its own result current */
+		rc = 0;
+		goto out;
+	}
+	cur = atomic_load_explicit(&e->current, memory_order_relaxed);
+	rc = hm__stat_key(l, e->key, &id);
+	if (rc == HM_ENOENT && cur) {
+		/* Deleted: new requests get not-found, running ones finish. */
+		old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
+		e->has_id = false;
+		hm__log(l, HM_LOG_INFO, "%s removed: version %llu serves no new request",
+			e->key, (unsigned long long)cur->gen);
+	}
+	if (rc < 0)
+		goto out;
+	if (ge)
+		gcur = atomic_load_explicit(&ge->current, memory_order_acquire);
+	global_changed = cur && !e->is_global && cur->global != gcur;
+	if (!cur && !force) /* not loaded: the next hm_get() loads it */
+		goto out;
+	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed)
+		goto out;
+	if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id) && !global_changed) {
+		rc = hm__fail(e->bad_code, "%s", e->bad_msg); /* retried when it changes */
+		goto out;
+	}
+	rc = hm__load_locked(e, &id, &old);
+	if (rc == 0)
+		rc = 1;
+out:
+	pthread_mutex_unlock(&e->lock);
+	hm_put(old);
+	return rc;
+}
+
+void hm__entry_drop(struct hm__entry *e)
+{
+	struct hm_module *old;
+
+	pthread_mutex_lock(&e->lock);
+	old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
+	pthread_mutex_unlock(&e->lock);
+	hm_put(old);
+}
+
+int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
+{
+	hm_loader *l = e->loader;
+	size_t glen = strlen(l->global_name);
+	char key[HM__PATH_MAX + 256];
+	struct hm__fileid id;
+	int rc;
+
+	*out = NULL;
+	if (e->is_global)
+		return 0;
+	memcpy(key, e->key, e->dir_len);
+	memcpy(key + e->dir_len, l->global_name, glen);
+	key[e->dir_len + glen] = '\0';
+	if ((*out = hm__table_find(l, key, e->dir_len + glen, "")) != NULL)
+		return 0;
+	/* Entries only for files that exist: hostile names cannot grow the table. */
+	if ((rc = hm__stat_key(l, key, &id)) < 0)
+		return rc == HM_ENOENT ? 0 : rc;
+	return hm__table_insert(l, key, e->dir_len + glen, true, out);
+}

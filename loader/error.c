@@ -1,0 +1,88 @@
+/*
+ * error.c - error codes, the per-thread message, logging, version queries.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Thread-local so that concurrent requests never see each other's text. */
+static __thread char hm__errbuf[HM__MSG_MAX];
+
+const char *hm_strerror(int err)
+{
+	switch (err) {
+#define HM__STR(name, value, msg)                                             \
+	case value:                                                           \
+		return msg;
+		HM_ERRNO_MAP(HM__STR)
+#undef HM__STR
+	case 0:
+		return "success";
+	default:
+		return "unknown error";
+	}
+}
+
+const char *hm_err_name(int err)
+{
+	switch (err) {
+#define HM__NAME(name, value, msg)                                            \
+	case value:                                                           \
+		return #name;
+		HM_ERRNO_MAP(HM__NAME)
+#undef HM__NAME
+	case 0:
+		return "OK";
+	default:
+		return "EUNKNOWN";
+	}
+}
+
+const char *hm_errmsg(void)
+{
+	return hm__errbuf[0] ? hm__errbuf : "no error";
+}
+
+const char *hm__msg(void)
+{
+	return hm__errbuf;
+}
+
+int hm__fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(hm__errbuf, sizeof hm__errbuf, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void hm__log(const hm_loader *l, int level, const char *fmt, ...)
+{
+	char buf[HM__MSG_MAX + 128];
+	va_list ap;
+
+	if (!l->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	l->log(l->log_arg, level, buf);
+}
+
+unsigned hm_version(void)
+{
+	return HM_VERSION_HEX;
+}
+
+#define HM__STR2(x) #x
+#define HM__XSTR(x) HM__STR2(x)
+
+const char *hm_version_string(void)
+{
+	return HM__XSTR(HM_VERSION_MAJOR) "." HM__XSTR(HM_VERSION_MINOR) "." HM__XSTR(
+		HM_VERSION_PATCH);
+}

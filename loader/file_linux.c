@@ -1,0 +1,237 @@
+/*
+ * file_linux.c - opening module files beneath the root and copying them into
+ * sealed memfds.  Linux only: openat2(2), memfd_create(2), file seals.
+ *
+ * Why copy: the watched file may be rewritten in place (cp, rsync --inplace)
+ * while it is mapped, which changes code under running threads.  The copy is
+ * sealed, so the bytes checked are the bytes that run.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HM__RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+
+void hm__fileid_of(struct hm__fileid *id, const struct stat *st)
+{
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
+
+bool hm__fileid_eq(const struct hm__fileid *a, const struct hm__fileid *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+int hm__check_perms(const hm_loader *l, const struct stat *st, const char *what)
+{
+	if (!(l->trust & HM_TRUST_ANY_OWNER) && st->st_uid != 0 && st->st_uid != l->euid)
+		return hm__fail(HM_EUNSAFE, "%s: owned by uid %u, neither root nor us",
+			what, (unsigned)st->st_uid);
+	if (!(l->trust & HM_TRUST_GROUP_WRITABLE) && (st->st_mode & S_IWGRP))
+		return hm__fail(HM_EUNSAFE, "%s: group-writable (mode %04o)", what,
+			(unsigned)(st->st_mode & 07777));
+	if (!(l->trust & HM_TRUST_WORLD_WRITABLE) && (st->st_mode & S_IWOTH))
+		return hm__fail(HM_EUNSAFE, "%s: world-writable (mode %04o)", what,
+			(unsigned)(st->st_mode & 07777));
+	return 0;
+}
+
+static int hm__openat2(int dirfd, const char *path, int flags)
+{
+	struct open_how how = {.flags = (uint64_t)flags, .resolve = HM__RESOLVE};
+	long fd;
+
+	/* EAGAIN: a rename raced with RESOLVE_BENEATH's check; try again. */
+	for (int tries = 0; tries < 8; tries++) {
+		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+		if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
+			break;
+	}
+	return (int)fd;
+}
+
+static int hm__open_error(const hm_loader *l, const char *key, int err)
+{
+	switch (err) {
+	case ENOENT:
+	case ENOTDIR:
+		return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);
+	case EXDEV:
+	case ELOOP:
+		return hm__fail(HM_EESCAPE, "%s: a symbolic link leads outside %s",
+			key, l->root);
+	case ENOSYS:
+		return hm__fail(HM_ESYS, "%s: openat2: not supported by this kernel "
+					 "(Linux 5.6 or later is required)", key);
+	default:
+		return hm__fail(HM_ESYS, "%s: open: %s", key, strerror(err));
+	}
+}
+
+/* Check each directory between the root and key's file. */
+static int hm__check_dirs(hm_loader *l, const char *key)
+{
+	char dir[HM__PATH_MAX + 256];
+	const char *slash = key;
+
+	while ((slash = strchr(slash, '/')) != NULL) {
+		struct stat st;
+		size_t n = (size_t)(slash - key);
+		int fd, rc;
+
+		memcpy(dir, key, n);
+		dir[n] = '\0';
+		fd = hm__openat2(l->rootfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return hm__open_error(l, dir, errno);
+		rc = fstat(fd, &st);
+		close(fd);
+		if (rc < 0)
+			return hm__fail(HM_ESYS, "%s: fstat: %s", dir, strerror(errno));
+		if ((rc = hm__check_perms(l, &st, dir)) < 0)
+			return rc;
+		slash++;
+	}
+	return 0;
+}
+
+/*
+ * Open key for reading without ever opening something that is not a regular
+ * file: a FIFO would block and a device open can have side effects.  So
+ * open O_PATH, check, then reopen the very same inode through /proc.
+ */
+static int hm__open_module(hm_loader *l, const char *key, struct stat *st)
+{
+	char proc[64];
+	struct stat st2;
+	int pfd, fd, rc;
+
+	if ((rc = hm__check_dirs(l, key)) < 0)
+		return rc;
+	pfd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return hm__open_error(l, key, errno);
+	if (fstat(pfd, st) < 0) {
+		rc = hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		rc = hm__fail(HM_ENOTREG, "%s: not a regular file (%s)", key,
+			S_ISDIR(st->st_mode) ? "a directory" :
+			S_ISFIFO(st->st_mode) ? "a FIFO" :
+			S_ISLNK(st->st_mode) ? "a symbolic link" : "a device or socket");
+		goto out;
+	}
+	if ((rc = hm__check_perms(l, st, key)) < 0)
+		goto out;
+	if ((uint64_t)st->st_size > l->max_size) {
+		rc = hm__fail(HM_ETOOBIG, "%s: %lld bytes, the limit is %zu", key,
+			(long long)st->st_size, l->max_size);
+		goto out;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		rc = hm__fail(HM_ESYS, "%s: reopen: %s", key, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		close(fd);
+		rc = hm__fail(HM_ECHANGED, "%s: replaced while being opened", key);
+		goto out;
+	}
+	rc = fd;
+out:
+	close(pfd);
+	return rc;
+}
+
+/* Copy size bytes from fd into memfd; fewer means the file shrank. */
+static int hm__copy(int memfd, int fd, off_t size, const char *key)
+{
+	off_t off = 0;
+
+	while (off < size) {
+		ssize_t n = sendfile(memfd, fd, &off, (size_t)(size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hm__fail(HM_ESYS, "%s: copy: %s", key, strerror(errno));
+		if (n == 0)
+			return hm__fail(HM_ECHANGED, "%s: shrank while being copied", key);
+	}
+	return 0;
+}
+
+int hm__copy_module(hm_loader *l, const char *key, int *memfd, struct hm__fileid *id)
+{
+	struct stat before, after;
+	int fd, mfd, rc;
+
+	fd = hm__open_module(l, key, &before);
+	if (fd < 0)
+		return fd;
+	mfd = memfd_create("hotmod", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0) {
+		rc = hm__fail(HM_ESYS, "%s: memfd_create: %s", key, strerror(errno));
+		goto out;
+	}
+	if ((rc = hm__copy(mfd, fd, before.st_size, key)) < 0)
+		goto fail;
+	/* Same identity after the copy: nobody wrote while we read. */
+	if (fstat(fd, &after) < 0) {
+		rc = hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+		goto fail;
+	}
+	hm__fileid_of(id, &before);
+	struct hm__fileid id2;
+	hm__fileid_of(&id2, &after);
+	if (!hm__fileid_eq(id, &id2)) {
+		rc = hm__fail(HM_ECHANGED, "%s: modified while being copied", key);
+		goto fail;
+	}
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		rc = hm__fail(HM_ESYS, "%s: seal: %s", key, strerror(errno));
+		goto fail;
+	}
+	if ((rc = hm__elf_check(mfd, (uint64_t)before.st_size, key)) < 0)
+		goto fail;
+	*memfd = mfd;
+	rc = 0;
+	goto out;
+fail:
+	close(mfd);
+out:
+	close(fd);
+	return rc;
+}
+
+int hm__stat_key(const hm_loader *l, const char *key, struct hm__fileid *id)
+{
+	struct stat st;
+
+	/* Follows a final symlink: ln -sf deploys must be seen.  Only the
+	 * identity is read here; hm__copy_module() opens beneath the root. */
+	if (fstatat(l->rootfd, key, &st, 0) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);
+		return hm__fail(HM_ESYS, "%s: stat: %s", key, strerror(errno));
+	}
+	hm__fileid_of(id, &st);
+	return 0;
+}

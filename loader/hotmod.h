@@ -1,0 +1,179 @@
+/*
+ * hotmod.h - the embedding API of libhotmod.
+ *
+ * A loader maps request paths ("a/b") to shared objects under a root
+ * directory ("ROOT/a/b.so"), loads each one at most once per version, and
+ * hands out counted references to the current version.  See hotmod(3).
+ *
+ * Thread safety: every function may be called from any thread at any time,
+ * except hm_open() and hm_close(), which own the loader: no other call may be
+ * in progress on a loader while it is being opened, and none may start once
+ * hm_close() returned 0.  Functions that take an hm_module * are safe as long
+ * as the caller holds the reference it passes.
+ *
+ * Ownership: strings passed in are copied (the caller keeps them); pointers
+ * returned are valid as the function's page says, never longer than the
+ * reference or loader they came from.
+ */
+#ifndef HOTMOD_H
+#define HOTMOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(HM_BUILDING_LIBRARY)
+#define HM_EXTERN __attribute__((visibility("default")))
+#else
+#define HM_EXTERN
+#endif
+
+/*
+ * Versions.  ABI rule: HM_VERSION_MAJOR changes when a binary built against
+ * an older header can break (a function removed or changed, a struct member
+ * moved).  Functions and struct members appended at the end only bump the
+ * minor.  hm_version() reports the library actually loaded at run time.
+ */
+#define HM_VERSION_MAJOR 0
+#define HM_VERSION_MINOR 1
+#define HM_VERSION_PATCH 0
+#define HM_VERSION_HEX                                                        \
+	((HM_VERSION_MAJOR << 16) | (HM_VERSION_MINOR << 8) | HM_VERSION_PATCH)
+
+HM_EXTERN unsigned hm_version(void);
+HM_EXTERN const char *hm_version_string(void);
+
+/*
+ * Errors: every fallible call returns 0 (or a documented non-negative value)
+ * on success and one of these negative codes on failure.  hm_errmsg() then
+ * holds a sentence naming what failed and why.
+ */
+#define HM_ERRNO_MAP(XX)                                                      \
+	XX(EINVAL, -1, "invalid argument")                                    \
+	XX(ENOMEM, -2, "out of memory")                                       \
+	XX(ENOENT, -3, "no such module")                                      \
+	XX(EBADPATH, -4, "invalid module path")                               \
+	XX(EESCAPE, -5, "path leaves the root directory")                     \
+	XX(ENOTREG, -6, "not a regular file")                                 \
+	XX(EUNSAFE, -7, "unsafe owner or permissions")                        \
+	XX(ETOOBIG, -8, "module file too large")                              \
+	XX(ENOTELF, -9, "not a loadable ELF shared object")                   \
+	XX(ECHANGED, -10, "file changed while it was being loaded")           \
+	XX(EDLOPEN, -11, "dynamic loader refused the module")                 \
+	XX(ENODESC, -12, "module descriptor missing")                         \
+	XX(EABI, -13, "module built for another ABI version")                 \
+	XX(EINIT, -14, "module init hook failed")                             \
+	XX(EGLOBAL, -15, "global module failed to load")                      \
+	XX(ENOHANDLER, -16, "module has no handler")                          \
+	XX(EHOOK, -17, "module hook or handler failed")                       \
+	XX(EDEADLK, -18, "module load would wait for itself")                 \
+	XX(ELOOP, -19, "nested dispatch too deep")                            \
+	XX(ECLOSED, -20, "loader is closing")                                 \
+	XX(ETIMEDOUT, -21, "timed out with references still held")            \
+	XX(ESYS, -22, "system call failed")
+
+enum hm_errno {
+#define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,
+	HM_ERRNO_MAP(HM__ERRNO_ENUM)
+#undef HM__ERRNO_ENUM
+};
+
+/* The fixed text for a code; never NULL ("unknown error" for others). */
+HM_EXTERN const char *hm_strerror(int err);
+/* The code's name without prefix ("ENOENT"); never NULL. */
+HM_EXTERN const char *hm_err_name(int err);
+/*
+ * The message of the last call that failed on this thread, e.g.
+ * "a/b.so: dlopen: undefined symbol: foo".  Thread-local; valid until the
+ * next failing hotmod call on the same thread.  Never NULL.
+ */
+HM_EXTERN const char *hm_errmsg(void);
+
+/* Log levels handed to hm_log_fn. */
+enum hm_log_level {
+	HM_LOG_ERROR = 0,
+	HM_LOG_WARN = 1,
+	HM_LOG_INFO = 2,
+	HM_LOG_DEBUG = 3
+};
+
+/*
+ * The library never prints: it calls this, from whatever thread did the
+ * work, with no loader lock held.  msg is valid for the call only.
+ */
+typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
+
+/* hm_options.trust: relax the file checks made before loading a file. */
+#define HM_TRUST_GROUP_WRITABLE 0x1u /* group-writable files and dirs */
+#define HM_TRUST_WORLD_WRITABLE 0x2u /* world-writable files and dirs */
+#define HM_TRUST_ANY_OWNER 0x4u      /* owners other than root or euid */
+
+/* hm_options.check_interval_ms */
+#define HM_CHECK_ALWAYS 0   /* stat the file on every request */
+#define HM_CHECK_NEVER (-1) /* only hm_refresh() looks for changes */
+
+/*
+ * Options for hm_open().  Initialise with hm_options_init(), then set what
+ * you need.  More fields may be added at the end at any time: the size
+ * member, set by hm_options_init(), tells the library how much of the
+ * struct your program knows.
+ */
+struct hm_options {
+	size_t size;
+	const char *root;        /* directory served; required */
+	const char *global_name; /* default "_global.so" */
+	hm_log_fn log;           /* default: discard */
+	void *log_arg;
+	void *app; /* handed to every init hook: hm_ctx_app() */
+	/* Stat a module's file at most this often (ms); default 1000. */
+	int check_interval_ms;
+	unsigned trust;         /* HM_TRUST_* bits; default 0 */
+	size_t max_module_size; /* bytes; default 64 MiB */
+	int max_depth;          /* nested dispatch limit; default 16 */
+};
+
+HM_EXTERN void hm__options_init(struct hm_options *opts, size_t size);
+#define hm_options_init(opts) hm__options_init((opts), sizeof *(opts))
+
+typedef struct hm_loader hm_loader;
+/* A counted reference to one loaded version of one module. */
+typedef struct hm_module hm_module;
+
+HM_EXTERN int hm_open(hm_loader **loader, const struct hm_options *opts);
+/*
+ * Stop handing out modules, drop every current version, wait up to
+ * timeout_ms (negative: forever) for the references still held, finalise
+ * and unload everything and free the loader.  On HM_ETIMEDOUT the loader
+ * stays allocated and closing; what is still held was logged; call
+ * hm_close() again later.
+ */
+HM_EXTERN int hm_close(hm_loader *loader, int timeout_ms);
+
+/*
+ * Low level: take a reference to the current version of the module for
+ * path, loading it first if needed; give it back with hm_put().
+ */
+HM_EXTERN int hm_get(hm_loader *loader, const char *path, hm_module **mod);
+HM_EXTERN void hm_put(hm_module *mod);
+
+/* Run the module's hook chain (see hm_dispatch(3)) on a held reference. */
+HM_EXTERN int hm_call(hm_module *mod, void *request);
+/* hm_get(), hm_call(), hm_put() in one. */
+HM_EXTERN int hm_dispatch(hm_loader *loader, const char *path, void *request);
+
+/* Look for a change of the module's file now, whatever the interval.
+ * Returns 1 when a new version became current, 0 when nothing changed. */
+HM_EXTERN int hm_refresh(hm_loader *loader, const char *path);
+
+/* About a held reference.  Strings live as long as the reference. */
+HM_EXTERN const char *hm_module_path(const hm_module *mod); /* "a/b.so" */
+HM_EXTERN uint64_t hm_module_version(const hm_module *mod); /* 1, 2, ... */
+HM_EXTERN void *hm_module_symbol(const hm_module *mod, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HOTMOD_H */

@@ -1,0 +1,289 @@
+/*
+ * internal.h - libhotmod internals.  Never installed.
+ *
+ * Internal names use the hm__ prefix.  See docs/DESIGN.md for the picture;
+ * this file says what each lock protects and why each atomic is ordered as
+ * it is.
+ */
+#ifndef HOTMOD_INTERNAL_H
+#define HOTMOD_INTERNAL_H
+
+#include "config.h"
+
+#define HM_BUILDING_LIBRARY 1
+#include "hotmod.h"
+#include "hotmod_module.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define HM__HIDDEN __attribute__((visibility("hidden")))
+#define HM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Limits on request paths ("a/b"), checked before anything touches a file. */
+#define HM__PATH_MAX 1024
+#define HM__SEGMENTS_MAX 16
+#define HM__MSG_MAX 512
+
+/* ---- errors and logging (error.c) ---------------------------------------- */
+
+/* Set this thread's hm_errmsg() text and return code. */
+HM__HIDDEN int hm__fail(int code, const char *fmt, ...) HM__PRINTF(2, 3);
+HM__HIDDEN void hm__log(const hm_loader *l, int level, const char *fmt, ...)
+	HM__PRINTF(3, 4);
+/* Copy of this thread's message, for storing with an entry. */
+HM__HIDDEN const char *hm__msg(void);
+
+/* ---- request paths (path.c) ---------------------------------------------- */
+
+/*
+ * Check that p[0..len) is a plain module path: segments of [A-Za-z0-9._-]
+ * not starting with '.', separated by single '/', no leading or trailing
+ * '/', and that its file is not the directory's global module.
+ */
+HM__HIDDEN int hm__path_check(const char *p, size_t len, const char *global_name);
+
+/* ---- ELF validation (elf.c) ---------------------------------------------- */
+
+/* Check that fd holds a complete ELF shared object for this machine. */
+HM__HIDDEN int hm__elf_check(int fd, uint64_t size, const char *what);
+
+/* ---- files (file_linux.c) ------------------------------------------------ */
+
+/* What identifies one content of one file, as seen by fstat. */
+struct hm__fileid {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+HM__HIDDEN void hm__fileid_of(struct hm__fileid *id, const struct stat *st);
+HM__HIDDEN bool hm__fileid_eq(const struct hm__fileid *a, const struct hm__fileid *b);
+/* Check a directory or file's owner and mode against the loader's trust. */
+HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
+	const char *what);
+/*
+ * Open key ("a/b.so") beneath the root, check every directory on the way
+ * and the file, copy it into a sealed memfd.  Returns the memfd and the
+ * identity of the file that was copied.
+ */
+HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, int *memfd,
+	struct hm__fileid *id);
+/* Identity of key now, without opening it; HM_ENOENT when it is gone. */
+HM__HIDDEN int hm__stat_key(const hm_loader *l, const char *key,
+	struct hm__fileid *id);
+
+/* ---- versions (version.c) ------------------------------------------------ */
+
+/* The hooks copied out of a module's descriptor. */
+struct hm__hooks {
+	int (*init)(hm_ctx *);
+	void (*fini)(hm_ctx *);
+	int (*prepare)(hm_ctx *);
+	int (*handle)(hm_ctx *);
+	int (*commit)(hm_ctx *);
+	void (*rollback)(hm_ctx *);
+	void (*release)(hm_ctx *);
+};
+
+struct hm__entry;
+
+/*
+ * One loaded version of one file; what hm_get() hands out.
+ *
+ * Memory is type-stable: a version's slot is recycled through the loader's
+ * free list and only freed by hm_close(), so a thread that read an entry's
+ * current pointer may always touch refs, even if the version died since:
+ * see hm__version_tryget().
+ */
+struct hm_module {
+	/*
+	 * References: the entry's (while current), each hm_get()'s, and each
+	 * module version bound to this global version.  0 means dead or free:
+	 * never incremented from 0 (get-unless-zero).
+	 */
+	atomic_ulong refs;
+	/* Set before the version is published, constant while refs > 0. */
+	struct hm__entry *entry;
+	struct hm_module *global; /* global version bound at init; holds a ref */
+	struct hm__hooks hooks;
+	void *state; /* from init */
+	void *dl;
+	int memfd; /* kept open while loaded: it names the object for glibc */
+	uint64_t gen;
+	struct hm__fileid id;
+	/* Protected by the loader's ver_lock. */
+	struct hm_module *live_prev, *live_next; /* live list */
+	struct hm_module *queue_next;             /* free list, reap queue */
+};
+
+/* Load entry's file as a new version bound to global (may be NULL). */
+HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm_module *global,
+	struct hm_module **out);
+/* Take a reference if v still has one; see the slot comment above. */
+static inline bool hm__version_tryget(struct hm_module *v)
+{
+	unsigned long n = atomic_load_explicit(&v->refs, memory_order_relaxed);
+	do {
+		if (n == 0)
+			return false;
+		/* acquire: pairs with the release in hm_put() of a dying version,
+		 * so a failed check is never stale.  The caller still validates v
+		 * against the entry (see hm__entry_get_fast). */
+	} while (!atomic_compare_exchange_weak_explicit(&v->refs, &n, n + 1,
+		memory_order_acquire, memory_order_relaxed));
+	return true;
+}
+/* The last reference is gone: finalise now or on the reaper thread. */
+HM__HIDDEN void hm__version_retire(struct hm_module *v);
+HM__HIDDEN void hm__reaper_stop(hm_loader *l);
+HM__HIDDEN void hm__versions_free(hm_loader *l);
+
+/* ---- the cache: table (table.c) and entries (entry.c) -------------------- */
+
+/* The thread-local state of a thread that uses a loader. */
+struct hm__thread {
+	struct hm__entry *waiting_for; /* protected by loader->graph_lock */
+	hm_ctx *current;               /* innermost call running on this thread */
+	int depth;                     /* nesting of calls */
+};
+HM__HIDDEN struct hm__thread *hm__self(void);
+
+struct hm__entry {
+	hm_loader *loader;
+	/*
+	 * The current version; the entry holds one reference on it.  Written
+	 * with e->lock held; read without lock by hm_get() (acquire: pairs with
+	 * the release exchange that published it, so the version's fields are
+	 * visible).
+	 */
+	_Atomic(struct hm_module *) current;
+	/* Next time (CLOCK_MONOTONIC_COARSE ns) a request stats the file. */
+	atomic_llong next_check;
+
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t cond;  /* a load of this entry ended */
+	/* The thread loading this entry, or NULL.  Also read under the
+	 * loader's graph_lock (deadlock detection), so written under both. */
+	struct hm__thread *loading_by;
+	struct hm__fileid id;     /* the file current was loaded from */
+	bool has_id;
+	struct hm__fileid bad_id; /* the file of the last failed load */
+	bool has_bad;
+	int bad_code;
+	char bad_msg[HM__MSG_MAX];
+	uint64_t loads;   /* attempts ended, for waiters to see theirs end */
+	uint64_t next_gen;
+
+	bool is_global;
+	size_t dir_len; /* key[0..dir_len) is the directory, with its '/' */
+	size_t key_len;
+	char key[];     /* "a/b.so": file path under the root */
+};
+
+/* Find the entry for path[0..len) + suffix without locking. */
+HM__HIDDEN struct hm__entry *hm__table_find(hm_loader *l, const char *path,
+	size_t len, const char *suffix);
+/* Find or create it (the brief table lock). */
+HM__HIDDEN int hm__table_insert(hm_loader *l, const char *key, size_t key_len,
+	bool is_global, struct hm__entry **out);
+HM__HIDDEN int hm__table_init(hm_loader *l);
+HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *));
+HM__HIDDEN void hm__table_free(hm_loader *l);
+
+/* Take a reference to e's current version, loading it when there is none. */
+HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out);
+/* Look at the file now; force ignores the interval and earlier failures. */
+HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, bool force);
+/* Drop the current version (close). */
+HM__HIDDEN void hm__entry_drop(struct hm__entry *e);
+/* The directory's global entry, created when its file exists; NULL if none. */
+HM__HIDDEN int hm__global_entry(struct hm__entry *e, struct hm__entry **out);
+
+/* Monotonic coarse clock, ns: cheap enough for every request. */
+HM__HIDDEN int64_t hm__now_coarse(void);
+HM__HIDDEN int64_t hm__now(void);
+
+/* ---- calls and hooks (dispatch.c) --------------------------------------- */
+
+enum hm__phase { HM__PHASE_INIT, HM__PHASE_CALL, HM__PHASE_FINI };
+
+/* The context every hook gets; lives on the stack of the call. */
+struct hm_ctx {
+	hm_loader *loader;
+	void *request;
+	struct hm_module *mod;  /* NULL in a global module's init and fini */
+	struct hm_module *glob; /* the global version in use, or NULL */
+	enum hm_layer layer;    /* whose hook runs now */
+	enum hm__phase phase;
+	void *slot[2];
+	hm_ctx *outer;
+};
+
+/* Run init or fini with ctx as this thread's innermost call. */
+HM__HIDDEN int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *));
+HM__HIDDEN void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *));
+
+/* ---- the loader (loader.c) ----------------------------------------------- */
+
+/* Immutable snapshot of the hash table; readers walk it without a lock. */
+struct hm__node {
+	struct hm__entry *entry;
+	uint64_t hash;
+	struct hm__node *_Atomic next;
+};
+struct hm__table {
+	size_t mask;  /* buckets - 1 */
+	size_t count; /* entries; written under table_lock */
+	struct hm__table *retired_next;
+	struct hm__node *_Atomic buckets[];
+};
+
+struct hm_loader {
+	/* Constant from hm_open() to hm_close(). */
+	int rootfd;
+	char *root;
+	char *global_name;
+	hm_log_fn log;
+	void *log_arg;
+	void *app;
+	int64_t check_ns; /* < 0: never */
+	unsigned trust;
+	size_t max_size;
+	int max_depth;
+	uid_t euid;
+
+	/* Set once by hm_close(); checked on slow paths only. */
+	atomic_bool closing;
+
+	/*
+	 * The table.  Readers load it with acquire (pairs with the release
+	 * store that published a grown table) and walk chains without a lock.
+	 * Nodes and entries are never freed before hm_close(); a grown table
+	 * replaces the old one, which is retired, not freed.
+	 */
+	_Atomic(struct hm__table *) table;
+	pthread_mutex_t table_lock; /* protects: inserts, growth, retired */
+	struct hm__table *retired;
+
+	/* Deadlock detection between loads: entry->loading_by and
+	 * hm__thread.waiting_for.  Taken after an entry lock, never before. */
+	pthread_mutex_t graph_lock;
+
+	pthread_mutex_t ver_lock; /* protects everything below */
+	pthread_cond_t ver_cond;  /* reaper work, and live == 0 for close */
+	struct hm_module *live;   /* every version not yet finalised */
+	size_t nlive;
+	struct hm_module *free_slots;
+	struct hm_module *reap_head, *reap_tail;
+	bool reaper_started, reaper_stop, reaper_busy;
+	pthread_t reaper;
+	uint64_t pinned; /* versions still mapped after dlclose */
+};
+
+#endif /* HOTMOD_INTERNAL_H */

@@ -1,0 +1,269 @@
+/*
+ * loader.c - hm_open(), hm_close() and the request path: hm_get().
+ *
+ * The path of a request for a module that is loaded and current takes no
+ * lock: a lock-free table lookup, one compare-and-swap on the version's
+ * reference count, and one re-read of the entry's current pointer.  With a
+ * check interval it also reads the coarse clock, and stats the file when
+ * the interval has passed (see entry.c).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HM__DEFAULT_GLOBAL "_global.so"
+#define HM__DEFAULT_CHECK_MS 1000
+#define HM__DEFAULT_MAX_SIZE ((size_t)64 << 20)
+#define HM__DEFAULT_DEPTH 16
+
+/* Set a member only if the caller's struct has room for it. */
+#define HM__OPT_SET(o, size, member, value)                                   \
+	do {                                                                  \
+		if (offsetof(struct hm_options, member) + sizeof((o)->member) <= (size)) \
+			(o)->member = (value);                                \
+	} while (0)
+
+void hm__options_init(struct hm_options *o, size_t size)
+{
+	if (!o || size < sizeof o->size)
+		return;
+	memset(o, 0, size);
+	o->size = size;
+	HM__OPT_SET(o, size, global_name, HM__DEFAULT_GLOBAL);
+	HM__OPT_SET(o, size, check_interval_ms, HM__DEFAULT_CHECK_MS);
+	HM__OPT_SET(o, size, max_module_size, HM__DEFAULT_MAX_SIZE);
+	HM__OPT_SET(o, size, max_depth, HM__DEFAULT_DEPTH);
+}
+
+static int hm__options_check(const struct hm_options *o)
+{
+	const char *g = o->global_name;
+
+	if (!o->root || !*o->root)
+		return hm__fail(HM_EINVAL, "hm_open: options.root is required");
+	if (!g || !*g || strchr(g, '/') || g[0] == '.' || strlen(g) > 255)
+		return hm__fail(HM_EINVAL, "hm_open: options.global_name must be a "
+					   "plain file name");
+	if (o->check_interval_ms < HM_CHECK_NEVER)
+		return hm__fail(HM_EINVAL, "hm_open: options.check_interval_ms is %d",
+			o->check_interval_ms);
+	if (o->max_depth < 1)
+		return hm__fail(HM_EINVAL, "hm_open: options.max_depth must be >= 1");
+	if (o->trust & ~(HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE | HM_TRUST_ANY_OWNER))
+		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.trust");
+	return 0;
+}
+
+static int hm__open_root(hm_loader *l)
+{
+	struct stat st;
+	int rc;
+
+	l->rootfd = open(l->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (l->rootfd < 0)
+		return hm__fail(errno == ENOENT ? HM_ENOENT : HM_ESYS,
+			"root %s: %s", l->root, strerror(errno));
+	if (fstat(l->rootfd, &st) < 0)
+		return hm__fail(HM_ESYS, "root %s: fstat: %s", l->root, strerror(errno));
+	if ((rc = hm__check_perms(l, &st, l->root)) < 0)
+		return rc;
+	return 0;
+}
+
+static void hm__free(hm_loader *l)
+{
+	hm__versions_free(l);
+	hm__table_free(l);
+	if (l->rootfd >= 0)
+		close(l->rootfd);
+	pthread_mutex_destroy(&l->table_lock);
+	pthread_mutex_destroy(&l->graph_lock);
+	pthread_mutex_destroy(&l->ver_lock);
+	pthread_cond_destroy(&l->ver_cond);
+	free(l->root);
+	free(l->global_name);
+	free(l);
+}
+
+int hm_open(hm_loader **out, const struct hm_options *opts)
+{
+	struct hm_options o;
+	pthread_condattr_t ca;
+	hm_loader *l;
+	int rc;
+
+	if (!out || !opts || opts->size < offsetof(struct hm_options, root) + sizeof o.root)
+		return hm__fail(HM_EINVAL, "hm_open: NULL argument or options not "
+					   "initialised with hm_options_init()");
+	*out = NULL;
+	/* An older caller's struct is shorter: defaults fill the rest. */
+	hm_options_init(&o);
+	memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+	if ((rc = hm__options_check(&o)) < 0)
+		return rc;
+	if (!(l = calloc(1, sizeof *l)))
+		return hm__fail(HM_ENOMEM, "hm_open: out of memory");
+	l->rootfd = -1;
+	pthread_mutex_init(&l->table_lock, NULL);
+	pthread_mutex_init(&l->graph_lock, NULL);
+	pthread_mutex_init(&l->ver_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->ver_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	l->root = strdup(o.root);
+	l->global_name = strdup(o.global_name);
+	l->log = o.log;
+	l->log_arg = o.log_arg;
+	l->app = o.app;
+	l->check_ns = o.check_interval_ms < 0 ? -1 : (int64_t)o.check_interval_ms * 1000000;
+	l->trust = o.trust;
+	l->max_size = o.max_module_size ? o.max_module_size : HM__DEFAULT_MAX_SIZE;
+	l->max_depth = o.max_depth;
+	l->euid = geteuid();
+	if (!l->root || !l->global_name || hm__table_init(l) < 0) {
+		rc = hm__fail(HM_ENOMEM, "hm_open: out of memory");
+		goto fail;
+	}
+	if ((rc = hm__open_root(l)) < 0)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	hm__free(l);
+	return rc;
+}
+
+/* Report what is still held; ver_lock held. */
+static void hm__report_live(hm_loader *l)
+{
+	for (struct hm_module *v = l->live; v; v = v->live_next)
+		hm__log(l, HM_LOG_WARN, "close: %s version %llu still has %lu references",
+			v->entry->key, (unsigned long long)v->gen,
+			atomic_load_explicit(&v->refs, memory_order_relaxed));
+}
+
+int hm_close(hm_loader *l, int timeout_ms)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	if (!l)
+		return 0;
+	/* Under the table lock: after this no entry is inserted. */
+	pthread_mutex_lock(&l->table_lock);
+	atomic_store_explicit(&l->closing, true, memory_order_relaxed);
+	pthread_mutex_unlock(&l->table_lock);
+	hm__table_each(l, hm__entry_drop);
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&l->ver_lock);
+	while (l->nlive > 0 && rc == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
+		else
+			rc = pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &deadline);
+	}
+	if (l->nlive > 0) {
+		size_t n = l->nlive;
+		hm__report_live(l);
+		pthread_mutex_unlock(&l->ver_lock);
+		return hm__fail(HM_ETIMEDOUT, "close: %zu versions still referenced after %d ms",
+			n, timeout_ms);
+	}
+	pthread_mutex_unlock(&l->ver_lock);
+	hm__reaper_stop(l);
+	hm__free(l);
+	return 0;
+}
+
+static int hm__get_slow(hm_loader *l, const char *path, size_t len,
+	struct hm__entry *e, hm_module **out)
+{
+	char key[HM__PATH_MAX + 4];
+	struct hm__fileid id;
+	int rc;
+
+	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
+		return hm__fail(HM_ECLOSED, "%.*s: loader is closing",
+			(int)(len < 64 ? len : 64), path);
+	if (!e || e->is_global) {
+		if ((rc = hm__path_check(path, len, l->global_name)) < 0)
+			return rc;
+		memcpy(key, path, len);
+		memcpy(key + len, ".so", 4);
+		/* Entries only for files that exist: hostile names cannot grow
+		 * the table. */
+		if ((rc = hm__stat_key(l, key, &id)) < 0)
+			return rc;
+		if ((rc = hm__table_insert(l, key, len + 3, false, &e)) < 0)
+			return rc;
+	}
+	return hm__entry_get(e, out);
+}
+
+int hm_get(hm_loader *l, const char *path, hm_module **out)
+{
+	struct hm__entry *e;
+	struct hm_module *v;
+	size_t len;
+
+	if (!l || !path || !out)
+		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	e = hm__table_find(l, path, len, ".so");
+	if (e && !e->is_global) {
+		if (l->check_ns >= 0 &&
+		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
+			(void)hm__entry_refresh(e, false);
+		/* acquire: pairs with the exchange that published v */
+		v = atomic_load_explicit(&e->current, memory_order_acquire);
+		if (v && hm__version_tryget(v)) {
+			/* v may have been recycled for another version between the
+			 * load and the CAS: keep it only if it is still current. */
+			if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
+				*out = v;
+				return 0;
+			}
+			hm_put(v);
+		}
+	}
+	return hm__get_slow(l, path, len, e, out);
+}
+
+int hm_refresh(hm_loader *l, const char *path)
+{
+	struct hm__entry *e;
+	hm_module *v;
+	size_t len;
+	int rc;
+
+	if (!l || !path)
+		return hm__fail(HM_EINVAL, "hm_refresh: NULL argument");
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	e = hm__table_find(l, path, len, ".so");
+	if (!e || e->is_global || !atomic_load_explicit(&e->current, memory_order_acquire)) {
+		/* Not loaded yet: loading it is the refresh. */
+		if ((rc = hm__get_slow(l, path, len, e, &v)) < 0)
+			return rc;
+		hm_put(v);
+		return 1;
+	}
+	return hm__entry_refresh(e, true);
+}

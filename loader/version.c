@@ -1,0 +1,360 @@
+/*
+ * version.c - one loaded version of a file: dlopen of the sealed memfd, the
+ * descriptor check, init; and at the end of its life fini, dlclose and the
+ * check that it really left the process.
+ *
+ * Finalisation runs on the loader's reaper thread, so the request that puts
+ * the last reference on a stale version does not pay for fini and dlclose.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Smallest descriptor a module may define: abi and size only. */
+#define HM__DESC_MIN offsetof(struct hm_module_desc, init)
+/* Largest we believe: anything bigger is not a descriptor. */
+#define HM__DESC_MAX 4096u
+
+static void hm__fdname(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/*
+ * glibc knows a loaded object by the string given to dlopen.  Our names are
+ * /proc/self/fd/N, unique while the memfd stays open; but if some N was
+ * used for another object that is still loaded (a pinned version keeps its
+ * fd open for this reason, but the embedder may dlopen such paths too),
+ * dlopen would return that object.  Probe, and move to another fd number.
+ */
+static int hm__dlopen(int *memfd, const char *key, void **dl)
+{
+	char name[64];
+
+	for (int tries = 0; tries < 8; tries++) {
+		hm__fdname(name, sizeof name, *memfd);
+		void *stale = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+		if (!stale)
+			break;
+		dlclose(stale);
+		int fd = fcntl(*memfd, F_DUPFD_CLOEXEC, *memfd + 1);
+		if (fd < 0)
+			return hm__fail(HM_ESYS, "%s: dup: %s", key, strerror(errno));
+		close(*memfd);
+		*memfd = fd;
+	}
+	*dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (!*dl) {
+		const char *why = dlerror();
+		/* The name is ours, not the user's: show what follows it. */
+		const char *colon = why ? strstr(why, ": ") : NULL;
+		return hm__fail(HM_EDLOPEN, "%s: dlopen: %s", key,
+			colon ? colon + 2 : why ? why : "unknown error");
+	}
+	return 0;
+}
+
+/* Read the descriptor into hooks; the module may know fewer members. */
+static int hm__read_desc(void *dl, const char *key, struct hm__hooks *hooks)
+{
+	const struct hm_module_desc *d = dlsym(dl, HM_MODULE_SYMBOL);
+	struct hm_module_desc copy;
+
+	if (!d)
+		return hm__fail(HM_ENODESC, "%s: no '%s' symbol: define the descriptor "
+					    "with HM_MODULE()", key, HM_MODULE_SYMBOL);
+	if (d->abi != HM_ABI_VERSION)
+		return hm__fail(HM_EABI, "%s: built for module ABI %u, this loader has %u",
+			key, (unsigned)d->abi, (unsigned)HM_ABI_VERSION);
+	if (d->size < HM__DESC_MIN || d->size > HM__DESC_MAX)
+		return hm__fail(HM_EABI, "%s: descriptor size %u is not plausible",
+			key, (unsigned)d->size);
+	memset(&copy, 0, sizeof copy);
+	memcpy(&copy, d, d->size < sizeof copy ? d->size : sizeof copy);
+	*hooks = (struct hm__hooks){
+		.init = copy.init,
+		.fini = copy.fini,
+		.prepare = copy.prepare,
+		.handle = copy.handle,
+		.commit = copy.commit,
+		.rollback = copy.rollback,
+		.release = copy.release,
+	};
+	return 0;
+}
+
+/* A slot from the free list or the heap, on the live list; ver_lock free. */
+static struct hm_module *hm__slot_get(hm_loader *l)
+{
+	struct hm_module *v;
+
+	pthread_mutex_lock(&l->ver_lock);
+	if ((v = l->free_slots) != NULL) {
+		l->free_slots = v->queue_next;
+	} else if ((v = calloc(1, sizeof *v)) != NULL) {
+		atomic_init(&v->refs, 0);
+	}
+	if (v) {
+		v->live_prev = NULL;
+		v->live_next = l->live;
+		if (l->live)
+			l->live->live_prev = v;
+		l->live = v;
+		l->nlive++;
+	}
+	pthread_mutex_unlock(&l->ver_lock);
+	return v;
+}
+
+/* Back to the free list.  refs is 0 and stays 0 until the slot is reused. */
+static void hm__slot_put(hm_loader *l, struct hm_module *v)
+{
+	pthread_mutex_lock(&l->ver_lock);
+	if (v->live_prev)
+		v->live_prev->live_next = v->live_next;
+	else
+		l->live = v->live_next;
+	if (v->live_next)
+		v->live_next->live_prev = v->live_prev;
+	v->queue_next = l->free_slots;
+	l->free_slots = v;
+	if (--l->nlive == 0)
+		pthread_cond_broadcast(&l->ver_cond);
+	pthread_mutex_unlock(&l->ver_lock);
+}
+
+static void hm__init_ctx(hm_ctx *ctx, struct hm_module *v, enum hm__phase phase)
+{
+	bool global = v->entry->is_global;
+
+	*ctx = (hm_ctx){
+		.loader = v->entry->loader,
+		.mod = global ? NULL : v,
+		.glob = global ? v : v->global,
+		.layer = global ? HM_LAYER_GLOBAL : HM_LAYER_MODULE,
+		.phase = phase,
+	};
+}
+
+/*
+ * dlclose, then ask whether the object is really gone.  If it stayed (see
+ * LINUX-NOTES.md: nodelete, unique symbols, TLS destructors), its name must
+ * never be reused: keep the memfd open forever and count it.
+ */
+static bool hm__unload(hm_loader *l, const char *key, uint64_t gen, void *dl, int memfd)
+{
+	char name[64];
+	void *still;
+
+	dlclose(dl);
+	hm__fdname(name, sizeof name, memfd);
+	still = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+	if (still) {
+		dlclose(still);
+		pthread_mutex_lock(&l->ver_lock);
+		l->pinned++;
+		pthread_mutex_unlock(&l->ver_lock);
+		hm__log(l, HM_LOG_WARN,
+			"%s version %llu could not be unloaded: it stays mapped (pinned)",
+			key, (unsigned long long)gen);
+		return false;
+	}
+	close(memfd);
+	return true;
+}
+
+int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_module **out)
+{
+	hm_loader *l = e->loader;
+	struct hm__fileid id;
+	struct hm__hooks hooks;
+	struct hm_module *v;
+	void *dl = NULL;
+	int memfd = -1, rc;
+	hm_ctx ctx;
+
+	if ((rc = hm__copy_module(l, e->key, &memfd, &id)) < 0)
+		return rc;
+	if ((rc = hm__dlopen(&memfd, e->key, &dl)) < 0)
+		goto fail;
+	if ((rc = hm__read_desc(dl, e->key, &hooks)) < 0)
+		goto fail;
+	if ((v = hm__slot_get(l)) == NULL) {
+		rc = hm__fail(HM_ENOMEM, "%s: out of memory", e->key);
+		goto fail;
+	}
+	/* Only the thread in e->loading_by gets here: next_gen is ours. */
+	v->entry = e;
+	v->global = global;
+	v->hooks = hooks;
+	v->state = NULL;
+	v->dl = dl;
+	v->memfd = memfd;
+	v->gen = e->next_gen++;
+	v->id = id;
+	if (global)
+		atomic_fetch_add_explicit(&global->refs, 1, memory_order_relaxed);
+
+	hm__init_ctx(&ctx, v, HM__PHASE_INIT);
+	rc = hm__run_init(&ctx, v->hooks.init);
+	if (rc < 0) {
+		rc = hm__fail(HM_EINIT, "%s version %llu: init returned %d", e->key,
+			(unsigned long long)v->gen, rc);
+		hm__slot_put(l, v);
+		if (global)
+			hm_put(global);
+		goto fail;
+	}
+	/* No release needed: v is published later by a release exchange. */
+	atomic_store_explicit(&v->refs, 1, memory_order_relaxed);
+	*out = v;
+	return 0;
+fail:
+	if (dl)
+		dlclose(dl);
+	close(memfd);
+	return rc;
+}
+
+static void hm__finalise(struct hm_module *v)
+{
+	hm_loader *l = v->entry->loader;
+	struct hm_module *global = v->global;
+	hm_ctx ctx;
+
+	hm__init_ctx(&ctx, v, HM__PHASE_FINI);
+	hm__run_fini(&ctx, v->hooks.fini);
+	if (hm__unload(l, v->entry->key, v->gen, v->dl, v->memfd))
+		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
+			(unsigned long long)v->gen);
+	hm__slot_put(l, v);
+	/* After the module: a global outlives every version bound to it. */
+	if (global)
+		hm_put(global);
+}
+
+static void *hm__reaper(void *arg)
+{
+	hm_loader *l = arg;
+
+	pthread_mutex_lock(&l->ver_lock);
+	for (;;) {
+		struct hm_module *v = l->reap_head;
+		if (!v) {
+			if (l->reaper_stop)
+				break;
+			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
+			continue;
+		}
+		if (!(l->reap_head = v->queue_next))
+			l->reap_tail = NULL;
+		pthread_mutex_unlock(&l->ver_lock);
+		hm__finalise(v);
+		pthread_mutex_lock(&l->ver_lock);
+	}
+	pthread_mutex_unlock(&l->ver_lock);
+	return NULL;
+}
+
+/* Start the reaper; ver_lock held.  Its signals stay with the embedder. */
+static bool hm__reaper_start(hm_loader *l)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	l->reaper_started = pthread_create(&l->reaper, NULL, hm__reaper, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (l->reaper_started)
+		pthread_setname_np(l->reaper, "hotmod-reaper");
+	return l->reaper_started;
+}
+
+void hm__version_retire(struct hm_module *v)
+{
+	hm_loader *l = v->entry->loader;
+
+	pthread_mutex_lock(&l->ver_lock);
+	if (l->reaper_started || (!l->reaper_stop && hm__reaper_start(l))) {
+		v->queue_next = NULL;
+		if (l->reap_tail)
+			l->reap_tail->queue_next = v;
+		else
+			l->reap_head = v;
+		l->reap_tail = v;
+		pthread_cond_broadcast(&l->ver_cond);
+		pthread_mutex_unlock(&l->ver_lock);
+		return;
+	}
+	pthread_mutex_unlock(&l->ver_lock);
+	/* No reaper (it could not start, or close stopped it): do it here. */
+	hm__finalise(v);
+}
+
+void hm__reaper_stop(hm_loader *l)
+{
+	bool join;
+
+	pthread_mutex_lock(&l->ver_lock);
+	l->reaper_stop = true;
+	join = l->reaper_started;
+	l->reaper_started = false;
+	pthread_cond_broadcast(&l->ver_cond);
+	pthread_mutex_unlock(&l->ver_lock);
+	if (join)
+		pthread_join(l->reaper, NULL);
+}
+
+void hm__versions_free(hm_loader *l)
+{
+	struct hm_module *v;
+
+	while ((v = l->free_slots) != NULL) {
+		l->free_slots = v->queue_next;
+		free(v);
+	}
+}
+
+void hm_put(hm_module *v)
+{
+	if (!v)
+		return;
+	/*
+	 * acq_rel: the release half orders this thread's use of v before the
+	 * finalisation; the acquire half makes the last putter see every other
+	 * thread's use.  (A release decrement plus an acquire fence would do,
+	 * but ThreadSanitizer does not model fences.)
+	 */
+	if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+		hm__version_retire(v);
+}
+
+const char *hm_module_path(const hm_module *v)
+{
+	return v ? v->entry->key : NULL;
+}
+
+uint64_t hm_module_version(const hm_module *v)
+{
+	return v ? v->gen : 0;
+}
+
+void *hm_module_symbol(const hm_module *v, const char *name)
+{
+	if (!v || !name) {
+		hm__fail(HM_EINVAL, "hm_module_symbol: NULL argument");
+		return NULL;
+	}
+	void *sym = dlsym(v->dl, name);
+	if (!sym)
+		hm__fail(HM_ENOENT, "%s: no symbol '%s'", v->entry->key, name);
+	return sym;
+}

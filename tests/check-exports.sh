@@ -1,0 +1,17 @@
+#!/bin/sh
+# The library exports exactly the public API in tests/exports.txt, no more
+# (an internal leaking out) and no less (a public function lost).
+set -eu
+lib="${top_builddir:-.}/loader/.libs/libhotmod.so"
+list="${top_srcdir:-.}/tests/exports.txt"
+actual=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sort)
+expected=$(sort "$list")
+if [ "$actual" != "$expected" ]; then
+	echo "exported symbols differ from $list (- expected, + actual):"
+	printf '%s\n' "$expected" > exports.expected.tmp
+	printf '%s\n' "$actual" > exports.actual.tmp
+	diff -u exports.expected.tmp exports.actual.tmp || true
+	rm -f exports.expected.tmp exports.actual.tmp
+	exit 1
+fi
+echo "exports: $(printf '%s\n' "$actual" | wc -l) symbols, as listed"

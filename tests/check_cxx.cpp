@@ -1,0 +1,16 @@
+// The public headers compile as C++ and link: the API is usable from C++.
+#include <hotmod.h>
+#include <hotmod_module.h>
+
+#include <cstdio>
+#include <cstring>
+
+int main()
+{
+	if (std::strcmp(hm_strerror(HM_ENOENT), "no such module") != 0)
+		return 1;
+	struct hm_options opts;
+	hm_options_init(&opts);
+	std::printf("1 passed, 0 failed\n");
+	return opts.size == sizeof opts && hm_version() == HM_VERSION_HEX ? 0 : 1;
+}

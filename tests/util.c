@@ -1,0 +1,150 @@
+/* util.c - helpers shared by the Check suites. */
+#include "util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+char *mkroot(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *root;
+
+	ck_assert(asprintf(&root, "%s/hotmod-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") > 0);
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	ck_assert_int_eq(chmod(root, 0755), 0);
+	return root;
+}
+
+void rmroot(char *root)
+{
+	const char *argv[] = {"rm", "-rf", root, NULL};
+	ck_assert_int_eq(run(argv), 0);
+	free(root);
+}
+
+const char *fixture(const char *name)
+{
+	static __thread char buf[PATH_MAX];
+
+	snprintf(buf, sizeof buf, "%s/%s.so", FIXTURES, name);
+	ck_assert_msg(access(buf, R_OK) == 0, "fixture %s not built", buf);
+	return buf;
+}
+
+int run(const char *const argv[])
+{
+	pid_t pid;
+	int status;
+
+	ck_assert_int_eq(posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv,
+				 environ), 0);
+	while (waitpid(pid, &status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *at(const char *root, const char *rel)
+{
+	char *p;
+	ck_assert(asprintf(&p, "%s/%s", root, rel) > 0);
+	return p;
+}
+
+static void mkparents(const char *root, const char *rel)
+{
+	char *dst = at(root, rel), *slash = strrchr(dst, '/');
+	*slash = '\0';
+	const char *argv[] = {"mkdir", "-p", "-m", "755", dst, NULL};
+	ck_assert_int_eq(run(argv), 0);
+	free(dst);
+}
+
+void deploy_cp(const char *name, const char *root, const char *rel)
+{
+	char *dst = at(root, rel);
+	mkparents(root, rel);
+	const char *argv[] = {"cp", fixture(name), dst, NULL};
+	ck_assert_int_eq(run(argv), 0);
+	ck_assert_int_eq(chmod(dst, 0644), 0);
+	free(dst);
+}
+
+void deploy_mv(const char *name, const char *root, const char *rel)
+{
+	char *dst = at(root, rel), *tmp;
+	mkparents(root, rel);
+	ck_assert(asprintf(&tmp, "%s/.tmp-%s-%d", root, name, (int)getpid()) > 0);
+	const char *cp[] = {"cp", fixture(name), tmp, NULL};
+	ck_assert_int_eq(run(cp), 0);
+	ck_assert_int_eq(chmod(tmp, 0644), 0);
+	const char *mv[] = {"mv", "-f", tmp, dst, NULL};
+	ck_assert_int_eq(run(mv), 0);
+	free(tmp);
+	free(dst);
+}
+
+void deploy_install(const char *name, const char *root, const char *rel)
+{
+	char *dst = at(root, rel);
+	mkparents(root, rel);
+	const char *argv[] = {"install", "-m", "644", fixture(name), dst, NULL};
+	ck_assert_int_eq(run(argv), 0);
+	free(dst);
+}
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[1 << 16];
+static size_t log_len;
+
+static void test_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	pthread_mutex_lock(&log_mu);
+	int n = snprintf(log_buf + log_len, sizeof log_buf - log_len, "%s\n", msg);
+	if (n > 0 && (size_t)n < sizeof log_buf - log_len)
+		log_len += (size_t)n;
+	pthread_mutex_unlock(&log_mu);
+}
+
+int logged(const char *needle)
+{
+	pthread_mutex_lock(&log_mu);
+	int found = strstr(log_buf, needle) != NULL;
+	pthread_mutex_unlock(&log_mu);
+	return found;
+}
+
+void log_reset(void)
+{
+	pthread_mutex_lock(&log_mu);
+	log_len = 0;
+	log_buf[0] = '\0';
+	pthread_mutex_unlock(&log_mu);
+}
+
+hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms)
+{
+	struct hm_options o;
+	hm_loader *l = NULL;
+
+	hm_options_init(&o);
+	o.root = root;
+	o.app = app;
+	o.log = test_log;
+	o.check_interval_ms = interval_ms;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	if (app)
+		app->loader = l;
+	return l;
+}

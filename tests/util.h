@@ -1,0 +1,29 @@
+/* util.h - helpers shared by the Check suites. */
+#ifndef TESTS_UTIL_H
+#define TESTS_UTIL_H
+
+#include <check.h>
+#include <hotmod.h>
+
+#include "fixture.h"
+
+/* A fresh root directory (mode 0755) under $TMPDIR; removed by rmroot. */
+char *mkroot(void);
+void rmroot(char *root);
+/* The built fixture "probe_v1" -> ".../tests/fixtures/.libs/probe_v1.so". */
+const char *fixture(const char *name);
+/* Run a real command (argv[0] looked up in PATH); returns its exit status. */
+int run(const char *const argv[]);
+/* Put fixture name at root/rel with cp, mv (from a copy in root) or install. */
+void deploy_cp(const char *name, const char *root, const char *rel);
+void deploy_mv(const char *name, const char *root, const char *rel);
+void deploy_install(const char *name, const char *root, const char *rel);
+/* A path under root; static buffer per call site is the caller's. */
+char *at(const char *root, const char *rel);
+/* Open a loader on root with app; interval HM_CHECK_NEVER unless said. */
+hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms);
+/* Lines logged by loaders opened with open_loader, for assertions. */
+int logged(const char *needle);
+void log_reset(void);
+
+#endif
