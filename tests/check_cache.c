@@ -1,2 +1,527 @@
+/*
+ * check_cache.c - the cache and its versions: one load per version under
+ * concurrency, parallel loads of different files, stale versions serving
+ * the requests that hold them, change detection, reentrancy, close.
+ *
+ * Threads meet through gates (a flag under a mutex); a gate that is never
+ * opened fails the test after a generous bound instead of hanging it.
+ */
+#define _GNU_SOURCE 1
 #include "util.h"
-int main(void){return 0;}
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GATE_BOUND_S 30
+
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int value;
+};
+#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+
+static void gate_add(struct gate *g, int n)
+{
+	pthread_mutex_lock(&g->mu);
+	g->value += n;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Wait until the gate reaches at least n; false if it never does. */
+static bool gate_wait(struct gate *g, int n)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += GATE_BOUND_S;
+	pthread_mutex_lock(&g->mu);
+	while (g->value < n && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);
+	bool ok = g->value >= n;
+	pthread_mutex_unlock(&g->mu);
+	return ok;
+}
+
+static char *root;
+static struct fx_app app;
+static hm_loader *l;
+static struct gate finis_gate = GATE_INIT;
+
+static void count_fini(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	(void)ctx;
+	gate_add(&finis_gate, 1);
+}
+
+static void setup(void)
+{
+	memset(&app, 0, sizeof app);
+	finis_gate.value = 0;
+	app.on_fini = count_fini;
+	root = mkroot();
+	log_reset();
+}
+
+static void teardown(void)
+{
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	/* every version finalised exactly once */
+	ck_assert_int_eq(atomic_load(&app.inits), atomic_load(&app.finis));
+	rmroot(root);
+}
+
+/* ---- one load for many concurrent first requests ---- */
+
+#define HERD 8
+static pthread_barrier_t herd_barrier;
+static hm_module *herd_got[HERD];
+
+static void *herd_thread(void *arg)
+{
+	long i = (long)arg;
+
+	pthread_barrier_wait(&herd_barrier);
+	ck_assert_int_eq(hm_get(l, "m", &herd_got[i]), 0);
+	return NULL;
+}
+
+START_TEST(test_concurrent_first_requests_run_one_init)
+{
+	pthread_t t[HERD];
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	pthread_barrier_init(&herd_barrier, NULL, HERD);
+	for (long i = 0; i < HERD; i++)
+		pthread_create(&t[i], NULL, herd_thread, (void *)i);
+	for (int i = 0; i < HERD; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&herd_barrier);
+	ck_assert_int_eq(atomic_load(&app.inits), 1);
+	for (int i = 0; i < HERD; i++) {
+		ck_assert_ptr_eq(herd_got[i], herd_got[0]);
+		hm_put(herd_got[i]);
+	}
+	ck_assert_uint_eq(hm_module_version(herd_got[0]), 1);
+}
+END_TEST
+
+/* ---- two slow inits overlap: each waits inside init for the other ---- */
+
+static struct gate in_init = GATE_INIT;
+
+static int handshake_init(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	(void)ctx;
+	gate_add(&in_init, 1);
+	/* Serialised loads would wait here forever: the other never comes. */
+	return gate_wait(&in_init, 2) ? 0 : -1;
+}
+
+static void *get_thread(void *arg)
+{
+	hm_module *m;
+	long rc = hm_get(l, arg, &m);
+
+	if (rc == 0)
+		hm_put(m);
+	return (void *)rc;
+}
+
+START_TEST(test_two_slow_inits_of_different_files_run_in_parallel)
+{
+	pthread_t a, b;
+	void *ra, *rb;
+
+	deploy_cp("probe_v1", root, "a.so");
+	deploy_cp("probe_v1", root, "b.so");
+	in_init.value = 0;
+	app.on_init = handshake_init;
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	pthread_create(&a, NULL, get_thread, "a");
+	pthread_create(&b, NULL, get_thread, "b");
+	pthread_join(a, &ra);
+	pthread_join(b, &rb);
+	ck_assert_int_eq((long)ra, 0);
+	ck_assert_int_eq((long)rb, 0);
+	ck_assert_int_eq(atomic_load(&app.inits), 2);
+}
+END_TEST
+
+/* ---- a request holding version 1 runs version 1 to the end ---- */
+
+static struct gate in_handler = GATE_INIT, may_finish = GATE_INIT;
+
+static void park_in_handler(struct fx_req *req, hm_ctx *ctx)
+{
+	(void)req;
+	(void)ctx;
+	gate_add(&in_handler, 1);
+	ck_assert(gate_wait(&may_finish, 1));
+}
+
+static void *dispatch_thread(void *arg)
+{
+	struct fx_req *req = arg;
+	return (void *)(long)hm_dispatch(l, "m", req);
+}
+
+START_TEST(test_stale_version_serves_inflight_request_and_is_finalised_after_its_put)
+{
+	struct fx_req old_req = {.in_handle = park_in_handler}, new_req = {0};
+	pthread_t t;
+	void *rc;
+
+	in_handler.value = may_finish.value = 0;
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	pthread_create(&t, NULL, dispatch_thread, &old_req);
+	ck_assert(gate_wait(&in_handler, 1));
+
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	ck_assert_int_eq(hm_dispatch(l, "m", &new_req), 2);
+	ck_assert_int_eq(new_req.handled_by, 2);
+	ck_assert_int_eq(atomic_load(&app.finis), 0); /* v1 is still held */
+
+	gate_add(&may_finish, 1);
+	pthread_join(t, &rc);
+	ck_assert_int_eq((long)rc, 1);
+	ck_assert_int_eq(old_req.handled_by, 1); /* v1's code and state to the end */
+	ck_assert(gate_wait(&finis_gate, 1));    /* then v1 is finalised */
+	ck_assert_int_eq(atomic_load(&app.finis), 1);
+	ck_assert_int_eq(atomic_load(&app.inits), 2);
+}
+END_TEST
+
+/* ---- change detection by stat on the request path ---- */
+
+START_TEST(test_every_writer_is_seen_when_checking_on_every_request)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	deploy_mv("probe_v2", root, "m.so"); /* rename over it */
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
+	deploy_install("probe_v1", root, "m.so"); /* unlink + create */
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	deploy_cp("probe_v2", root, "m.so"); /* rewrite in place, same inode */
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
+	ck_assert_uint_eq(req.version, 4);
+	ck_assert_int_eq(atomic_load(&app.inits), 4);
+}
+END_TEST
+
+START_TEST(test_unchanged_file_is_not_reloaded)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(hm_refresh(l, "m"), 0);
+	ck_assert_int_eq(atomic_load(&app.inits), 1);
+}
+END_TEST
+
+START_TEST(test_deleted_module_stops_serving_and_comes_back_when_readded)
+{
+	struct fx_req req = {0};
+	char *path = at(root, "m.so");
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_ENOENT);
+	ck_assert(gate_wait(&finis_gate, 1));
+	deploy_install("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
+	ck_assert_uint_eq(req.version, 2);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_interval_never_waits_for_refresh)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(hm_refresh(l, "/m"), 1);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
+}
+END_TEST
+
+/* ---- the global module ---- */
+
+START_TEST(test_new_global_rebinds_modules_and_old_pair_finishes)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "d/m.so");
+	deploy_cp("global_v1", root, "d/_global.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "d/m", &req), 1);
+	ck_assert_uint_eq(req.global_version, 1);
+	deploy_mv("global_v2", root, "d/_global.so");
+	ck_assert_int_eq(hm_dispatch(l, "d/m", &req), 1);
+	ck_assert_uint_eq(req.global_version, 2); /* module re-initialised against it */
+	ck_assert_uint_eq(req.version, 2);
+	/* old module version, then old global: two finis */
+	ck_assert(gate_wait(&finis_gate, 2));
+	ck_assert_int_eq(atomic_load(&app.inits), 4);
+}
+END_TEST
+
+/* ---- reentrancy ---- */
+
+static struct gate reload_in_init = GATE_INIT, reload_may_finish = GATE_INIT;
+
+static int blocking_init(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	if (hm_ctx_version(ctx) == 2) { /* only the reload blocks */
+		gate_add(&reload_in_init, 1);
+		if (!gate_wait(&reload_may_finish, 1))
+			return -1;
+	}
+	return 0;
+}
+
+static void *refresh_thread(void *arg)
+{
+	return (void *)(long)hm_refresh(l, arg);
+}
+
+static void nested_during_reload(struct fx_req *req, hm_ctx *ctx)
+{
+	struct fx_req inner = {0};
+
+	(void)ctx;
+	if (req->depth > 0)
+		return;
+	/* The module is being reloaded by another thread right now. */
+	req->redirect_rc = hm_dispatch(l, "m", &inner);
+	req->global_version = inner.version;
+}
+
+START_TEST(test_nested_dispatch_of_own_module_during_its_reload_uses_current)
+{
+	struct fx_req req = {.in_handle = nested_during_reload};
+	pthread_t t;
+	void *rc;
+
+	reload_in_init.value = reload_may_finish.value = 0;
+	deploy_cp("probe_v1", root, "m.so");
+	app.on_init = blocking_init;
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
+	deploy_mv("probe_v2", root, "m.so");
+	pthread_create(&t, NULL, refresh_thread, "m");
+	ck_assert(gate_wait(&reload_in_init, 1)); /* v2's init is running */
+
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(req.redirect_rc, 1);        /* nested call: v1, no wait */
+	ck_assert_uint_eq(req.global_version, 1);
+
+	gate_add(&reload_may_finish, 1);
+	pthread_join(t, &rc);
+	ck_assert_int_eq((long)rc, 1);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
+}
+END_TEST
+
+static int self_get_rc;
+
+static int init_gets_itself(struct fx_app *a, hm_ctx *ctx)
+{
+	hm_module *m;
+
+	(void)ctx;
+	self_get_rc = hm_get(a->loader, "m", &m);
+	if (self_get_rc == 0)
+		hm_put(m);
+	return 0;
+}
+
+START_TEST(test_init_asking_for_its_own_module_gets_edeadlk)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	app.on_init = init_gets_itself;
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(self_get_rc, HM_EDEADLK);
+}
+END_TEST
+
+static atomic_int cycle_edeadlk;
+static struct gate both_in_init = GATE_INIT;
+
+static int init_gets_the_other(struct fx_app *a, hm_ctx *ctx)
+{
+	const char *other = strcmp(hm_ctx_path(ctx), "a.so") == 0 ? "b" : "a";
+	hm_module *m;
+	int rc;
+
+	gate_add(&both_in_init, 1);
+	gate_wait(&both_in_init, 2);
+	rc = hm_get(a->loader, other, &m);
+	if (rc == 0)
+		hm_put(m);
+	else if (rc == HM_EDEADLK)
+		atomic_fetch_add(&cycle_edeadlk, 1);
+	return 0;
+}
+
+START_TEST(test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang)
+{
+	pthread_t a, b;
+	void *ra, *rb;
+
+	deploy_cp("probe_v1", root, "a.so");
+	deploy_cp("probe_v1", root, "b.so");
+	atomic_store(&cycle_edeadlk, 0);
+	both_in_init.value = 0;
+	app.on_init = init_gets_the_other;
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	pthread_create(&a, NULL, get_thread, "a");
+	pthread_create(&b, NULL, get_thread, "b");
+	pthread_join(a, &ra);
+	pthread_join(b, &rb);
+	ck_assert_int_eq((long)ra, 0);
+	ck_assert_int_eq((long)rb, 0);
+	ck_assert_int_ge(atomic_load(&cycle_edeadlk), 1);
+}
+END_TEST
+
+/* ---- many threads while versions change ---- */
+
+#define STRESS_THREADS 4
+#define STRESS_RELOADS 40
+static atomic_bool stress_stop;
+static atomic_long stress_bad, stress_done;
+
+static void *stress_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stress_stop)) {
+		struct fx_req req = {0};
+		int rc = hm_dispatch(l, "m", &req);
+		if ((rc != 1 && rc != 2) || req.handled_by != rc)
+			atomic_fetch_add(&stress_bad, 1);
+		atomic_fetch_add(&stress_done, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_requests_never_fail_while_versions_change)
+{
+	pthread_t t[STRESS_THREADS];
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	atomic_store(&stress_stop, false);
+	atomic_store(&stress_bad, 0);
+	atomic_store(&stress_done, 0);
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_create(&t[i], NULL, stress_thread, NULL);
+	for (int i = 0; i < STRESS_RELOADS; i++) {
+		deploy_mv(i % 2 ? "probe_v1" : "probe_v2", root, "m.so");
+		ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	}
+	atomic_store(&stress_stop, true);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_eq(atomic_load(&stress_bad), 0);
+	ck_assert_int_gt(atomic_load(&stress_done), 0);
+	ck_assert_int_eq(atomic_load(&app.inits), STRESS_RELOADS + 1);
+}
+END_TEST
+
+/* ---- close ---- */
+
+START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
+{
+	hm_module *m;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(hm_close(l, 0), HM_ETIMEDOUT);
+	ck_assert(logged("m.so version 1 still has 1 references"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "1 versions still referenced"));
+	/* closing: no new module is handed out, the held one still works */
+	ck_assert_int_eq(hm_get(l, "m", &(hm_module *){NULL}), HM_ECLOSED);
+	ck_assert_int_eq(hm_call(m, &(struct fx_req){0}), 1);
+	hm_put(m);
+	/* teardown closes for real */
+}
+END_TEST
+
+START_TEST(test_close_runs_fini_of_modules_before_their_global)
+{
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("global_v1", root, "_global.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
+	ck_assert_int_eq(atomic_load(&app.inits), 2);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	ck_assert_int_eq(atomic_load(&app.finis), 2);
+	/* the log shows the order */
+	ck_assert(logged("m.so version 1 unloaded\n_global.so version 1 unloaded"));
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+	Suite *s = suite_create("cache");
+	TCase *c = tcase_create("cache");
+
+	tcase_add_checked_fixture(c, setup, teardown);
+	tcase_add_test(c, test_concurrent_first_requests_run_one_init);
+	tcase_add_test(c, test_two_slow_inits_of_different_files_run_in_parallel);
+	tcase_add_test(c, test_stale_version_serves_inflight_request_and_is_finalised_after_its_put);
+	tcase_add_test(c, test_every_writer_is_seen_when_checking_on_every_request);
+	tcase_add_test(c, test_unchanged_file_is_not_reloaded);
+	tcase_add_test(c, test_deleted_module_stops_serving_and_comes_back_when_readded);
+	tcase_add_test(c, test_interval_never_waits_for_refresh);
+	tcase_add_test(c, test_new_global_rebinds_modules_and_old_pair_finishes);
+	tcase_add_test(c, test_nested_dispatch_of_own_module_during_its_reload_uses_current);
+	tcase_add_test(c, test_init_asking_for_its_own_module_gets_edeadlk);
+	tcase_add_test(c, test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang);
+	tcase_add_test(c, test_requests_never_fail_while_versions_change);
+	tcase_add_test(c, test_close_with_a_reference_held_times_out_and_reports_it);
+	tcase_add_test(c, test_close_runs_fini_of_modules_before_their_global);
+	suite_add_tcase(s, c);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(cache_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,4 +1,5 @@
 /* util.c - helpers shared by the Check suites. */
+#define _GNU_SOURCE 1
 #include "util.h"
 
 #include <errno.h>
@@ -62,11 +63,15 @@ char *at(const char *root, const char *rel)
 
 static void mkparents(const char *root, const char *rel)
 {
-	char *dst = at(root, rel), *slash = strrchr(dst, '/');
-	*slash = '\0';
-	const char *argv[] = {"mkdir", "-p", "-m", "755", dst, NULL};
+	const char *slash = strrchr(rel, '/');
+	char *dir;
+
+	if (!slash)
+		return;
+	ck_assert(asprintf(&dir, "%s/%.*s", root, (int)(slash - rel), rel) > 0);
+	const char *argv[] = {"mkdir", "-p", "-m", "755", dir, NULL};
 	ck_assert_int_eq(run(argv), 0);
-	free(dst);
+	free(dir);
 }
 
 void deploy_cp(const char *name, const char *root, const char *rel)
