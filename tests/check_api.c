@@ -1,2 +1,232 @@
+/*
+ * check_api.c - the API's edges: options, errors and messages, versions,
+ * NULL arguments, thread-local messages, module accessors.
+ */
+#define _GNU_SOURCE 1
 #include "util.h"
-int main(void){return 0;}
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+START_TEST(test_every_error_code_has_a_name_and_a_text)
+{
+	static const int codes[] = {
+#define CODE(name, value, msg) HM_##name,
+		HM_ERRNO_MAP(CODE)
+#undef CODE
+	};
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		ck_assert_str_ne(hm_strerror(codes[i]), "unknown error");
+		ck_assert_str_ne(hm_err_name(codes[i]), "EUNKNOWN");
+		ck_assert_int_lt(codes[i], 0);
+	}
+	ck_assert_str_eq(hm_err_name(HM_ENOENT), "ENOENT");
+	ck_assert_str_eq(hm_strerror(12345), "unknown error");
+	ck_assert_str_eq(hm_strerror(0), "success");
+}
+END_TEST
+
+START_TEST(test_version_macros_match_the_library)
+{
+	char want[32];
+
+	snprintf(want, sizeof want, "%d.%d.%d", HM_VERSION_MAJOR, HM_VERSION_MINOR,
+		HM_VERSION_PATCH);
+	ck_assert_str_eq(hm_version_string(), want);
+	ck_assert_uint_eq(hm_version(), HM_VERSION_HEX);
+}
+END_TEST
+
+static hm_loader *try_open(struct hm_options *o)
+{
+	hm_loader *l = NULL;
+	int rc = hm_open(&l, o);
+
+	ck_assert_int_eq(rc == 0, l != NULL);
+	return l;
+}
+
+START_TEST(test_open_rejects_bad_options_with_a_reason)
+{
+	struct hm_options o;
+	hm_loader *l;
+	char *root = mkroot();
+
+	ck_assert_int_eq(hm_open(&l, NULL), HM_EINVAL);
+	hm_options_init(&o);
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL); /* no root */
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "root"));
+	o.root = root;
+	o.global_name = "a/b.so";
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "global_name"));
+	o.global_name = "_global.so";
+	o.check_interval_ms = -2;
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+	o.check_interval_ms = 0;
+	o.trust = 0x100;
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+	o.trust = 0;
+	o.root = "/nonexistent/hotmod";
+	ck_assert_int_eq(hm_open(&l, &o), HM_ENOENT);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_open_refuses_a_writable_root_unless_trusted)
+{
+	struct hm_options o;
+	char *root = mkroot();
+
+	hm_options_init(&o);
+	o.root = root;
+	ck_assert_int_eq(chmod(root, 0757), 0);
+	ck_assert_ptr_null(try_open(&o));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "world-writable (mode 0757)"));
+	ck_assert_int_eq(chmod(root, 0775), 0);
+	ck_assert_ptr_null(try_open(&o));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "group-writable (mode 0775)"));
+	o.trust = HM_TRUST_WORLD_WRITABLE | HM_TRUST_GROUP_WRITABLE;
+	hm_loader *l = try_open(&o);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_options_from_an_older_caller_get_defaults_for_the_rest)
+{
+	/* A caller built when hm_options ended after .app: what lies past its
+	 * size is garbage the library must not read. */
+	size_t old = offsetof(struct hm_options, app) + sizeof(void *);
+	struct hm_options full, *o = &full;
+	struct fx_app app = {0};
+	char *root = mkroot();
+	struct fx_req req = {0};
+
+	memset(&full, 0xa5, sizeof full);
+	hm__options_init(o, old);
+	ck_assert_uint_eq(o->size, old);
+	ck_assert_int_eq(full.check_interval_ms, (int)0xa5a5a5a5); /* untouched */
+	o->root = root;
+	o->app = &app;
+	deploy_cp("probe_v1", root, "m.so");
+	hm_loader *l = try_open(o);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_null_arguments_are_refused_not_crashed_on)
+{
+	hm_module *m;
+
+	ck_assert_int_eq(hm_get(NULL, "m", &m), HM_EINVAL);
+	ck_assert_int_eq(hm_dispatch(NULL, "m", NULL), HM_EINVAL);
+	ck_assert_int_eq(hm_refresh(NULL, "m"), HM_EINVAL);
+	ck_assert_int_eq(hm_call(NULL, NULL), HM_EINVAL);
+	ck_assert_int_eq(hm_close(NULL, 0), 0);
+	hm_put(NULL);
+	ck_assert_ptr_null(hm_module_path(NULL));
+	ck_assert_uint_eq(hm_module_version(NULL), 0);
+	ck_assert_ptr_null(hm_module_symbol(NULL, "x"));
+}
+END_TEST
+
+static void *fail_in_thread(void *arg)
+{
+	hm_module *m;
+
+	(void)arg;
+	ck_assert_int_eq(hm_get(NULL, "m", &m), HM_EINVAL);
+	return strdup(hm_errmsg());
+}
+
+START_TEST(test_error_messages_are_per_thread)
+{
+	struct hm_options o;
+	hm_loader *l;
+	pthread_t t;
+	void *other;
+
+	hm_options_init(&o);
+	o.root = "/nonexistent/hotmod";
+	ck_assert_int_eq(hm_open(&l, &o), HM_ENOENT);
+	pthread_create(&t, NULL, fail_in_thread, NULL);
+	pthread_join(t, &other);
+	ck_assert_ptr_nonnull(strstr(other, "hm_get"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
+	free(other);
+}
+END_TEST
+
+START_TEST(test_a_held_module_tells_its_path_version_and_symbols)
+{
+	struct fx_app app = {0};
+	char *root = mkroot();
+	hm_module *m;
+
+	deploy_cp("probe_v1", root, "sub/m.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_get(l, "/sub/m", &m), 0);
+	ck_assert_str_eq(hm_module_path(m), "sub/m.so");
+	ck_assert_uint_eq(hm_module_version(m), 1);
+	ck_assert_ptr_nonnull(hm_module_symbol(m, "hotmod_module"));
+	ck_assert_ptr_null(hm_module_symbol(m, "no_such_symbol"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "no_such_symbol"));
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_refresh_of_an_unloaded_module_loads_it)
+{
+	struct fx_app app = {0};
+	char *root = mkroot();
+
+	deploy_cp("probe_v1", root, "m.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	ck_assert_int_eq(atomic_load(&app.inits), 1);
+	ck_assert_int_eq(hm_refresh(l, "m"), 0);
+	ck_assert_int_eq(hm_refresh(l, "missing"), HM_ENOENT);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	ck_assert_int_eq(atomic_load(&app.finis), 1);
+	rmroot(root);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *c = tcase_create("api");
+
+	tcase_add_test(c, test_every_error_code_has_a_name_and_a_text);
+	tcase_add_test(c, test_version_macros_match_the_library);
+	tcase_add_test(c, test_open_rejects_bad_options_with_a_reason);
+	tcase_add_test(c, test_open_refuses_a_writable_root_unless_trusted);
+	tcase_add_test(c, test_options_from_an_older_caller_get_defaults_for_the_rest);
+	tcase_add_test(c, test_null_arguments_are_refused_not_crashed_on);
+	tcase_add_test(c, test_error_messages_are_per_thread);
+	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
+	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
+	suite_add_tcase(s, c);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(api_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
