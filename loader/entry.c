@@ -37,6 +37,28 @@ int64_t hm__now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * A log line decided under e->lock and emitted after it is dropped: the log
+ * callback is the embedder's code and runs with no loader lock held.
+ */
+struct hm__note {
+	int level;
+	char msg[HM__MSG_MAX + 128];
+};
+
+static void hm__note_flush(const hm_loader *l, struct hm__note *n)
+{
+	if (n->msg[0])
+		hm__log(l, n->level, "%s", n->msg);
+	n->msg[0] = '\0';
+}
+
+#define hm__note(n, lvl, ...)                                                 \
+	do {                                                                  \
+		(n)->level = (lvl);                                           \
+		snprintf((n)->msg, sizeof (n)->msg, __VA_ARGS__);             \
+	} while (0)
+
 /* e->lock held: loading_by changes under both locks (see internal.h). */
 static void hm__set_loading(struct hm__entry *e, struct hm__thread *t)
 {
@@ -111,7 +133,7 @@ static int hm__global_get(struct hm__entry *e, struct hm_module **g)
  * for the caller to put once it dropped the lock.
  */
 static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
-	struct hm_module **old)
+	struct hm_module **old, struct hm__note *note)
 {
 	hm_loader *l = e->loader;
 	struct hm_module *g = NULL, *v = NULL, *prev;
@@ -142,10 +164,10 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		e->bad_code = rc;
 		snprintf(e->bad_msg, sizeof e->bad_msg, "%s", hm__msg());
 		if (prev)
-			hm__log(l, HM_LOG_ERROR, "%s (version %llu keeps serving)",
+			hm__note(note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
 				e->bad_msg, (unsigned long long)prev->gen);
 		else
-			hm__log(l, HM_LOG_ERROR, "%s", e->bad_msg);
+			hm__note(note, HM_LOG_ERROR, "%s", e->bad_msg);
 		return rc;
 	}
 	/* release: a reader that sees v sees everything init wrote */
@@ -153,7 +175,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 	e->id = v->id;
 	e->has_id = true;
 	e->has_bad = false;
-	hm__log(l, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s", e->key,
+	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s", e->key,
 		(unsigned long long)v->gen, (double)(hm__now() - t0) / 1e6,
 		*old ? ", replacing the previous one" : "");
 	return 0;
@@ -164,6 +186,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out)
 	hm_loader *l = e->loader;
 	struct hm_module *v, *old;
 	struct hm__fileid id;
+	struct hm__note note = {0};
 	int rc = 0;
 
 	pthread_mutex_lock(&e->lock);
@@ -191,14 +214,13 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out)
 			rc = hm__fail(e->bad_code, "%s", e->bad_msg);
 			break;
 		}
-		rc = hm__load_locked(e, &id, &old);
-		if (old) {
-			pthread_mutex_unlock(&e->lock);
-			hm_put(old);
-			pthread_mutex_lock(&e->lock);
-		}
+		rc = hm__load_locked(e, &id, &old, &note);
+		pthread_mutex_unlock(&e->lock);
+		hm__note_flush(l, &note);
+		hm_put(old);
 		if (rc < 0)
-			break;
+			return rc;
+		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
@@ -210,6 +232,7 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 	struct hm__entry *ge = NULL;
 	struct hm_module *cur, *old = NULL, *gcur = NULL;
 	struct hm__fileid id;
+	struct hm__note note = {0};
 	bool global_changed;
 	int rc;
 
@@ -239,7 +262,7 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 		/* Deleted: new requests get not-found, running ones finish. */
 		old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
 		e->has_id = false;
-		hm__log(l, HM_LOG_INFO, "%s removed: version %llu serves no new request",
+		hm__note(&note, HM_LOG_INFO, "%s removed: version %llu serves no new request",
 			e->key, (unsigned long long)cur->gen);
 	}
 	if (rc < 0)
@@ -255,11 +278,12 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 		rc = hm__fail(e->bad_code, "%s", e->bad_msg); /* retried when it changes */
 		goto out;
 	}
-	rc = hm__load_locked(e, &id, &old);
+	rc = hm__load_locked(e, &id, &old, &note);
 	if (rc == 0)
 		rc = 1;
 out:
 	pthread_mutex_unlock(&e->lock);
+	hm__note_flush(l, &note);
 	hm_put(old);
 	return rc;
 }

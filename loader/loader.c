@@ -138,13 +138,33 @@ fail:
 	return rc;
 }
 
-/* Report what is still held; ver_lock held. */
+/*
+ * Log what is still held.  Snapshot under ver_lock, log after it: the log
+ * callback runs with no loader lock held.  Keys live as long as the loader.
+ */
 static void hm__report_live(hm_loader *l)
 {
-	for (struct hm_module *v = l->live; v; v = v->live_next)
+	enum { MAX = 32 };
+	struct {
+		const char *key;
+		unsigned long long gen;
+		unsigned long refs;
+	} held[MAX];
+	size_t n = 0, total;
+
+	pthread_mutex_lock(&l->ver_lock);
+	total = l->nlive;
+	for (struct hm_module *v = l->live; v && n < MAX; v = v->live_next, n++) {
+		held[n].key = v->entry->key;
+		held[n].gen = v->gen;
+		held[n].refs = atomic_load_explicit(&v->refs, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&l->ver_lock);
+	for (size_t i = 0; i < n; i++)
 		hm__log(l, HM_LOG_WARN, "close: %s version %llu still has %lu references",
-			v->entry->key, (unsigned long long)v->gen,
-			atomic_load_explicit(&v->refs, memory_order_relaxed));
+			held[i].key, held[i].gen, held[i].refs);
+	if (total > n)
+		hm__log(l, HM_LOG_WARN, "close: and %zu more versions", total - n);
 }
 
 int hm_close(hm_loader *l, int timeout_ms)
@@ -176,14 +196,13 @@ int hm_close(hm_loader *l, int timeout_ms)
 		else
 			rc = pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &deadline);
 	}
-	if (l->nlive > 0) {
-		size_t n = l->nlive;
+	size_t n = l->nlive;
+	pthread_mutex_unlock(&l->ver_lock);
+	if (n > 0) {
 		hm__report_live(l);
-		pthread_mutex_unlock(&l->ver_lock);
 		return hm__fail(HM_ETIMEDOUT, "close: %zu versions still referenced after %d ms",
 			n, timeout_ms);
 	}
-	pthread_mutex_unlock(&l->ver_lock);
 	hm__reaper_stop(l);
 	hm__free(l);
 	return 0;
