@@ -1,2 +1,1356 @@
+/*
+ * check_load.c - loading modules from files under the root: every kind of
+ * file the loader must refuse, the error code and message it refuses it
+ * with, and that a refused file never displaces the version that serves.
+ *
+ * Real files only: the fixtures the build made, dropped with cp, mv,
+ * install, ln, mkdir, mkfifo, truncate.  Reloads are made deterministic with
+ * HM_CHECK_NEVER and hm_refresh() (or HM_CHECK_ALWAYS where a test is about
+ * the request path noticing a change); nothing waits on time.
+ */
 #include "util.h"
-int main(void){return 0;}
+
+#include <dirent.h>
+#include <elf.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Run a real command: cmd("ln", "-s", a, b, NULL); returns its status. */
+static int cmd(const char *arg0, ...)
+{
+	const char *argv[16];
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = arg0;
+	va_start(ap, arg0);
+	while ((argv[n] = va_arg(ap, const char *)) != NULL)
+		ck_assert_int_lt(++n, 15);
+	va_end(ap);
+	return run(argv);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	return st.st_size;
+}
+
+/* A fresh name for a file staged inside root; hidden, so never servable. */
+static char *stage_name(const char *root)
+{
+	static int n;
+	char *p;
+
+	ck_assert(asprintf(&p, "%s/.stage-%d-%d", root, (int)getpid(), n++) > 0);
+	return p;
+}
+
+/* A copy of a fixture staged inside root (mode 0644), for the test to spoil. */
+static char *stage_fixture(const char *root, const char *name)
+{
+	char *p = stage_name(root);
+
+	ck_assert_int_eq(cmd("cp", fixture(name), p, NULL), 0);
+	ck_assert_int_eq(chmod(p, 0644), 0);
+	return p;
+}
+
+/* A file written by the test, staged inside root (mode 0644). */
+static char *stage_text(const char *root, const char *text)
+{
+	char *p = stage_name(root);
+	FILE *f = fopen(p, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(p, 0644), 0);
+	return p;
+}
+
+/*
+ * A deploy replaces ROOT/rel and frees the old inode.  The loader knows a
+ * file by (dev, ino, size, mtime, ctime); on a filesystem that hands a freed
+ * inode number straight to the next new file, two same-sized fixtures
+ * (probe_v1 and probe_v2 are) written within one coarse timestamp tick
+ * could look alike.  Keep each replaced inode alive under ROOT/.keep so the
+ * tests see the change the loader is meant to see, every time.
+ */
+static void keep_old(const char *root, const char *rel)
+{
+	static int n;
+	char *cur = at(root, rel), *dir = at(root, ".keep"), *dst;
+	struct stat st;
+
+	if (lstat(cur, &st) == 0 && S_ISREG(st.st_mode)) {
+		ck_assert_int_eq(cmd("mkdir", "-p", "-m", "755", dir, NULL), 0);
+		ck_assert(asprintf(&dst, "%s/%d", dir, n++) > 0);
+		ck_assert_int_eq(cmd("ln", cur, dst, NULL), 0);
+		free(dst);
+	}
+	free(dir);
+	free(cur);
+}
+
+/* mv a staged file over ROOT/rel (what an atomic deploy does); frees staged. */
+static void put(char *staged, const char *root, const char *rel)
+{
+	char *dst = at(root, rel);
+
+	keep_old(root, rel);
+	ck_assert_int_eq(cmd("mv", "-f", staged, dst, NULL), 0);
+	free(dst);
+	free(staged);
+}
+
+/* deploy_mv(), keeping the old inode (see keep_old). */
+static void redeploy(const char *name, const char *root, const char *rel)
+{
+	keep_old(root, rel);
+	deploy_mv(name, root, rel);
+}
+
+/* Remove ROOT/rel (a file, link or directory) the way rm would. */
+static void remove_rel(const char *root, const char *rel)
+{
+	char *p = at(root, rel);
+
+	keep_old(root, rel);
+	ck_assert_int_eq(cmd("rm", "-rf", p, NULL), 0);
+	free(p);
+}
+
+static void chmod_rel(const char *root, const char *rel, mode_t mode)
+{
+	char *p = at(root, rel);
+
+	ck_assert_int_eq(chmod(p, mode), 0);
+	free(p);
+}
+
+/* Overwrite bytes of a file in place. */
+static void patch(const char *path, off_t off, const void *bytes, size_t len)
+{
+	FILE *f = fopen(path, "r+b");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseeko(f, off, SEEK_SET), 0);
+	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Where the last loadable segment of an ELF file ends (PT_LOAD). */
+static off_t elf_load_end(const char *path)
+{
+	ElfW(Ehdr) eh;
+	ElfW(Phdr) ph;
+	off_t end = 0;
+	FILE *f = fopen(path, "rb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(&eh, sizeof eh, 1, f), 1);
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		ck_assert_int_eq(fseeko(f, (off_t)(eh.e_phoff + i * sizeof ph), SEEK_SET), 0);
+		ck_assert_uint_eq(fread(&ph, sizeof ph, 1, f), 1);
+		if (ph.p_type == PT_LOAD && (off_t)(ph.p_offset + ph.p_filesz) > end)
+			end = (off_t)(ph.p_offset + ph.p_filesz);
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_gt(end, 0);
+	return end;
+}
+
+/* truncate(1) a staged file to len bytes. */
+static void truncate_to(const char *path, off_t len)
+{
+	char size[32];
+
+	snprintf(size, sizeof size, "%lld", (long long)len);
+	ck_assert_int_eq(cmd("truncate", "-s", size, path, NULL), 0);
+	ck_assert_int_eq(file_size(path), len);
+}
+
+/* Entries in /proc/self/fd, not counting the one opendir uses. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
+
+/* Mappings of the loader's sealed copies (memfd "hotmod") in this process. */
+static int count_module_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, "memfd:hotmod"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* A loader with options open_loader() does not set; no log. */
+static hm_loader *open_with(const char *root, struct fx_app *app, unsigned trust,
+	size_t max_size)
+{
+	struct hm_options o;
+	hm_loader *l = NULL;
+
+	hm_options_init(&o);
+	o.root = root;
+	o.app = app;
+	o.check_interval_ms = HM_CHECK_NEVER;
+	o.trust = trust;
+	o.max_module_size = max_size;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	app->loader = l;
+	return l;
+}
+
+static int dispatch(hm_loader *l, const char *path, int *handled_by)
+{
+	struct fx_req req;
+	int rc;
+
+	memset(&req, 0, sizeof req);
+	rc = hm_dispatch(l, path, &req);
+	if (handled_by)
+		*handled_by = req.handled_by;
+	return rc;
+}
+
+/* path is served by probe version v (1 or 2). */
+#define assert_serves(l, path, v)                                             \
+	do {                                                                  \
+		int by_ = 0, rc_ = dispatch((l), (path), &by_);               \
+		ck_assert_msg(rc_ == (v), "dispatch %s returned %d (%s), not %d", \
+			(path), rc_, rc_ < 0 ? hm_errmsg() : "", (v));        \
+		ck_assert_int_eq(by_, (v));                                   \
+	} while (0)
+
+/* A call failed with code, and hm_errmsg() names what and says why. */
+#define assert_fails(call, code, what, why)                                   \
+	do {                                                                  \
+		int rc_ = (call);                                             \
+		ck_assert_msg(rc_ == (code), "%s: expected %s, got %s (%d): %s", \
+			#call, hm_err_name(code), hm_err_name(rc_), rc_,      \
+			hm_errmsg());                                         \
+		ck_assert_msg(strstr(hm_errmsg(), (what)) != NULL,            \
+			"message does not name \"%s\": %s", (what), hm_errmsg()); \
+		ck_assert_msg(strstr(hm_errmsg(), (why)) != NULL,             \
+			"message does not say \"%s\": %s", (why), hm_errmsg()); \
+	} while (0)
+
+/* probe_v1 serves at "probe" (ROOT/probe.so) on a HM_CHECK_NEVER loader. */
+static hm_loader *serve_v1(const char *root, struct fx_app *app)
+{
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_loader(root, app, HM_CHECK_NEVER);
+	assert_serves(l, "probe", 1);
+	ck_assert_int_eq(app->inits, 1);
+	return l;
+}
+
+/*
+ * ROOT/probe.so was just replaced by a bad file: hm_refresh() reports it,
+ * version 1 keeps serving, and nothing was initialised or finalised.
+ */
+#define assert_refresh_refused_v1_serves(l, app, code, why)                   \
+	do {                                                                  \
+		log_reset();                                                  \
+		assert_fails(hm_refresh((l), "probe"), (code), "probe.so", (why)); \
+		ck_assert_msg(logged("keeps serving"), "no \"keeps serving\" logged"); \
+		assert_serves((l), "probe", 1);                               \
+		assert_serves((l), "probe", 1);                               \
+		ck_assert_int_eq((app)->inits, 1);                            \
+		ck_assert_int_eq((app)->finis, 0);                            \
+	} while (0)
+
+/* A good file after the bad one: the next refresh loads it. */
+static void recover_with_v2(hm_loader *l, struct fx_app *app, const char *root)
+{
+	redeploy("probe_v2", root, "probe.so");
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 2);
+	ck_assert_int_eq(app->inits, 2);
+}
+
+/* Close (waiting for everything) and check every init got its fini. */
+static void close_loader(hm_loader *l, struct fx_app *app)
+{
+	ck_assert_msg(hm_close(l, -1) == 0, "hm_close: %s", hm_errmsg());
+	if (app)
+		ck_assert_int_eq(app->finis, app->inits);
+}
+
+/* ---- files that are not ELF shared objects ------------------------------ */
+
+static const char long_text[] =
+	"#!/bin/sh\n"
+	"# This is a shell script, not a module; it is longer than an ELF header\n"
+	"echo hello\n";
+
+START_TEST(test_text_file_is_refused_as_not_elf_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	put(stage_text(root, long_text), root, "script.so");
+	put(stage_text(root, "hi\n"), root, "short.so");
+	put(stage_text(root, ""), root, "empty.so");
+	hm_loader *l = serve_v1(root, &app);
+
+	assert_fails(dispatch(l, "script", NULL), HM_ENOTELF, "script.so", "not an ELF file");
+	assert_fails(dispatch(l, "short", NULL), HM_ENOTELF, "short.so",
+		"3 bytes is too short for an ELF header");
+	assert_fails(dispatch(l, "empty", NULL), HM_ENOTELF, "empty.so",
+		"0 bytes is too short");
+	ck_assert_int_eq(app.inits, 1);
+
+	put(stage_text(root, long_text), root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTELF, "not an ELF file");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_truncated_elf_is_refused_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	/* Half of what gets mapped.  (Half the file is not always a cut: the
+	 * tail of a -g build is debug sections that nothing maps.) */
+	char *half = stage_fixture(root, "probe_v2");
+	off_t end = elf_load_end(half);
+	truncate_to(half, end / 2);
+	put(half, root, "half.so");
+	assert_fails(dispatch(l, "half", NULL), HM_ENOTELF, "half.so", "truncated");
+
+	/* One byte short of the last loadable segment. */
+	char *short1 = stage_fixture(root, "probe_v2");
+	truncate_to(short1, end - 1);
+	put(short1, root, "short1.so");
+	assert_fails(dispatch(l, "short1", NULL), HM_ENOTELF, "short1.so", "truncated");
+
+	/* Cut inside the program header table. */
+	char *phdr = stage_fixture(root, "probe_v2");
+	truncate_to(phdr, (off_t)sizeof(ElfW(Ehdr)) + 8);
+	put(phdr, root, "phdr.so");
+	assert_fails(dispatch(l, "phdr", NULL), HM_ENOTELF, "phdr.so", "truncated");
+	ck_assert_int_eq(app.inits, 1);
+
+	char *bad = stage_fixture(root, "probe_v2");
+	truncate_to(bad, end / 2);
+	put(bad, root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTELF, "truncated");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+static void stage_patched_type(const char *root, const char *rel, uint16_t type)
+{
+	char *p = stage_fixture(root, "probe_v2");
+	patch(p, offsetof(ElfW(Ehdr), e_type), &type, sizeof type);
+	put(p, root, rel);
+}
+
+START_TEST(test_elf_executable_type_is_refused_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	stage_patched_type(root, "exec.so", ET_EXEC);
+	assert_fails(dispatch(l, "exec", NULL), HM_ENOTELF, "exec.so",
+		"is not a shared object");
+	stage_patched_type(root, "rel.so", ET_REL);
+	assert_fails(dispatch(l, "rel", NULL), HM_ENOTELF, "rel.so", "is not a shared object");
+	ck_assert_int_eq(app.inits, 1);
+
+	stage_patched_type(root, "probe.so", ET_EXEC);
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTELF, "ELF type 2 is not a shared object");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+#if defined(__x86_64__)
+#define OTHER_MACHINE EM_AARCH64
+#else
+#define OTHER_MACHINE EM_X86_64
+#endif
+
+static void stage_patched_machine(const char *root, const char *rel)
+{
+	uint16_t m = OTHER_MACHINE;
+	char *p = stage_fixture(root, "probe_v2");
+	patch(p, offsetof(ElfW(Ehdr), e_machine), &m, sizeof m);
+	put(p, root, rel);
+}
+
+START_TEST(test_elf_for_another_machine_is_refused_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	stage_patched_machine(root, "arm.so");
+	assert_fails(dispatch(l, "arm", NULL), HM_ENOTELF, "arm.so", "built for ELF machine");
+
+	/* Another class (32-bit on 64-bit and the other way round). */
+	char *cls = stage_fixture(root, "probe_v2");
+	unsigned char other = sizeof(void *) == 8 ? ELFCLASS32 : ELFCLASS64;
+	patch(cls, EI_CLASS, &other, 1);
+	put(cls, root, "class.so");
+	assert_fails(dispatch(l, "class", NULL), HM_ENOTELF, "class.so",
+		"ELF class, byte order or version of another machine");
+	ck_assert_int_eq(app.inits, 1);
+
+	stage_patched_machine(root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTELF, "built for ELF machine");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- shared objects that are not modules -------------------------------- */
+
+/* A fixture that fails to load: fresh at ROOT/bad.so and as a replacement. */
+static void check_bad_fixture(const char *name, int code, const char *why)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	deploy_cp(name, root, "bad.so");
+	assert_fails(dispatch(l, "bad", NULL), code, "bad.so", why);
+	ck_assert_int_eq(app.inits, 1);
+
+	redeploy(name, root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, code, why);
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+
+START_TEST(test_object_without_descriptor_is_refused_and_old_version_keeps_serving)
+{
+	check_bad_fixture("nodesc", HM_ENODESC, "no 'hotmod_module' symbol");
+}
+END_TEST
+
+START_TEST(test_module_for_another_abi_is_refused_and_old_version_keeps_serving)
+{
+	check_bad_fixture("badabi", HM_EABI, "built for module ABI 999");
+}
+END_TEST
+
+START_TEST(test_module_whose_init_fails_is_refused_and_old_version_keeps_serving)
+{
+	check_bad_fixture("initfail", HM_EINIT, "init returned -42");
+}
+END_TEST
+
+START_TEST(test_module_with_unresolved_symbol_is_refused_and_old_version_keeps_serving)
+{
+	check_bad_fixture("unresolved", HM_EDLOPEN, "fx_no_such_function");
+}
+END_TEST
+
+/* ---- things that are not regular files ---------------------------------- */
+
+START_TEST(test_directory_in_place_of_module_is_refused_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	char *dir = at(root, "dir.so");
+	hm_loader *l = serve_v1(root, &app);
+
+	ck_assert_int_eq(cmd("mkdir", dir, NULL), 0);
+	assert_fails(dispatch(l, "dir", NULL), HM_ENOTREG, "dir.so", "a directory");
+
+	remove_rel(root, "probe.so");
+	char *p = at(root, "probe.so");
+	ck_assert_int_eq(cmd("mkdir", p, NULL), 0);
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTREG, "not a regular file (a directory)");
+
+	remove_rel(root, "probe.so");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	free(p);
+	free(dir);
+	rmroot(root);
+}
+END_TEST
+
+/* If the loader opened the FIFO for reading it would block here for good,
+ * with no writer; Check's timeout turns that into a failure. */
+START_TEST(test_fifo_in_place_of_module_is_refused_without_blocking)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	char *fifo = at(root, "fifo.so"), *p = at(root, "probe.so");
+	hm_loader *l = serve_v1(root, &app);
+
+	ck_assert_int_eq(cmd("mkfifo", "-m", "644", fifo, NULL), 0);
+	assert_fails(dispatch(l, "fifo", NULL), HM_ENOTREG, "fifo.so", "a FIFO");
+	/* Asked again: same answer, still without blocking. */
+	assert_fails(dispatch(l, "fifo", NULL), HM_ENOTREG, "fifo.so", "a FIFO");
+
+	remove_rel(root, "probe.so");
+	ck_assert_int_eq(cmd("mkfifo", "-m", "644", p, NULL), 0);
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTREG, "not a regular file (a FIFO)");
+
+	remove_rel(root, "probe.so");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	free(p);
+	free(fifo);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- symbolic links -------------------------------------------------------- */
+
+/*
+ * A valid module outside the root, version 2, so that wrongly following a
+ * link to it would show (app.inits and handled_by).
+ */
+static char *outside_module(void)
+{
+	char *elsewhere = mkroot();
+	deploy_cp("probe_v2", elsewhere, "probe.so");
+	return elsewhere;
+}
+
+START_TEST(test_absolute_symlink_out_of_root_is_refused_and_nothing_is_loaded)
+{
+	char *root = mkroot(), *elsewhere = outside_module();
+	char *target = at(elsewhere, "probe.so");
+	char *out = at(root, "out.so"), *p = at(root, "probe.so");
+	struct fx_app app = {0};
+
+	ck_assert_int_eq(cmd("ln", "-s", target, out, NULL), 0);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	log_reset();
+	assert_fails(dispatch(l, "out", NULL), HM_EESCAPE, "out.so", "leads outside");
+	ck_assert_int_eq(app.inits, 0);
+	ck_assert(!logged("loaded in"));
+	close_loader(l, &app);
+
+	/* Replacing a serving module by such a link (ln -sf). */
+	app = (struct fx_app){0};
+	l = serve_v1(root, &app);
+	keep_old(root, "probe.so");
+	ck_assert_int_eq(cmd("ln", "-sfn", target, p, NULL), 0);
+	assert_refresh_refused_v1_serves(l, &app, HM_EESCAPE, "a symbolic link leads outside");
+	close_loader(l, &app);
+	free(p);
+	free(out);
+	free(target);
+	rmroot(elsewhere);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_relative_symlink_out_of_root_is_refused_and_nothing_is_loaded)
+{
+	char *root = mkroot(), *elsewhere = outside_module();
+	char *out = at(root, "out.so"), *p = at(root, "probe.so"), *rel;
+	struct fx_app app = {0};
+
+	/* Both live in the same temporary directory: ../<elsewhere>/probe.so */
+	ck_assert(asprintf(&rel, "../%s/probe.so", strrchr(elsewhere, '/') + 1) > 0);
+	ck_assert_int_eq(cmd("ln", "-s", rel, out, NULL), 0);
+	ck_assert_msg(access(out, R_OK) == 0, "%s does not resolve", out);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	log_reset();
+	assert_fails(dispatch(l, "out", NULL), HM_EESCAPE, "out.so", "leads outside");
+	ck_assert_int_eq(app.inits, 0);
+	ck_assert(!logged("loaded in"));
+
+	/* A link up and back down into the root is still beneath it... */
+	deploy_cp("probe_v1", root, "lib/v1.so");
+	char *updown, *ud = at(root, "updown.so");
+	ck_assert(asprintf(&updown, "../%s/lib/v1.so", strrchr(root, '/') + 1) > 0);
+	ck_assert_int_eq(cmd("ln", "-s", updown, ud, NULL), 0);
+	/* ...but it names the root from outside: refused too (RESOLVE_BENEATH). */
+	assert_fails(dispatch(l, "updown", NULL), HM_EESCAPE, "updown.so", "leads outside");
+	ck_assert_int_eq(app.inits, 0);
+	close_loader(l, &app);
+
+	app = (struct fx_app){0};
+	l = serve_v1(root, &app);
+	keep_old(root, "probe.so");
+	ck_assert_int_eq(cmd("ln", "-sfn", rel, p, NULL), 0);
+	assert_refresh_refused_v1_serves(l, &app, HM_EESCAPE, "a symbolic link leads outside");
+	close_loader(l, &app);
+	free(ud);
+	free(updown);
+	free(rel);
+	free(p);
+	free(out);
+	rmroot(elsewhere);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_symlinked_directory_out_of_root_is_refused_and_nothing_is_loaded)
+{
+	char *root = mkroot(), *elsewhere = outside_module();
+	char *sub = at(root, "sub");
+	struct fx_app app = {0};
+
+	ck_assert_int_eq(cmd("ln", "-s", elsewhere, sub, NULL), 0);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	assert_fails(dispatch(l, "sub/probe", NULL), HM_EESCAPE, "sub", "leads outside");
+	ck_assert_int_eq(app.inits, 0);
+	close_loader(l, &app);
+	free(sub);
+	rmroot(elsewhere);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_symlink_inside_root_serves_its_target_and_ln_sf_switches_it)
+{
+	char *root = mkroot();
+	char *p = at(root, "probe.so");
+	struct fx_app app = {0};
+
+	deploy_install("probe_v1", root, "lib/v1.so");
+	deploy_install("probe_v2", root, "lib/v2.so");
+	ck_assert_int_eq(cmd("ln", "-s", "lib/v1.so", p, NULL), 0);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	assert_serves(l, "probe", 1);
+
+	ck_assert_int_eq(cmd("ln", "-sfn", "lib/v2.so", p, NULL), 0);
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 2);
+	/* Unchanged link: nothing to do. */
+	ck_assert_int_eq(hm_refresh(l, "probe"), 0);
+
+	/* And back: the old target is loaded again as a new version. */
+	ck_assert_int_eq(cmd("ln", "-sfn", "lib/v1.so", p, NULL), 0);
+	ck_assert_int_eq(hm_refresh(l, "probe"), 1);
+	assert_serves(l, "probe", 1);
+	ck_assert_int_eq(app.inits, 3);
+	close_loader(l, &app);
+	free(p);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_symlinked_release_directory_inside_root_can_be_switched)
+{
+	char *root = mkroot();
+	char *cur = at(root, "current");
+	struct fx_app app = {0};
+
+	deploy_install("probe_v1", root, "releases/1/probe.so");
+	deploy_install("probe_v2", root, "releases/2/probe.so");
+	ck_assert_int_eq(cmd("ln", "-s", "releases/1", cur, NULL), 0);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	assert_serves(l, "current/probe", 1);
+
+	ck_assert_int_eq(cmd("ln", "-sfn", "releases/2", cur, NULL), 0);
+	ck_assert_msg(hm_refresh(l, "current/probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "current/probe", 2);
+	close_loader(l, &app);
+	free(cur);
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * KNOWN BUG: loader/file_linux.c, hm__check_dirs() (called from
+ * hm__open_module()) checks the directories named by the request path
+ * only.  When the module file itself is a symbolic link, the directory the
+ * link leads to is never checked: ROOT/probe.so -> ww/p.so with ROOT/ww
+ * world-writable (anyone may swap p.so) loads, while the same file asked
+ * for as "ww/p" is refused with HM_EUNSAFE.  The directories of the
+ * resolved file must pass the same check.
+ */
+START_TEST(test_symlink_into_writable_directory_is_refused_as_unsafe)
+{
+	char *root = mkroot();
+	char *p = at(root, "probe.so"), *g = at(root, "gprobe.so");
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "ww/p.so");
+	chmod_rel(root, "ww", 0777);
+	deploy_cp("probe_v1", root, "gw/p.so");
+	chmod_rel(root, "gw", 0775);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	/* Asked for directly: refused. */
+	assert_fails(dispatch(l, "ww/p", NULL), HM_EUNSAFE, "ww", "world-writable");
+	assert_fails(dispatch(l, "gw/p", NULL), HM_EUNSAFE, "gw", "group-writable");
+
+	/* Through a link: must be refused the same way. */
+	ck_assert_int_eq(cmd("ln", "-s", "ww/p.so", p, NULL), 0);
+	ck_assert_int_eq(cmd("ln", "-s", "gw/p.so", g, NULL), 0);
+	assert_fails(dispatch(l, "probe", NULL), HM_EUNSAFE, "ww", "writable");
+	assert_fails(dispatch(l, "gprobe", NULL), HM_EUNSAFE, "gw", "writable");
+	ck_assert_int_eq(app.inits, 0);
+	close_loader(l, &app);
+	free(g);
+	free(p);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- owner and permissions ------------------------------------------------ */
+
+START_TEST(test_world_writable_module_is_refused_as_unsafe_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	deploy_cp("probe_v2", root, "ww.so");
+	chmod_rel(root, "ww.so", 0646);
+	assert_fails(dispatch(l, "ww", NULL), HM_EUNSAFE, "ww.so", "world-writable (mode 0646)");
+	deploy_cp("probe_v2", root, "all.so");
+	chmod_rel(root, "all.so", 0666);
+	assert_fails(dispatch(l, "all", NULL), HM_EUNSAFE, "all.so", "writable (mode 0666)");
+	ck_assert_int_eq(app.inits, 1);
+
+	char *bad = stage_fixture(root, "probe_v2");
+	ck_assert_int_eq(chmod(bad, 0666), 0);
+	put(bad, root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_EUNSAFE, "writable (mode 0666)");
+
+	/* chmod back: the same bytes are now fine. */
+	chmod_rel(root, "probe.so", 0644);
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 2);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_group_writable_module_is_refused_as_unsafe_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	deploy_cp("probe_v2", root, "gw.so");
+	chmod_rel(root, "gw.so", 0664);
+	assert_fails(dispatch(l, "gw", NULL), HM_EUNSAFE, "gw.so", "group-writable (mode 0664)");
+	ck_assert_int_eq(app.inits, 1);
+
+	char *bad = stage_fixture(root, "probe_v2");
+	ck_assert_int_eq(chmod(bad, 0620), 0);
+	put(bad, root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_EUNSAFE, "group-writable (mode 0620)");
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_group_writable_subdirectory_is_refused_as_unsafe_and_old_version_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "gw/deep/probe.so");
+	chmod_rel(root, "gw", 0775);
+	deploy_cp("probe_v1", root, "ww/probe.so");
+	chmod_rel(root, "ww", 0757);
+	deploy_cp("probe_v1", root, "sub/probe.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	assert_fails(dispatch(l, "gw/deep/probe", NULL), HM_EUNSAFE, "gw",
+		"group-writable (mode 0775)");
+	assert_fails(dispatch(l, "ww/probe", NULL), HM_EUNSAFE, "ww",
+		"world-writable (mode 0757)");
+	ck_assert_int_eq(app.inits, 0);
+
+	/* Serving from sub/, then sub/ turns group-writable and gets a new file. */
+	assert_serves(l, "sub/probe", 1);
+	chmod_rel(root, "sub", 0775);
+	redeploy("probe_v2", root, "sub/probe.so");
+	log_reset();
+	assert_fails(hm_refresh(l, "sub/probe"), HM_EUNSAFE, "sub", "group-writable (mode 0775)");
+	ck_assert(logged("keeps serving"));
+	assert_serves(l, "sub/probe", 1);
+	ck_assert_int_eq(app.inits, 1);
+	ck_assert_int_eq(app.finis, 0);
+
+	chmod_rel(root, "sub", 0755);
+	ck_assert_msg(hm_refresh(l, "sub/probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "sub/probe", 2);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_module_owned_by_another_user_is_refused_as_unsafe)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	if (geteuid() != 0) { /* only root can give a file away */
+		rmroot(root);
+		return;
+	}
+	hm_loader *l = serve_v1(root, &app);
+	deploy_cp("probe_v2", root, "theirs.so");
+	char *theirs = at(root, "theirs.so");
+	ck_assert_int_eq(chown(theirs, 4321, (gid_t)-1), 0);
+	assert_fails(dispatch(l, "theirs", NULL), HM_EUNSAFE, "theirs.so",
+		"owned by uid 4321");
+
+	char *bad = stage_fixture(root, "probe_v2");
+	ck_assert_int_eq(chown(bad, 4321, (gid_t)-1), 0);
+	put(bad, root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_EUNSAFE, "owned by uid 4321");
+	close_loader(l, &app);
+
+	app = (struct fx_app){0};
+	l = open_with(root, &app, HM_TRUST_ANY_OWNER, 0);
+	assert_serves(l, "theirs", 2);
+	assert_serves(l, "probe", 2);
+	close_loader(l, &app);
+	free(theirs);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_trusted_group_and_world_writable_files_and_directories_load)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "ww.so");
+	chmod_rel(root, "ww.so", 0646);
+	deploy_cp("probe_v1", root, "all.so");
+	chmod_rel(root, "all.so", 0666);
+	deploy_cp("probe_v1", root, "gw.so");
+	chmod_rel(root, "gw.so", 0664);
+	deploy_cp("probe_v1", root, "gwdir/probe.so");
+	chmod_rel(root, "gwdir", 0775);
+	deploy_cp("probe_v1", root, "wwdir/probe.so");
+	chmod_rel(root, "wwdir", 0777);
+
+	/* Each bit trusts only what it says. */
+	hm_loader *l = open_with(root, &app, HM_TRUST_GROUP_WRITABLE, 0);
+	assert_serves(l, "gw", 1);
+	assert_serves(l, "gwdir/probe", 1);
+	assert_fails(dispatch(l, "ww", NULL), HM_EUNSAFE, "ww.so", "world-writable");
+	assert_fails(dispatch(l, "wwdir/probe", NULL), HM_EUNSAFE, "wwdir", "world-writable");
+	close_loader(l, &app);
+
+	app = (struct fx_app){0};
+	l = open_with(root, &app, HM_TRUST_WORLD_WRITABLE, 0);
+	assert_serves(l, "ww", 1);
+	assert_fails(dispatch(l, "gw", NULL), HM_EUNSAFE, "gw.so", "group-writable");
+	assert_fails(dispatch(l, "all", NULL), HM_EUNSAFE, "all.so", "group-writable");
+	close_loader(l, &app);
+
+	app = (struct fx_app){0};
+	l = open_with(root, &app, HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE, 0);
+	assert_serves(l, "ww", 1);
+	assert_serves(l, "all", 1);
+	assert_serves(l, "gw", 1);
+	assert_serves(l, "gwdir/probe", 1);
+	assert_serves(l, "wwdir/probe", 1);
+	ck_assert_int_eq(app.inits, 5);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- size ------------------------------------------------------------------- */
+
+START_TEST(test_module_larger_than_max_size_is_refused_and_one_at_the_limit_loads)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	off_t limit = file_size(fixture("probe_v1"));
+	char why[64];
+
+	snprintf(why, sizeof why, "the limit is %lld", (long long)limit);
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_with(root, &app, 0, (size_t)limit);
+	assert_serves(l, "probe", 1); /* exactly the limit */
+
+	/* One byte over (zeros after the section headers: still valid ELF). */
+	char *big = stage_fixture(root, "probe_v2");
+	truncate_to(big, limit + 1);
+	char *big2 = stage_fixture(root, "probe_v2");
+	truncate_to(big2, limit + 4096);
+	put(big, root, "big.so");
+	assert_fails(dispatch(l, "big", NULL), HM_ETOOBIG, "big.so", why);
+	ck_assert_int_eq(app.inits, 1);
+
+	put(big2, root, "probe.so");
+	assert_fails(hm_refresh(l, "probe"), HM_ETOOBIG, "probe.so", why);
+	assert_serves(l, "probe", 1);
+	ck_assert_int_eq(app.inits, 1);
+	ck_assert_int_eq(app.finis, 0);
+	recover_with_v2(l, &app, root);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- missing ------------------------------------------------------------------ */
+
+START_TEST(test_missing_module_is_not_found_and_a_deleted_one_stops_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	assert_fails(dispatch(l, "nope", NULL), HM_ENOENT, "nope.so", "no such file");
+	assert_fails(dispatch(l, "nodir/nope", NULL), HM_ENOENT, "nodir/nope.so", "no such file");
+	assert_fails(hm_refresh(l, "nope"), HM_ENOENT, "nope.so", "no such file");
+	/* probe.so exists, but as a file: it is no directory. */
+	assert_fails(dispatch(l, "probe/x", NULL), HM_ENOENT, "probe/x.so", "no such file");
+	ck_assert_int_eq(app.inits, 1);
+
+	log_reset();
+	remove_rel(root, "probe.so");
+	assert_fails(hm_refresh(l, "probe"), HM_ENOENT, "probe.so", "no such file");
+	ck_assert(logged("removed"));
+	assert_fails(dispatch(l, "probe", NULL), HM_ENOENT, "probe.so", "no such file");
+
+	/* Back again: loaded anew. */
+	deploy_mv("probe_v2", root, "probe.so");
+	assert_serves(l, "probe", 2);
+	ck_assert_int_eq(app.inits, 2);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- request paths -------------------------------------------------------------- */
+
+/* nseg segments of letters, total bytes long, slashes included. */
+static char *long_path(int nseg, size_t total)
+{
+	size_t letters = total - (size_t)(nseg - 1), each = letters / (size_t)nseg;
+	char *p = malloc(total + 1), *q = p;
+
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < nseg; i++) {
+		size_t n = i == nseg - 1 ? letters - each * (size_t)(nseg - 1) : each;
+		memset(q, 'a' + i % 26, n);
+		q += n;
+		if (i < nseg - 1)
+			*q++ = '/';
+	}
+	*q = '\0';
+	ck_assert_uint_eq(strlen(p), total);
+	return p;
+}
+
+/* A probe module at root/path.so */
+static void deploy_at(const char *root, const char *path)
+{
+	char *rel;
+
+	ck_assert(asprintf(&rel, "%s.so", path) > 0);
+	deploy_cp("probe_v1", root, rel);
+	free(rel);
+}
+
+START_TEST(test_bad_request_paths_are_refused_before_any_file_is_touched)
+{
+	/* Served root is outer/www; "../x" would reach outer/x.so. */
+	char *outer = mkroot(), *root = at(outer, "www");
+	char *seg251 = malloc(252), *p2000 = long_path(16, 2000), *p17 = long_path(17, 33);
+	struct fx_app app = {0};
+
+	memset(seg251, 's', 251);
+	seg251[251] = '\0';
+	const char *bad[] = {
+		"..", "../x", "a/../x", "a//b", "a/", "", ".", ".hidden", "a/.b",
+		"a/./b", "\x01", " ", "%", "a b", "a%2fb", "x\xc3\xa9", "a\\b",
+		p2000, p17, seg251, "_global", "sub/_global", "//etc/passwd", "//x",
+	};
+
+	/* Every one of them would name a real, loadable module. */
+	deploy_cp("probe_v1", outer, "x.so");
+	deploy_at(root, "x");
+	deploy_at(root, "a/b");
+	deploy_cp("probe_v1", root, "...so");
+	deploy_cp("probe_v1", root, "a/.so");
+	deploy_cp("probe_v1", root, ".so");
+	deploy_cp("probe_v1", root, "..so");
+	deploy_at(root, ".hidden");
+	deploy_at(root, "a/.b");
+	deploy_at(root, "\x01");
+	deploy_at(root, " ");
+	deploy_at(root, "%");
+	deploy_at(root, "a b");
+	deploy_at(root, "a%2fb");
+	deploy_at(root, "x\xc3\xa9");
+	deploy_at(root, "a\\b");
+	deploy_at(root, p2000);
+	deploy_at(root, p17);
+	deploy_at(root, seg251);
+	deploy_cp("global_v1", root, "_global.so");
+	deploy_cp("global_v1", root, "sub/_global.so");
+	deploy_cp("probe_v1", root, "sub/probe.so");
+
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	/* The global entries exist now (a module in each directory ran). */
+	assert_serves(l, "x", 1);
+	assert_serves(l, "sub/probe", 1);
+	int inits = app.inits;
+
+	log_reset();
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *b = bad[i];
+		int rc = dispatch(l, b, NULL);
+		ck_assert_msg(rc == HM_EBADPATH, "dispatch path #%zu (%.40s): %s: %s", i, b,
+			hm_err_name(rc), hm_errmsg());
+		ck_assert_msg(strstr(hm_errmsg(), "module path"), "path #%zu: %s", i,
+			hm_errmsg());
+		rc = hm_refresh(l, b);
+		ck_assert_msg(rc == HM_EBADPATH, "refresh path #%zu (%.40s): %s: %s", i, b,
+			hm_err_name(rc), hm_errmsg());
+	}
+	ck_assert_int_eq(app.inits, inits);
+	ck_assert(!logged("loaded in"));
+	/* The messages quote only bytes already checked. */
+	ck_assert_int_eq(dispatch(l, "a/\x01/b", NULL), HM_EBADPATH);
+	ck_assert(strchr(hm_errmsg(), '\x01') == NULL);
+
+	/* The module the bad paths tried to reach through a/ is fine. */
+	assert_serves(l, "a/b", 1);
+	close_loader(l, &app);
+	free(p17);
+	free(p2000);
+	free(seg251);
+	free(root);
+	rmroot(outer);
+}
+END_TEST
+
+START_TEST(test_request_paths_at_the_limits_are_accepted)
+{
+	char *root = mkroot();
+	char *seg250 = malloc(251), *p1024 = long_path(8, 1024), *p16 = long_path(16, 31);
+	struct fx_app app = {0};
+
+	memset(seg250, 's', 250);
+	seg250[250] = '\0';
+	const char *good[] = {seg250, p1024, p16, "A-z_0.9", "dir.d/x-y_z.v2", "a..b", "a.so",
+		"_global_", "sub/x_global"};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		deploy_at(root, good[i]);
+
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		int by = 0, rc = dispatch(l, good[i], &by);
+		ck_assert_msg(rc == 1 && by == 1, "path #%zu (%.40s): %d: %s", i, good[i], rc,
+			hm_errmsg());
+	}
+	ck_assert_int_eq(app.inits, (int)(sizeof good / sizeof good[0]));
+	close_loader(l, &app);
+	free(p16);
+	free(p1024);
+	free(seg250);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_leading_slash_names_the_same_module)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "sub/probe.so");
+	hm_loader *l = serve_v1(root, &app);
+	assert_serves(l, "/probe", 1);
+	ck_assert_int_eq(app.inits, 1); /* the same entry, not a second load */
+	assert_serves(l, "/sub/probe", 1);
+	assert_serves(l, "sub/probe", 1);
+	ck_assert_int_eq(app.inits, 2);
+
+	redeploy("probe_v2", root, "probe.so");
+	ck_assert_int_eq(hm_refresh(l, "/probe"), 1);
+	assert_serves(l, "probe", 2);
+	assert_serves(l, "/probe", 2);
+	ck_assert_int_eq(hm_refresh(l, "probe"), 0);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- failures are remembered per file ------------------------------------------- */
+
+START_TEST(test_failed_file_is_not_loaded_again_until_it_changes)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	char first[512];
+
+	deploy_cp("unresolved", root, "probe.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	log_reset();
+	assert_fails(dispatch(l, "probe", NULL), HM_EDLOPEN, "probe.so", "fx_no_such_function");
+	snprintf(first, sizeof first, "%s", hm_errmsg());
+	ck_assert(logged("fx_no_such_function")); /* the attempt */
+
+	log_reset();
+	for (int i = 0; i < 3; i++) {
+		assert_fails(dispatch(l, "probe", NULL), HM_EDLOPEN, "probe.so",
+			"fx_no_such_function");
+		ck_assert_str_eq(hm_errmsg(), first);
+	}
+	ck_assert_msg(!logged("probe.so"), "loaded again: %s", "log not empty");
+
+	deploy_mv("probe_v1", root, "probe.so");
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	ck_assert(logged("probe.so version 1 loaded in"));
+	assert_serves(l, "probe", 1);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* on_init: count the attempts, fail while app->arg says so. */
+static atomic_int init_attempts;
+static int counting_init(struct fx_app *app, hm_ctx *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&init_attempts, 1);
+	return app->arg ? -5 : 0;
+}
+
+START_TEST(test_failed_init_is_not_run_again_until_the_file_changes)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	static int fail_flag;
+
+	atomic_store(&init_attempts, 0);
+	app.on_init = counting_init;
+	app.arg = &fail_flag;
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	for (int i = 0; i < 3; i++)
+		assert_fails(dispatch(l, "probe", NULL), HM_EINIT, "probe.so", "init returned -5");
+	ck_assert_int_eq(init_attempts, 1);
+	ck_assert_int_eq(app.inits, 0);
+
+	app.arg = NULL;
+	/* Same file, still refused: the failure is the file's. */
+	assert_fails(dispatch(l, "probe", NULL), HM_EINIT, "probe.so", "init returned -5");
+	ck_assert_int_eq(init_attempts, 1);
+
+	redeploy("probe_v2", root, "probe.so");
+	assert_serves(l, "probe", 2);
+	ck_assert_int_eq(init_attempts, 2);
+	ck_assert_int_eq(app.inits, 1);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_with_check_always_a_bad_replacement_is_tried_once_and_old_keeps_serving)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	assert_serves(l, "probe", 1);
+
+	redeploy("unresolved", root, "probe.so");
+	log_reset();
+	assert_serves(l, "probe", 1); /* looked, failed, kept version 1 */
+	ck_assert(logged("fx_no_such_function"));
+	ck_assert(logged("version 1 keeps serving"));
+	log_reset();
+	for (int i = 0; i < 5; i++)
+		assert_serves(l, "probe", 1);
+	ck_assert(!logged("fx_no_such_function"));
+	ck_assert_int_eq(app.inits, 1);
+	ck_assert_int_eq(app.finis, 0);
+
+	redeploy("probe_v2", root, "probe.so");
+	assert_serves(l, "probe", 2);
+	ck_assert_int_eq(app.inits, 2);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- unloading ---------------------------------------------------------------- */
+
+START_TEST(test_version_that_cannot_be_unloaded_is_reported_pinned_at_close)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("nodelete", root, "probe.so");
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	log_reset();
+	ck_assert_int_eq(dispatch(l, "probe", NULL), 7);
+	redeploy("probe_v1", root, "probe.so");
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 1);
+	close_loader(l, &app);
+	ck_assert(logged("probe.so version 1 could not be unloaded: it stays mapped (pinned)"));
+	ck_assert(logged("probe.so version 2 unloaded"));
+	/* Pinned: its sealed copy is still mapped after close. */
+	ck_assert_int_gt(count_module_maps(), 0);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	const char *bad_fixtures[] = {"nodesc", "badabi", "initfail", "unresolved"};
+	int fds;
+
+	deploy_cp("unresolved", root, "other.so");
+	fds = count_fds();
+	ck_assert_int_eq(count_module_maps(), 0);
+	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	for (int i = 0; i < 50; i++) {
+		int v = 1 + i % 2;
+		redeploy(v == 1 ? "probe_v1" : "probe_v2", root, "probe.so");
+		ck_assert_msg(hm_refresh(l, "probe") == 1, "cycle %d: %s", i, hm_errmsg());
+		assert_serves(l, "probe", v);
+
+		switch (i % 6) {
+		case 4: { /* not ELF */
+			put(stage_text(root, long_text), root, "probe.so");
+			break;
+		}
+		case 5: { /* truncated */
+			char *t = stage_fixture(root, "probe_v2");
+			truncate_to(t, elf_load_end(t) / 2);
+			put(t, root, "probe.so");
+			break;
+		}
+		default:
+			redeploy(bad_fixtures[i % 6], root, "probe.so");
+		}
+		ck_assert_int_lt(hm_refresh(l, "probe"), 0);
+		assert_serves(l, "probe", v);
+		ck_assert_int_eq(dispatch(l, "other", NULL), HM_EDLOPEN);
+	}
+	ck_assert_int_eq(app.inits, 50);
+	ck_assert_int_gt(count_module_maps(), 0);
+	close_loader(l, &app);
+	ck_assert_int_eq(app.finis, 50);
+	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(count_module_maps(), 0);
+	rmroot(root);
+}
+END_TEST
+
+/* ---- suite ---------------------------------------------------------------------- */
+
+static Suite *load_suite(void)
+{
+	Suite *s = suite_create("load");
+	TCase *tc;
+
+	tc = tcase_create("not-elf");
+	tcase_add_test(tc, test_text_file_is_refused_as_not_elf_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_truncated_elf_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_elf_executable_type_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_elf_for_another_machine_is_refused_and_old_version_keeps_serving);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("not-a-module");
+	tcase_add_test(tc, test_object_without_descriptor_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_module_for_another_abi_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_module_whose_init_fails_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_module_with_unresolved_symbol_is_refused_and_old_version_keeps_serving);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file-kinds");
+	tcase_add_test(tc, test_directory_in_place_of_module_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_fifo_in_place_of_module_is_refused_without_blocking);
+	tcase_add_test(tc, test_missing_module_is_not_found_and_a_deleted_one_stops_serving);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("symlinks");
+	tcase_add_test(tc, test_absolute_symlink_out_of_root_is_refused_and_nothing_is_loaded);
+	tcase_add_test(tc, test_relative_symlink_out_of_root_is_refused_and_nothing_is_loaded);
+	tcase_add_test(tc, test_symlinked_directory_out_of_root_is_refused_and_nothing_is_loaded);
+	tcase_add_test(tc, test_symlink_inside_root_serves_its_target_and_ln_sf_switches_it);
+	tcase_add_test(tc, test_symlinked_release_directory_inside_root_can_be_switched);
+	tcase_add_test(tc, test_symlink_into_writable_directory_is_refused_as_unsafe);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("permissions");
+	tcase_add_test(tc, test_world_writable_module_is_refused_as_unsafe_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_group_writable_module_is_refused_as_unsafe_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_group_writable_subdirectory_is_refused_as_unsafe_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_module_owned_by_another_user_is_refused_as_unsafe);
+	tcase_add_test(tc, test_trusted_group_and_world_writable_files_and_directories_load);
+	tcase_add_test(tc, test_module_larger_than_max_size_is_refused_and_one_at_the_limit_loads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("paths");
+	tcase_add_test(tc, test_bad_request_paths_are_refused_before_any_file_is_touched);
+	tcase_add_test(tc, test_request_paths_at_the_limits_are_accepted);
+	tcase_add_test(tc, test_leading_slash_names_the_same_module);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_add_test(tc, test_failed_file_is_not_loaded_again_until_it_changes);
+	tcase_add_test(tc, test_failed_init_is_not_run_again_until_the_file_changes);
+	tcase_add_test(tc, test_with_check_always_a_bad_replacement_is_tried_once_and_old_keeps_serving);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("unload");
+	tcase_add_test(tc, test_version_that_cannot_be_unloaded_is_reported_pinned_at_close);
+	tcase_add_test(tc, test_load_and_replace_cycles_leak_no_descriptors_or_mappings);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(load_suite());
+	int failed;
+
+	/* Directories made by mkdir -p must not come out group-writable. */
+	umask(022);
+	srunner_run_all(sr, CK_VERBOSE);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
