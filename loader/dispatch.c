@@ -8,8 +8,9 @@
  *	prepare ran and succeeded (or it has none): commit if nothing failed so
  *	far, else rollback; then release.
  *
- * A hook that fails undoes its own work: after a failed prepare or commit
- * the library calls nothing more of that layer.  No lock is held here.
+ * A hook that fails undoes its own work: after a failed prepare the library
+ * calls nothing more of that layer; after a failed commit, only its release
+ * (never its rollback).  No lock is held here.
  */
 #include "internal.h"
 
@@ -86,6 +87,18 @@ static void hm__leave(hm_ctx *ctx, struct hm__thread *self)
 	self->depth--;
 }
 
+/*
+ * init and fini run whatever the depth: a load nests at most once per
+ * module (deadlock detection refuses a second), and fini must run.  Their
+ * own nested dispatches are counted and limited like any other.
+ */
+static void hm__enter_always(hm_ctx *ctx, struct hm__thread *self)
+{
+	ctx->outer = self->current;
+	self->current = ctx;
+	self->depth++;
+}
+
 int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
 {
 	struct hm__thread *self = hm__self();
@@ -93,8 +106,7 @@ int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
 
 	if (!init)
 		return 0;
-	if ((rc = hm__enter(ctx, self)) < 0)
-		return rc;
+	hm__enter_always(ctx, self);
 	rc = init(ctx);
 	hm__leave(ctx, self);
 	return rc;
@@ -106,10 +118,7 @@ void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
 
 	if (!fini)
 		return;
-	/* fini must run whatever the depth: no limit here. */
-	ctx->outer = self->current;
-	self->current = ctx;
-	self->depth++;
+	hm__enter_always(ctx, self);
 	fini(ctx);
 	hm__leave(ctx, self);
 }

@@ -92,7 +92,9 @@ static int hm__wait_load(struct hm__entry *e)
 	bool cycle;
 
 	if (e->loading_by == me)
-		return hm__fail(HM_EDEADLK, "%s: requested by its own init", e->key);
+		return hm__fail(HM_EDEADLK,
+			"%s: requested while this thread is loading it (from an init)",
+			e->key);
 	pthread_mutex_lock(&l->graph_lock);
 	cycle = hm__cycle(e, me);
 	if (!cycle)
@@ -118,13 +120,38 @@ static int hm__global_get(struct hm__entry *e, struct hm_module **g)
 	*g = NULL;
 	if ((rc = hm__global_entry(e, &ge)) < 0 || !ge)
 		return rc;
-	rc = hm__entry_get(ge, g);
+	rc = hm__entry_get(ge, g, false);
 	if (rc == HM_ENOENT) /* removed since: no global */
 		return 0;
-	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED)
-		return hm__fail(HM_EGLOBAL, "%.*s: %s", (int)e->key_len, e->key,
-			hm__msg());
+	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
+		char why[HM__MSG_MAX]; /* hm__fail writes the buffer hm__msg reads */
+		snprintf(why, sizeof why, "%s", hm__msg());
+		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
+	}
 	return rc;
+}
+
+/*
+ * Failures that the file itself causes: the same unchanged file fails the
+ * same way, so it is not loaded again until it changes (or hm_refresh).
+ * Others (its global module, a deadlock, memory, a system call) may pass.
+ */
+static bool hm__err_of_file(int rc)
+{
+	switch (rc) {
+	case HM_ENOTREG:
+	case HM_EUNSAFE:
+	case HM_ETOOBIG:
+	case HM_ENOTELF:
+	case HM_EESCAPE:
+	case HM_EDLOPEN:
+	case HM_ENODESC:
+	case HM_EABI:
+	case HM_EINIT:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /*
@@ -159,8 +186,8 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
 	if (rc < 0) {
+		e->has_bad = hm__err_of_file(rc);
 		e->bad_id = *seen;
-		e->has_bad = true;
 		e->bad_code = rc;
 		snprintf(e->bad_msg, sizeof e->bad_msg, "%s", hm__msg());
 		if (prev)
@@ -181,7 +208,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 	return 0;
 }
 
-int hm__entry_get(struct hm__entry *e, struct hm_module **out)
+int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 {
 	hm_loader *l = e->loader;
 	struct hm_module *v, *old;
@@ -207,13 +234,17 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out)
 				break;
 			continue;
 		}
-		if ((rc = hm__stat_key(l, e->key, &id)) < 0)
+		if ((rc = hm__stat_key(l, e->key, &id)) < 0) {
+			if (rc == HM_ENOENT)
+				hm__no_file(l, e->key);
 			break;
-		if (e->has_bad && hm__fileid_eq(&id, &e->bad_id)) {
+		}
+		if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id)) {
 			/* The same file failed before: say so again, do not reload. */
 			rc = hm__fail(e->bad_code, "%s", e->bad_msg);
 			break;
 		}
+		force = false; /* one forced attempt */
 		rc = hm__load_locked(e, &id, &old, &note);
 		pthread_mutex_unlock(&e->lock);
 		hm__note_flush(l, &note);
@@ -265,12 +296,16 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 		hm__note(&note, HM_LOG_INFO, "%s removed: version %llu serves no new request",
 			e->key, (unsigned long long)cur->gen);
 	}
+	if (rc == HM_ENOENT)
+		hm__no_file(l, e->key);
 	if (rc < 0)
 		goto out;
 	if (ge)
 		gcur = atomic_load_explicit(&ge->current, memory_order_acquire);
 	global_changed = cur && !e->is_global && cur->global != gcur;
-	if (!cur && !force) /* not loaded: the next hm_get() loads it */
+	/* A module not loaded yet is loaded by its next hm_get(); a global
+	 * module is loaded here, so that its modules can bind to it. */
+	if (!cur && !force && !e->is_global)
 		goto out;
 	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed)
 		goto out;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,9 +52,9 @@ int hm__check_perms(const hm_loader *l, const struct stat *st, const char *what)
 	return 0;
 }
 
-static int hm__openat2(int dirfd, const char *path, int flags)
+static int hm__openat2(int dirfd, const char *path, int flags, uint64_t resolve)
 {
-	struct open_how how = {.flags = (uint64_t)flags, .resolve = HM__RESOLVE};
+	struct open_how how = {.flags = (uint64_t)flags, .resolve = HM__RESOLVE | resolve};
 	long fd;
 
 	/* EAGAIN: a rename raced with RESOLVE_BENEATH's check; try again. */
@@ -70,7 +71,7 @@ static int hm__open_error(const hm_loader *l, const char *key, int err)
 	switch (err) {
 	case ENOENT:
 	case ENOTDIR:
-		return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);
+		return hm__no_file(l, key);
 	case EXDEV:
 	case ELOOP:
 		return hm__fail(HM_EESCAPE, "%s: a symbolic link leads outside %s",
@@ -83,20 +84,26 @@ static int hm__open_error(const hm_loader *l, const char *key, int err)
 	}
 }
 
-/* Check each directory between the root and key's file. */
-static int hm__check_dirs(hm_loader *l, const char *key)
+/*
+ * Check each directory between the root and the file rel names.  resolve
+ * adds to the usual rules (RESOLVE_NO_SYMLINKS for a path that is already
+ * resolved, so that nothing can be swapped in between).
+ */
+static int hm__check_dirs(hm_loader *l, const char *rel, uint64_t resolve)
 {
-	char dir[HM__PATH_MAX + 256];
-	const char *slash = key;
+	char dir[PATH_MAX];
+	const char *slash = rel;
 
 	while ((slash = strchr(slash, '/')) != NULL) {
 		struct stat st;
-		size_t n = (size_t)(slash - key);
+		size_t n = (size_t)(slash - rel);
 		int fd, rc;
 
-		memcpy(dir, key, n);
+		if (n >= sizeof dir)
+			return hm__fail(HM_EBADPATH, "%s: path too long", rel);
+		memcpy(dir, rel, n);
 		dir[n] = '\0';
-		fd = hm__openat2(l->rootfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		fd = hm__openat2(l->rootfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, resolve);
 		if (fd < 0)
 			return hm__open_error(l, dir, errno);
 		rc = fstat(fd, &st);
@@ -111,6 +118,35 @@ static int hm__check_dirs(hm_loader *l, const char *key)
 }
 
 /*
+ * Where a symbolic link took the open, check the directories of the file it
+ * reached too: a link must not lead around the rules to a file in a
+ * directory anyone may write.  Both paths come from the kernel (/proc), so
+ * they are canonical; RESOLVE_NO_SYMLINKS keeps them so while we check.
+ */
+static int hm__check_resolved(hm_loader *l, const char *key, int pfd)
+{
+	char proc[64], root[PATH_MAX], file[PATH_MAX];
+	ssize_t rn, fn;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", l->rootfd);
+	rn = readlink(proc, root, sizeof root - 1);
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+	fn = readlink(proc, file, sizeof file - 1);
+	if (rn <= 0 || fn <= 0)
+		return hm__fail(HM_ESYS, "%s: readlink /proc/self/fd: %s", key,
+			strerror(errno));
+	root[rn] = file[fn] = '\0';
+	if (strcmp(root, "/") == 0)
+		rn = 0;
+	if (strncmp(file, root, (size_t)rn) != 0 || file[rn] != '/')
+		return hm__fail(HM_EESCAPE, "%s: resolves to %s, outside %s", key, file,
+			root);
+	if (strcmp(file + rn + 1, key) == 0) /* no link on the way */
+		return 0;
+	return hm__check_dirs(l, file + rn + 1, RESOLVE_NO_SYMLINKS);
+}
+
+/*
  * Open key for reading without ever opening something that is not a regular
  * file: a FIFO would block and a device open can have side effects.  So
  * open O_PATH, check, then reopen the very same inode through /proc.
@@ -121,11 +157,13 @@ static int hm__open_module(hm_loader *l, const char *key, struct stat *st)
 	struct stat st2;
 	int pfd, fd, rc;
 
-	if ((rc = hm__check_dirs(l, key)) < 0)
+	if ((rc = hm__check_dirs(l, key, 0)) < 0)
 		return rc;
-	pfd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC);
+	pfd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC, 0);
 	if (pfd < 0)
 		return hm__open_error(l, key, errno);
+	if ((rc = hm__check_resolved(l, key, pfd)) < 0)
+		goto out;
 	if (fstat(pfd, st) < 0) {
 		rc = hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
 		goto out;
@@ -221,15 +259,21 @@ out:
 	return rc;
 }
 
+int hm__no_file(const hm_loader *l, const char *key)
+{
+	return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);
+}
+
 int hm__stat_key(const hm_loader *l, const char *key, struct hm__fileid *id)
 {
 	struct stat st;
 
 	/* Follows a final symlink: ln -sf deploys must be seen.  Only the
-	 * identity is read here; hm__copy_module() opens beneath the root. */
+	 * identity is read here; hm__copy_module() opens beneath the root.
+	 * ENOENT sets no message: for a global module it is no error. */
 	if (fstatat(l->rootfd, key, &st, 0) < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);
+			return HM_ENOENT;
 		return hm__fail(HM_ESYS, "%s: stat: %s", key, strerror(errno));
 	}
 	hm__fileid_of(id, &st);

@@ -74,7 +74,9 @@ HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
  */
 HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, int *memfd,
 	struct hm__fileid *id);
-/* Identity of key now, without opening it; HM_ENOENT when it is gone. */
+/* Identity of key now, without opening it; HM_ENOENT, with no message,
+ * when it is gone.  hm__no_file() sets the message and returns HM_ENOENT. */
+HM__HIDDEN int hm__no_file(const hm_loader *l, const char *key);
 HM__HIDDEN int hm__stat_key(const hm_loader *l, const char *key,
 	struct hm__fileid *id);
 
@@ -134,7 +136,7 @@ static inline bool hm__version_tryget(struct hm_module *v)
 			return false;
 		/* acquire: pairs with the release in hm_put() of a dying version,
 		 * so a failed check is never stale.  The caller still validates v
-		 * against the entry (see hm__entry_get_fast). */
+		 * against the entry (see hm_get() in loader.c). */
 	} while (!atomic_compare_exchange_weak_explicit(&v->refs, &n, n + 1,
 		memory_order_acquire, memory_order_relaxed));
 	return true;
@@ -177,7 +179,6 @@ struct hm__entry {
 	bool has_bad;
 	int bad_code;
 	char bad_msg[HM__MSG_MAX];
-	uint64_t loads;   /* attempts ended, for waiters to see theirs end */
 	uint64_t next_gen;
 
 	bool is_global;
@@ -196,8 +197,9 @@ HM__HIDDEN int hm__table_init(hm_loader *l);
 HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *));
 HM__HIDDEN void hm__table_free(hm_loader *l);
 
-/* Take a reference to e's current version, loading it when there is none. */
-HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out);
+/* Take a reference to e's current version, loading it when there is none;
+ * force retries a file whose earlier load failed. */
+HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force);
 /* Look at the file now; force ignores the interval and earlier failures. */
 HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, bool force);
 /* Drop the current version (close). */
@@ -260,6 +262,8 @@ struct hm_loader {
 
 	/* Set once by hm_close(); checked on slow paths only. */
 	atomic_bool closing;
+	/* Calls in a slow path (loading, checking): hm_close() waits for 0. */
+	atomic_uint busy;
 
 	/*
 	 * The table.  Readers load it with acquire (pairs with the release
@@ -281,7 +285,7 @@ struct hm_loader {
 	size_t nlive;
 	struct hm_module *free_slots;
 	struct hm_module *reap_head, *reap_tail;
-	bool reaper_started, reaper_stop, reaper_busy;
+	bool reaper_started, reaper_stop;
 	pthread_t reaper;
 	uint64_t pinned; /* versions still mapped after dlclose */
 };

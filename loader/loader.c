@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -176,7 +177,7 @@ int hm_close(hm_loader *l, int timeout_ms)
 		return 0;
 	/* Under the table lock: after this no entry is inserted. */
 	pthread_mutex_lock(&l->table_lock);
-	atomic_store_explicit(&l->closing, true, memory_order_relaxed);
+	atomic_store(&l->closing, true); /* seq_cst: see hm__busy_leave */
 	pthread_mutex_unlock(&l->table_lock);
 	hm__table_each(l, hm__entry_drop);
 
@@ -190,14 +191,18 @@ int hm_close(hm_loader *l, int timeout_ms)
 		}
 	}
 	pthread_mutex_lock(&l->ver_lock);
-	while (l->nlive > 0 && rc == 0) {
+	while ((l->nlive > 0 || atomic_load(&l->busy) > 0) && rc == 0) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
 		else
 			rc = pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &deadline);
 	}
 	size_t n = l->nlive;
+	unsigned busy = atomic_load(&l->busy);
 	pthread_mutex_unlock(&l->ver_lock);
+	if (busy > 0)
+		return hm__fail(HM_ETIMEDOUT, "close: %u calls still loading after %d ms",
+			busy, timeout_ms);
 	if (n > 0) {
 		hm__report_live(l);
 		return hm__fail(HM_ETIMEDOUT, "close: %zu versions still referenced after %d ms",
@@ -208,8 +213,31 @@ int hm_close(hm_loader *l, int timeout_ms)
 	return 0;
 }
 
+/*
+ * Slow paths count themselves in l->busy, so that hm_close() does not free
+ * the loader under a thread that is loading with no reference held yet.
+ */
+static void hm__busy_enter(hm_loader *l)
+{
+	atomic_fetch_add_explicit(&l->busy, 1, memory_order_relaxed);
+}
+
+static void hm__busy_leave(hm_loader *l)
+{
+	/*
+	 * seq_cst, paired with hm_close()'s seq_cst store of closing and load
+	 * of busy: either this thread sees closing and wakes close, or close
+	 * sees busy already dropped.  Never neither.
+	 */
+	if (atomic_fetch_sub(&l->busy, 1) == 1 && atomic_load(&l->closing)) {
+		pthread_mutex_lock(&l->ver_lock);
+		pthread_cond_broadcast(&l->ver_cond);
+		pthread_mutex_unlock(&l->ver_lock);
+	}
+}
+
 static int hm__get_slow(hm_loader *l, const char *path, size_t len,
-	struct hm__entry *e, hm_module **out)
+	struct hm__entry *e, hm_module **out, bool force)
 {
 	char key[HM__PATH_MAX + 4];
 	struct hm__fileid id;
@@ -226,11 +254,24 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 		/* Entries only for files that exist: hostile names cannot grow
 		 * the table. */
 		if ((rc = hm__stat_key(l, key, &id)) < 0)
-			return rc;
+			return rc == HM_ENOENT ? hm__no_file(l, key) : rc;
 		if ((rc = hm__table_insert(l, key, len + 3, false, &e)) < 0)
 			return rc;
 	}
-	return hm__entry_get(e, out);
+	return hm__entry_get(e, out, force);
+}
+
+/* The request path's stat check.  Its failure is logged, not returned:
+ * the current version serves; so keep this thread's message as it was. */
+static void hm__check_on_request(struct hm__entry *e)
+{
+	char saved[HM__MSG_MAX];
+
+	snprintf(saved, sizeof saved, "%s", hm__msg());
+	hm__busy_enter(e->loader);
+	(void)hm__entry_refresh(e, false);
+	hm__busy_leave(e->loader);
+	hm__fail(0, "%s", saved);
 }
 
 int hm_get(hm_loader *l, const char *path, hm_module **out)
@@ -248,7 +289,7 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 	if (e && !e->is_global) {
 		if (l->check_ns >= 0 &&
 		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
-			(void)hm__entry_refresh(e, false);
+			hm__check_on_request(e);
 		/* acquire: pairs with the exchange that published v */
 		v = atomic_load_explicit(&e->current, memory_order_acquire);
 		if (v && hm__version_tryget(v)) {
@@ -261,7 +302,10 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 			hm_put(v);
 		}
 	}
-	return hm__get_slow(l, path, len, e, out);
+	hm__busy_enter(l);
+	int rc = hm__get_slow(l, path, len, e, out, false);
+	hm__busy_leave(l);
+	return rc;
 }
 
 int hm_refresh(hm_loader *l, const char *path)
@@ -277,12 +321,17 @@ int hm_refresh(hm_loader *l, const char *path)
 		path++;
 	len = strlen(path);
 	e = hm__table_find(l, path, len, ".so");
+	hm__busy_enter(l);
 	if (!e || e->is_global || !atomic_load_explicit(&e->current, memory_order_acquire)) {
-		/* Not loaded yet: loading it is the refresh. */
-		if ((rc = hm__get_slow(l, path, len, e, &v)) < 0)
-			return rc;
-		hm_put(v);
-		return 1;
+		/* Not loaded yet: loading it, even after a failure, is the refresh. */
+		rc = hm__get_slow(l, path, len, e, &v, true);
+		if (rc == 0) {
+			hm_put(v);
+			rc = 1;
+		}
+	} else {
+		rc = hm__entry_refresh(e, true);
 	}
-	return hm__entry_refresh(e, true);
+	hm__busy_leave(l);
+	return rc;
 }

@@ -38,13 +38,17 @@ static void hm__fdname(char *buf, size_t len, int fd)
 static int hm__dlopen(int *memfd, const char *key, void **dl)
 {
 	char name[64];
+	int tries = 0;
 
-	for (int tries = 0; tries < 8; tries++) {
+	for (;;) {
 		hm__fdname(name, sizeof name, *memfd);
 		void *stale = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
 		if (!stale)
 			break;
 		dlclose(stale);
+		if (++tries == 8)
+			return hm__fail(HM_ESYS, "%s: no unused name for dlopen: "
+						 "/proc/self/fd/N names taken by loaded objects", key);
 		int fd = fcntl(*memfd, F_DUPFD_CLOEXEC, *memfd + 1);
 		if (fd < 0)
 			return hm__fail(HM_ESYS, "%s: dup: %s", key, strerror(errno));
@@ -162,9 +166,14 @@ static bool hm__unload(hm_loader *l, const char *key, uint64_t gen, void *dl, in
 		pthread_mutex_lock(&l->ver_lock);
 		l->pinned++;
 		pthread_mutex_unlock(&l->ver_lock);
-		hm__log(l, HM_LOG_WARN,
-			"%s version %llu could not be unloaded: it stays mapped (pinned)",
-			key, (unsigned long long)gen);
+		if (gen)
+			hm__log(l, HM_LOG_WARN,
+				"%s version %llu could not be unloaded: it stays mapped (pinned)",
+				key, (unsigned long long)gen);
+		else
+			hm__log(l, HM_LOG_WARN,
+				"%s: a failed load could not be unloaded: it stays mapped (pinned)",
+				key);
 		return false;
 	}
 	close(memfd);
@@ -208,6 +217,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_mo
 	if (rc < 0) {
 		rc = hm__fail(HM_EINIT, "%s version %llu: init returned %d", e->key,
 			(unsigned long long)v->gen, rc);
+		e->next_gen--; /* numbers count versions that served */
 		hm__slot_put(l, v);
 		if (global)
 			hm_put(global);
@@ -218,9 +228,14 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_mo
 	*out = v;
 	return 0;
 fail:
-	if (dl)
-		dlclose(dl);
-	close(memfd);
+	if (dl) {
+		char why[HM__MSG_MAX]; /* unloading may log; keep the reason */
+		snprintf(why, sizeof why, "%s", hm__msg());
+		hm__unload(l, e->key, 0, dl, memfd);
+		hm__fail(rc, "%s", why);
+	} else {
+		close(memfd);
+	}
 	return rc;
 }
 

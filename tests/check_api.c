@@ -204,6 +204,28 @@ START_TEST(test_refresh_of_an_unloaded_module_loads_it)
 }
 END_TEST
 
+START_TEST(test_a_successful_call_leaves_the_last_error_message_alone)
+{
+	struct fx_app app = {0};
+	char *root = mkroot();
+	hm_module *m;
+
+	deploy_cp("probe_v1", root, "sub/m.so"); /* no global: probed, absent */
+	hm_loader *l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_get(l, "nope", &m), HM_ENOENT);
+	char *failed = strdup(hm_errmsg());
+	ck_assert_ptr_nonnull(strstr(failed, "nope.so: no such file under "));
+	ck_assert_int_eq(hm_get(l, "sub/m", &m), 0); /* loads, probes the global */
+	hm_put(m);
+	ck_assert_int_eq(hm_get(l, "sub/m", &m), 0); /* stat check on the way */
+	hm_put(m);
+	ck_assert_str_eq(hm_errmsg(), failed);
+	free(failed);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -218,6 +240,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_error_messages_are_per_thread);
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
+	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
 	suite_add_tcase(s, c);
 	return s;
 }

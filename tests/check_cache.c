@@ -79,6 +79,15 @@ static void teardown(void)
 	rmroot(root);
 }
 
+static int init_failures;
+
+static int init_fails_once(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	(void)ctx;
+	return init_failures-- > 0 ? -5 : 0;
+}
+
 /* ---- one load for many concurrent first requests ---- */
 
 #define HERD 8
@@ -287,6 +296,57 @@ START_TEST(test_new_global_rebinds_modules_and_old_pair_finishes)
 	/* old module version, then old global: two finis */
 	ck_assert(gate_wait(&finis_gate, 2));
 	ck_assert_int_eq(atomic_load(&app.inits), 4);
+}
+END_TEST
+
+START_TEST(test_global_added_later_is_bound_by_the_next_check)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_uint_eq(req.global_version, 0);
+	deploy_install("global_v1", root, "_global.so");
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_uint_eq(req.global_version, 1);
+	ck_assert_ptr_nonnull(req.global_slot);
+}
+END_TEST
+
+START_TEST(test_broken_global_fails_its_modules_until_it_is_fixed)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("initfail", root, "_global.so");
+	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EGLOBAL);
+	ck_assert_str_eq(hm_errmsg(),
+		"m.so: global module: _global.so version 1: init returned -42");
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EGLOBAL); /* still */
+	deploy_mv("global_v1", root, "_global.so");
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1); /* not stuck on EGLOBAL */
+	ck_assert_uint_eq(req.global_version, 1); /* a failed init uses no number */
+}
+END_TEST
+
+START_TEST(test_refresh_retries_a_failed_first_load)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	app.on_init = init_fails_once;
+	init_failures = 1;
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EINIT);
+	/* the same file is not retried by requests ... */
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EINIT);
+	ck_assert_int_eq(init_failures, 0);
+	/* ... but hm_refresh() retries it */
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_uint_eq(req.version, 1);
 }
 END_TEST
 
@@ -507,6 +567,9 @@ static Suite *cache_suite(void)
 	tcase_add_test(c, test_deleted_module_stops_serving_and_comes_back_when_readded);
 	tcase_add_test(c, test_interval_never_waits_for_refresh);
 	tcase_add_test(c, test_new_global_rebinds_modules_and_old_pair_finishes);
+	tcase_add_test(c, test_global_added_later_is_bound_by_the_next_check);
+	tcase_add_test(c, test_broken_global_fails_its_modules_until_it_is_fixed);
+	tcase_add_test(c, test_refresh_retries_a_failed_first_load);
 	tcase_add_test(c, test_nested_dispatch_of_own_module_during_its_reload_uses_current);
 	tcase_add_test(c, test_init_asking_for_its_own_module_gets_edeadlk);
 	tcase_add_test(c, test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang);
