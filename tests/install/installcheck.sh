@@ -19,4 +19,6 @@ $CC $(pkg-config --cflags hotmod) -o "$work/embed" "$srcdir/tests/install/embed.
 out=$("$work/embed" "$work/root")
 [ "$out" = "Hello from hotmod!" ] || { echo "installcheck: got '$out'"; exit 1; }
 test -f "$mandir/man3/hotmod.3"
+# "man hm_put" finds the page that documents it
+grep -q '^\.so man3/hm_get\.3$' "$mandir/man3/hm_put.3"
 echo "installcheck: pkg-config build of an embedder and a module works"
