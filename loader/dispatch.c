@@ -54,6 +54,25 @@ void hm_ctx_set_state(hm_ctx *ctx, void *state)
 		hm__layer_version(ctx)->state = state;
 }
 
+void *hm_ctx_prev_state(const hm_ctx *ctx)
+{
+	return ctx->phase == HM__PHASE_INIT && ctx->prev ? ctx->prev->state : NULL;
+}
+
+void *hm_ctx_adopt(hm_ctx *ctx)
+{
+	if (ctx->phase != HM__PHASE_INIT || !ctx->prev)
+		return NULL;
+	ctx->prev->adopted = true;
+	hm__layer_version(ctx)->state = ctx->prev->state;
+	return ctx->prev->state;
+}
+
+int hm_ctx_adopted(const hm_ctx *ctx)
+{
+	return ctx->phase == HM__PHASE_FINI && hm__layer_version(ctx)->adopted;
+}
+
 void *hm_ctx_global_state(const hm_ctx *ctx)
 {
 	return ctx->glob ? ctx->glob->state : NULL;

@@ -154,64 +154,95 @@ static bool hm__err_of_file(int rc)
 	}
 }
 
+/* Record a failed load for hm_status_get(); e->lock held. */
+static void hm__record_failure(struct hm__entry *e, int rc)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	e->failures++;
+	e->last_code = rc;
+	e->last_time = now.tv_sec;
+	snprintf(e->last_msg, sizeof e->last_msg, "%s", hm__msg());
+}
+
 /*
  * Load e's file as a new version and make it current.  e->lock held on
- * entry and return, dropped meanwhile.  *old gets the version replaced,
- * for the caller to put once it dropped the lock.
+ * entry and return, dropped meanwhile.  put[] gets the versions the caller
+ * must put once it dropped the lock: the one replaced, and prev, which is
+ * referenced here so that its state can be handed over and its content
+ * compared.  Returns 1 when a new version became current, 0 when the file
+ * held the current version's bytes (touch, chmod): nothing to do.
  */
 static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
-	struct hm_module **old, struct hm__note *note)
+	int flags, struct hm_module *put[2], struct hm__note *note)
 {
 	hm_loader *l = e->loader;
-	struct hm_module *g = NULL, *v = NULL, *prev;
+	struct hm_module *g = NULL, *v = NULL;
+	struct hm_module *prev = atomic_load_explicit(&e->current, memory_order_relaxed);
 	int64_t t0 = hm__now();
 	int rc;
 
-	*old = NULL;
+	put[0] = NULL;
+	put[1] = prev;
+	if (prev) /* the entry's reference keeps it alive: we hold the lock */
+		atomic_fetch_add_explicit(&prev->refs, 1, memory_order_relaxed);
 	hm__set_loading(e, hm__self());
 	pthread_mutex_unlock(&e->lock);
 
 	rc = e->is_global ? 0 : hm__global_get(e, &g);
 	if (rc == 0)
-		rc = hm__version_load(e, g, &v);
+		rc = hm__version_load(e, g, prev, &v);
 	if (g)
 		hm_put(g); /* v holds its own reference */
 
 	pthread_mutex_lock(&e->lock);
 	hm__set_loading(e, NULL);
 	pthread_cond_broadcast(&e->cond);
-	prev = atomic_load_explicit(&e->current, memory_order_relaxed);
+	if (rc == HM__SAME) {
+		e->id = *seen;
+		e->has_bad = false;
+		hm__note(note, HM_LOG_DEBUG, "%s: content unchanged, version %llu stays",
+			e->key, (unsigned long long)prev->gen);
+		return 0;
+	}
 	if (rc == 0 && atomic_load_explicit(&l->closing, memory_order_relaxed)) {
-		*old = v; /* never published: finalised by the caller's put */
+		put[0] = v; /* never published: finalised by the caller's put */
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
 	if (rc < 0) {
+		hm__record_failure(e, rc);
 		e->has_bad = hm__err_of_file(rc);
 		e->bad_id = *seen;
-		e->bad_code = rc;
-		snprintf(e->bad_msg, sizeof e->bad_msg, "%s", hm__msg());
+		/* An event in the middle of a write: the file is not complete yet,
+		 * and the event that ends the write will bring it again. */
+		bool not_yet = (flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED);
 		if (prev)
-			hm__note(note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
-				e->bad_msg, (unsigned long long)prev->gen);
+			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR,
+				"%s (version %llu keeps serving)", e->last_msg,
+				(unsigned long long)prev->gen);
 		else
-			hm__note(note, HM_LOG_ERROR, "%s", e->bad_msg);
+			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR, "%s", e->last_msg);
 		return rc;
 	}
 	/* release: a reader that sees v sees everything init wrote */
-	*old = atomic_exchange_explicit(&e->current, v, memory_order_acq_rel);
+	put[0] = atomic_exchange_explicit(&e->current, v, memory_order_acq_rel);
 	e->id = v->id;
 	e->has_id = true;
 	e->has_bad = false;
-	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s", e->key,
+	e->missing_since = 0;
+	e->loads++;
+	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s%s", e->key,
 		(unsigned long long)v->gen, (double)(hm__now() - t0) / 1e6,
-		*old ? ", replacing the previous one" : "");
-	return 0;
+		put[0] ? ", replacing the previous one" : "",
+		prev && prev->adopted ? ", state handed over" : "");
+	return 1;
 }
 
 int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 {
 	hm_loader *l = e->loader;
-	struct hm_module *v, *old;
+	struct hm_module *v, *put[2];
 	struct hm__fileid id;
 	struct hm__note note = {0};
 	int rc = 0;
@@ -223,6 +254,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			/* The entry's reference keeps v alive while we hold the lock. */
 			atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
 			*out = v;
+			rc = 0;
 			break;
 		}
 		if (atomic_load_explicit(&l->closing, memory_order_relaxed)) {
@@ -241,14 +273,15 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 		}
 		if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id)) {
 			/* The same file failed before: say so again, do not reload. */
-			rc = hm__fail(e->bad_code, "%s", e->bad_msg);
+			rc = hm__fail(e->last_code, "%s", e->last_msg);
 			break;
 		}
 		force = false; /* one forced attempt */
-		rc = hm__load_locked(e, &id, &old, &note);
+		rc = hm__load_locked(e, &id, 0, put, &note);
 		pthread_mutex_unlock(&e->lock);
 		hm__note_flush(l, &note);
-		hm_put(old);
+		hm_put(put[0]);
+		hm_put(put[1]);
 		if (rc < 0)
 			return rc;
 		pthread_mutex_lock(&e->lock);
@@ -257,19 +290,48 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 	return rc;
 }
 
-int hm__entry_refresh(struct hm__entry *e, bool force)
+/*
+ * e's file is gone; e->lock held.  Within the grace (HM__R_GRACE) keep
+ * serving: install(1) deletes and re-creates, and a file missing for a
+ * moment must not fail requests.  Then drop current into *old.
+ */
+static int hm__entry_missing(struct hm__entry *e, int flags, struct hm_module **old,
+	struct hm__note *note)
+{
+	hm_loader *l = e->loader;
+	struct hm_module *cur = atomic_load_explicit(&e->current, memory_order_relaxed);
+
+	if (cur && (flags & HM__R_GRACE) && l->removal_delay_ns > 0) {
+		int64_t now = hm__now();
+		if (!e->missing_since)
+			e->missing_since = now;
+		if (now - e->missing_since < l->removal_delay_ns)
+			return HM__MISSING;
+	}
+	e->missing_since = 0;
+	e->has_id = false;
+	if (cur) {
+		/* New requests get not-found; running ones finish. */
+		*old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
+		hm__note(note, HM_LOG_INFO, "%s removed: version %llu serves no new request",
+			e->key, (unsigned long long)cur->gen);
+	}
+	return hm__no_file(l, e->key);
+}
+
+int hm__entry_refresh(struct hm__entry *e, int flags)
 {
 	hm_loader *l = e->loader;
 	struct hm__entry *ge = NULL;
-	struct hm_module *cur, *old = NULL, *gcur = NULL;
+	struct hm_module *cur, *gcur = NULL, *put[2] = {NULL, NULL};
 	struct hm__fileid id;
 	struct hm__note note = {0};
-	bool global_changed;
-	int rc;
+	bool force = flags & HM__R_FORCE, global_changed;
+	int rc = 0;
 
 	/* The global first, so that modules bind to its newest version. */
 	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge)
-		(void)hm__entry_refresh(ge, force);
+		(void)hm__entry_refresh(ge, flags);
 
 	if (force) {
 		pthread_mutex_lock(&e->lock);
@@ -277,29 +339,21 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 		return 0; /* someone else is looking: use what is current */
 	}
 	int64_t now = hm__now_coarse();
-	if (!force && now < atomic_load_explicit(&e->next_check, memory_order_relaxed)) {
-		rc = 0;
+	if (!force && now < atomic_load_explicit(&e->next_check, memory_order_relaxed))
 		goto out;
-	}
 	atomic_store_explicit(&e->next_check, now + (l->check_ns > 0 ? l->check_ns : 0),
 		memory_order_relaxed);
-	if (e->loading_by) { /* a load in progress will make its own result current */
-		rc = 0;
+	if (e->loading_by) /* a load in progress will make its own result current */
 		goto out;
-	}
 	cur = atomic_load_explicit(&e->current, memory_order_relaxed);
 	rc = hm__stat_key(l, e->key, &id);
-	if (rc == HM_ENOENT && cur) {
-		/* Deleted: new requests get not-found, running ones finish. */
-		old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
-		e->has_id = false;
-		hm__note(&note, HM_LOG_INFO, "%s removed: version %llu serves no new request",
-			e->key, (unsigned long long)cur->gen);
+	if (rc == HM_ENOENT) {
+		rc = hm__entry_missing(e, flags, &put[0], &note);
+		goto out;
 	}
-	if (rc == HM_ENOENT)
-		hm__no_file(l, e->key);
 	if (rc < 0)
 		goto out;
+	e->missing_since = 0;
 	if (ge)
 		gcur = atomic_load_explicit(&ge->current, memory_order_acquire);
 	global_changed = cur && !e->is_global && cur->global != gcur;
@@ -310,21 +364,21 @@ int hm__entry_refresh(struct hm__entry *e, bool force)
 	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed)
 		goto out;
 	if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id) && !global_changed) {
-		rc = hm__fail(e->bad_code, "%s", e->bad_msg); /* retried when it changes */
+		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */
 		goto out;
 	}
-	rc = hm__load_locked(e, &id, &old, &note);
-	if (rc == 0)
-		rc = 1;
+	rc = hm__load_locked(e, &id, flags, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
 	hm__note_flush(l, &note);
-	hm_put(old);
+	hm_put(put[0]);
+	hm_put(put[1]);
 	return rc;
 }
 
-void hm__entry_drop(struct hm__entry *e)
+void hm__entry_drop_each(struct hm__entry *e, void *arg)
 {
+	(void)arg;
 	struct hm_module *old;
 
 	pthread_mutex_lock(&e->lock);

@@ -73,7 +73,8 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(ELOOP, -19, "nested dispatch too deep")                            \
 	XX(ECLOSED, -20, "loader is closing")                                 \
 	XX(ETIMEDOUT, -21, "timed out with references still held")            \
-	XX(ESYS, -22, "system call failed")
+	XX(ESYS, -22, "system call failed")                                   \
+	XX(EFORK, -23, "loader belongs to the parent process")
 
 enum hm_errno {
 #define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,
@@ -111,9 +112,19 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
 #define HM_TRUST_WORLD_WRITABLE 0x2u /* world-writable files and dirs */
 #define HM_TRUST_ANY_OWNER 0x4u      /* owners other than root or euid */
 
-/* hm_options.check_interval_ms */
+/* hm_options.check_interval_ms, for HM_WATCH_STAT */
 #define HM_CHECK_ALWAYS 0   /* stat the file on every request */
 #define HM_CHECK_NEVER (-1) /* only hm_refresh() looks for changes */
+
+/* hm_options.watch: how changed files are noticed.  See hm_watch(3). */
+#define HM_WATCH_AUTO 0    /* inotify, or stat checks where it cannot see */
+#define HM_WATCH_INOTIFY 1 /* inotify on the root and every subdirectory */
+#define HM_WATCH_STAT 2    /* stat on the request path, every check_interval_ms */
+
+/* hm_options.flags */
+#define HM_OPEN_PRELOAD 0x1u   /* hm_open() loads every module under the root */
+#define HM_OPEN_NO_THREAD 0x2u /* no watcher thread: the embedder's loop
+				  polls hm_watch_fd() and calls hm_watch_process() */
 
 /*
  * Options for hm_open().  Initialise with hm_options_init(), then set what
@@ -133,6 +144,11 @@ struct hm_options {
 	unsigned trust;         /* HM_TRUST_* bits; default 0 */
 	size_t max_module_size; /* bytes; default 64 MiB */
 	int max_depth;          /* nested dispatch limit; default 16 */
+	int watch;              /* HM_WATCH_*; default HM_WATCH_AUTO */
+	unsigned flags;         /* HM_OPEN_*; default 0 */
+	/* A served file missing this long is removed (install(1) deletes and
+	 * re-creates); default 200 ms. */
+	int removal_delay_ms;
 };
 
 HM_EXTERN void hm__options_init(struct hm_options *opts, size_t size);
@@ -167,6 +183,57 @@ HM_EXTERN int hm_dispatch(hm_loader *loader, const char *path, void *request);
 /* Look for a change of the module's file now, whatever the interval.
  * Returns 1 when a new version became current, 0 when nothing changed. */
 HM_EXTERN int hm_refresh(hm_loader *loader, const char *path);
+
+/*
+ * Watching (hm_watch(3)).  With HM_OPEN_NO_THREAD, poll hm_watch_fd() for
+ * input and call hm_watch_process() when it is readable or when
+ * hm_watch_timeout() milliseconds have passed (-1: no deadline).
+ * hm_watch_fd() is -1 in stat mode.  hm_rescan() looks at every file now.
+ */
+HM_EXTERN int hm_watch_fd(hm_loader *loader);
+HM_EXTERN int hm_watch_timeout(hm_loader *loader);
+HM_EXTERN int hm_watch_process(hm_loader *loader);
+HM_EXTERN int hm_rescan(hm_loader *loader);
+
+/*
+ * Status for operators (hm_status(3)): a snapshot, allocated by
+ * hm_status_get() and freed by hm_status_free().  The reserved members keep
+ * room for growth without changing the arrays' element size.
+ */
+struct hm_version_status {
+	uint64_t version;
+	unsigned long refs; /* held by requests (and, for a global, its modules) */
+	int current;
+	uint64_t reserved[2];
+};
+
+struct hm_module_status {
+	const char *path; /* "a/b.so" */
+	int global;       /* a directory's global module */
+	uint64_t current; /* version serving new requests; 0: none */
+	uint64_t loads;   /* versions loaded */
+	uint64_t failures;
+	uint64_t pinned;  /* versions that stayed mapped after dlclose */
+	int last_error;   /* HM_E* of the last failure; 0: none */
+	const char *last_error_msg;
+	int64_t last_error_time; /* seconds since the epoch; 0: none */
+	size_t nversions;        /* versions alive, newest first */
+	const struct hm_version_status *versions;
+	uint64_t reserved[4];
+};
+
+struct hm_status {
+	const char *watch; /* "inotify" or "stat" */
+	size_t nmodules;   /* sorted by path */
+	const struct hm_module_status *modules;
+	size_t versions_alive;
+	uint64_t pinned;
+	uint64_t rescans; /* full rescans (queue overflow, removed directory) */
+	uint64_t reserved[4];
+};
+
+HM_EXTERN int hm_status_get(hm_loader *loader, struct hm_status **status);
+HM_EXTERN void hm_status_free(struct hm_status *status);
 
 /* About a held reference.  Strings live as long as the reference. */
 HM_EXTERN const char *hm_module_path(const hm_module *mod); /* "a/b.so" */

@@ -96,6 +96,19 @@ HM_EXTERN void hm_ctx_set_state(hm_ctx *ctx, void *state); /* init only */
 HM_EXTERN void *hm_ctx_global_state(const hm_ctx *ctx);
 
 /*
+ * State hand-over, in init: the state of the version this one replaces
+ * (NULL if none), and taking it over.  hm_ctx_adopt() returns it and makes
+ * it this version's state; the old version's fini then sees
+ * hm_ctx_adopted() true and must leave it alone.  Requests on the old
+ * version may use the state while the new version's requests start: it
+ * must be thread-safe across versions.  A version's fini runs only after
+ * the fini of every older version that handed its state on to it.
+ */
+HM_EXTERN void *hm_ctx_prev_state(const hm_ctx *ctx);
+HM_EXTERN void *hm_ctx_adopt(hm_ctx *ctx);
+HM_EXTERN int hm_ctx_adopted(const hm_ctx *ctx); /* fini only */
+
+/*
  * Per-request slots, one per layer, NULL at the start of each call: the
  * global prepare can put a pooled connection in its slot and the module's
  * handler read it with *hm_ctx_slot(ctx, HM_LAYER_GLOBAL).

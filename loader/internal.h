@@ -119,14 +119,27 @@ struct hm_module {
 	int memfd; /* kept open while loaded: it names the object for glibc */
 	uint64_t gen;
 	struct hm__fileid id;
+	/*
+	 * Hand-over: the next version adopted this one's state (written by
+	 * the thread loading it, read by this version's fini), and holds a
+	 * reference on that heir so the heir's fini cannot run first.
+	 */
+	bool adopted;
+	struct hm_module *heir;
 	/* Protected by the loader's ver_lock. */
 	struct hm_module *live_prev, *live_next; /* live list */
 	struct hm_module *queue_next;             /* free list, reap queue */
 };
 
-/* Load entry's file as a new version bound to global (may be NULL). */
+/*
+ * Load entry's file as a new version bound to global (may be NULL), with
+ * prev (may be NULL, referenced by the caller) offered for hand-over.
+ * Returns HM__SAME, and no version, when the file's content is prev's and
+ * prev is bound to the same global.
+ */
+#define HM__SAME 1
 HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm_module *global,
-	struct hm_module **out);
+	struct hm_module *prev, struct hm_module **out);
 /* Take a reference if v still has one; see the slot comment above. */
 static inline bool hm__version_tryget(struct hm_module *v)
 {
@@ -175,11 +188,15 @@ struct hm__entry {
 	struct hm__thread *loading_by;
 	struct hm__fileid id;     /* the file current was loaded from */
 	bool has_id;
-	struct hm__fileid bad_id; /* the file of the last failed load */
+	struct hm__fileid bad_id; /* a file that failed: not retried until it changes */
 	bool has_bad;
-	int bad_code;
-	char bad_msg[HM__MSG_MAX];
+	int64_t missing_since;    /* hm__now() when the file was first missed; 0 */
 	uint64_t next_gen;
+	/* For hm_status_get(). */
+	uint64_t loads, failures, pinned;
+	int last_code; /* of the last failure */
+	int64_t last_time;
+	char last_msg[HM__MSG_MAX];
 
 	bool is_global;
 	size_t dir_len; /* key[0..dir_len) is the directory, with its '/' */
@@ -194,16 +211,23 @@ HM__HIDDEN struct hm__entry *hm__table_find(hm_loader *l, const char *path,
 HM__HIDDEN int hm__table_insert(hm_loader *l, const char *key, size_t key_len,
 	bool is_global, struct hm__entry **out);
 HM__HIDDEN int hm__table_init(hm_loader *l);
-HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *));
+HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *, void *),
+	void *arg);
 HM__HIDDEN void hm__table_free(hm_loader *l);
 
 /* Take a reference to e's current version, loading it when there is none;
  * force retries a file whose earlier load failed. */
 HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force);
-/* Look at the file now; force ignores the interval and earlier failures. */
-HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, bool force);
-/* Drop the current version (close). */
-HM__HIDDEN void hm__entry_drop(struct hm__entry *e);
+/* hm__entry_refresh() flags */
+#define HM__R_FORCE 0x1 /* ignore the interval and a cached failure; wait for the lock */
+#define HM__R_GRACE 0x2 /* a missing file is removed only after removal_delay */
+#define HM__R_QUIET 0x4 /* an incomplete file is "not yet", logged at debug */
+/* Returned while a missing file is within its grace: look again later. */
+#define HM__MISSING 2
+/* Look at the file; 1 when a new version became current, 0 if nothing did. */
+HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, int flags);
+/* Drop the current version (close; a hm__table_each callback). */
+HM__HIDDEN void hm__entry_drop_each(struct hm__entry *e, void *arg);
 /* The directory's global entry, created when its file exists; NULL if none. */
 HM__HIDDEN int hm__global_entry(struct hm__entry *e, struct hm__entry **out);
 
@@ -225,6 +249,7 @@ struct hm_ctx {
 	enum hm__phase phase;
 	void *slot[2];
 	hm_ctx *outer;
+	struct hm_module *prev; /* init: the version being replaced, or NULL */
 };
 
 /* Run init or fini with ctx as this thread's innermost call. */
@@ -259,6 +284,10 @@ struct hm_loader {
 	size_t max_size;
 	int max_depth;
 	uid_t euid;
+	unsigned flags;
+	int64_t removal_delay_ns;
+	unsigned fork_gen; /* hm__forks when opened: a child sees another */
+	struct hm__watch *watch; /* NULL in stat mode */
 
 	/* Set once by hm_close(); checked on slow paths only. */
 	atomic_bool closing;
@@ -289,5 +318,24 @@ struct hm_loader {
 	pthread_t reaper;
 	uint64_t pinned; /* versions still mapped after dlclose */
 };
+
+/* ---- fork (loader.c) -------------------------------------------------------- */
+
+/* Incremented in every child after fork(); see hm__forked(). */
+extern HM__HIDDEN atomic_uint hm__forks;
+static inline bool hm__forked(const hm_loader *l)
+{
+	return atomic_load_explicit(&hm__forks, memory_order_relaxed) != l->fork_gen;
+}
+HM__HIDDEN int hm__fork_error(const hm_loader *l);
+
+/* ---- watching (watch_linux.c) ------------------------------------------------ */
+
+/* Start watching per the options; sets l->watch or leaves stat mode. */
+HM__HIDDEN int hm__watch_start(hm_loader *l, int mode);
+HM__HIDDEN void hm__watch_stop(hm_loader *l);
+/* Walk the tree under the root: refresh what is known, load all if preload. */
+HM__HIDDEN void hm__scan(hm_loader *l, bool preload);
+HM__HIDDEN uint64_t hm__watch_rescans(const hm_loader *l);
 
 #endif /* HOTMOD_INTERNAL_H */

@@ -20,6 +20,32 @@
 #define HM__DEFAULT_CHECK_MS 1000
 #define HM__DEFAULT_MAX_SIZE ((size_t)64 << 20)
 #define HM__DEFAULT_DEPTH 16
+#define HM__DEFAULT_REMOVAL_MS 200
+
+/*
+ * fork policy: a loader belongs to the process that opened it.  A child
+ * inherits a copy whose threads do not exist, whose locks may be held
+ * forever and whose counts count the parent's requests; every call on it
+ * there fails with HM_EFORK.  A child opens its own loader.
+ */
+atomic_uint hm__forks;
+static pthread_once_t hm__atfork_once = PTHREAD_ONCE_INIT;
+
+static void hm__in_child(void)
+{
+	atomic_fetch_add_explicit(&hm__forks, 1, memory_order_relaxed);
+}
+
+static void hm__atfork_register(void)
+{
+	pthread_atfork(NULL, NULL, hm__in_child);
+}
+
+int hm__fork_error(const hm_loader *l)
+{
+	return hm__fail(HM_EFORK, "loader of %s was opened by the parent process: "
+				  "after fork() a child opens its own", l->root);
+}
 
 /* Set a member only if the caller's struct has room for it. */
 #define HM__OPT_SET(o, size, member, value)                                   \
@@ -38,6 +64,8 @@ void hm__options_init(struct hm_options *o, size_t size)
 	HM__OPT_SET(o, size, check_interval_ms, HM__DEFAULT_CHECK_MS);
 	HM__OPT_SET(o, size, max_module_size, HM__DEFAULT_MAX_SIZE);
 	HM__OPT_SET(o, size, max_depth, HM__DEFAULT_DEPTH);
+	HM__OPT_SET(o, size, watch, HM_WATCH_AUTO);
+	HM__OPT_SET(o, size, removal_delay_ms, HM__DEFAULT_REMOVAL_MS);
 }
 
 static int hm__options_check(const struct hm_options *o)
@@ -56,6 +84,13 @@ static int hm__options_check(const struct hm_options *o)
 		return hm__fail(HM_EINVAL, "hm_open: options.max_depth must be >= 1");
 	if (o->trust & ~(HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE | HM_TRUST_ANY_OWNER))
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.trust");
+	if (o->watch < HM_WATCH_AUTO || o->watch > HM_WATCH_STAT)
+		return hm__fail(HM_EINVAL, "hm_open: options.watch is %d", o->watch);
+	if (o->flags & ~(HM_OPEN_PRELOAD | HM_OPEN_NO_THREAD))
+		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.flags");
+	if (o->removal_delay_ms < 0)
+		return hm__fail(HM_EINVAL, "hm_open: options.removal_delay_ms is %d",
+			o->removal_delay_ms);
 	return 0;
 }
 
@@ -126,15 +161,24 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	l->max_size = o.max_module_size ? o.max_module_size : HM__DEFAULT_MAX_SIZE;
 	l->max_depth = o.max_depth;
 	l->euid = geteuid();
+	l->flags = o.flags;
+	l->removal_delay_ns = (int64_t)o.removal_delay_ms * 1000000;
+	pthread_once(&hm__atfork_once, hm__atfork_register);
+	l->fork_gen = atomic_load_explicit(&hm__forks, memory_order_relaxed);
 	if (!l->root || !l->global_name || hm__table_init(l) < 0) {
 		rc = hm__fail(HM_ENOMEM, "hm_open: out of memory");
 		goto fail;
 	}
 	if ((rc = hm__open_root(l)) < 0)
 		goto fail;
+	if ((rc = hm__watch_start(l, o.watch)) < 0)
+		goto fail;
+	if (l->flags & HM_OPEN_PRELOAD)
+		hm__scan(l, true); /* failures are logged and in the status */
 	*out = l;
 	return 0;
 fail:
+	hm__watch_stop(l);
 	hm__free(l);
 	return rc;
 }
@@ -175,11 +219,15 @@ int hm_close(hm_loader *l, int timeout_ms)
 
 	if (!l)
 		return 0;
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	/* No more reloads: then nothing new becomes current. */
+	hm__watch_stop(l);
 	/* Under the table lock: after this no entry is inserted. */
 	pthread_mutex_lock(&l->table_lock);
 	atomic_store(&l->closing, true); /* seq_cst: see hm__busy_leave */
 	pthread_mutex_unlock(&l->table_lock);
-	hm__table_each(l, hm__entry_drop);
+	hm__table_each(l, hm__entry_drop_each, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	if (timeout_ms >= 0) {
@@ -269,7 +317,7 @@ static void hm__check_on_request(struct hm__entry *e)
 
 	snprintf(saved, sizeof saved, "%s", hm__msg());
 	hm__busy_enter(e->loader);
-	(void)hm__entry_refresh(e, false);
+	(void)hm__entry_refresh(e, HM__R_GRACE);
 	hm__busy_leave(e->loader);
 	hm__fail(0, "%s", saved);
 }
@@ -282,6 +330,8 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 
 	if (!l || !path || !out)
 		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
+	if (hm__forked(l))
+		return hm__fork_error(l);
 	if (*path == '/')
 		path++;
 	len = strlen(path);
@@ -317,6 +367,8 @@ int hm_refresh(hm_loader *l, const char *path)
 
 	if (!l || !path)
 		return hm__fail(HM_EINVAL, "hm_refresh: NULL argument");
+	if (hm__forked(l))
+		return hm__fork_error(l);
 	if (*path == '/')
 		path++;
 	len = strlen(path);
@@ -330,7 +382,9 @@ int hm_refresh(hm_loader *l, const char *path)
 			rc = 1;
 		}
 	} else {
-		rc = hm__entry_refresh(e, true);
+		rc = hm__entry_refresh(e, HM__R_FORCE);
+		if (rc > 1) /* HM__MISSING cannot come without HM__R_GRACE */
+			rc = 0;
 	}
 	hm__busy_leave(l);
 	return rc;

@@ -187,17 +187,18 @@ void hm__table_free(hm_loader *l)
 }
 
 /*
- * Call fn on every entry.  Only once closing is set: no insert can happen
- * then, so the table is frozen and fn runs with no lock held (fn may end up
- * running fini hooks).
+ * Call fn on every entry, with no lock held (fn may load and run hooks).
+ * Safe at any time, like a lookup: it walks a snapshot of the table, which
+ * is never freed before hm_close(); entries inserted meanwhile may be
+ * missed.  Once closing is set nothing is inserted, so it sees them all.
  */
-void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *))
+void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *, void *), void *arg)
 {
 	struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
 
 	for (size_t b = 0; b <= t->mask; b++) {
 		struct hm__node *n = atomic_load_explicit(&t->buckets[b], memory_order_acquire);
 		for (; n; n = atomic_load_explicit(&n->next, memory_order_acquire))
-			fn(n->entry);
+			fn(n->entry, arg);
 	}
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Smallest descriptor a module may define: abi and size only. */
@@ -153,8 +154,10 @@ static void hm__init_ctx(hm_ctx *ctx, struct hm_module *v, enum hm__phase phase)
  * LINUX-NOTES.md: nodelete, unique symbols, TLS destructors), its name must
  * never be reused: keep the memfd open forever and count it.
  */
-static bool hm__unload(hm_loader *l, const char *key, uint64_t gen, void *dl, int memfd)
+static bool hm__unload(struct hm__entry *e, uint64_t gen, void *dl, int memfd)
 {
+	hm_loader *l = e->loader;
+	const char *key = e->key;
 	char name[64];
 	void *still;
 
@@ -166,6 +169,9 @@ static bool hm__unload(hm_loader *l, const char *key, uint64_t gen, void *dl, in
 		pthread_mutex_lock(&l->ver_lock);
 		l->pinned++;
 		pthread_mutex_unlock(&l->ver_lock);
+		pthread_mutex_lock(&e->lock);
+		e->pinned++;
+		pthread_mutex_unlock(&e->lock);
 		if (gen)
 			hm__log(l, HM_LOG_WARN,
 				"%s version %llu could not be unloaded: it stays mapped (pinned)",
@@ -180,7 +186,22 @@ static bool hm__unload(hm_loader *l, const char *key, uint64_t gen, void *dl, in
 	return true;
 }
 
-int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_module **out)
+/* Do two sealed memfds of size bytes hold the same bytes? */
+static bool hm__same_bytes(int a, int b, size_t size)
+{
+	void *pa = mmap(NULL, size, PROT_READ, MAP_SHARED, a, 0);
+	void *pb = mmap(NULL, size, PROT_READ, MAP_SHARED, b, 0);
+	bool same = pa != MAP_FAILED && pb != MAP_FAILED && memcmp(pa, pb, size) == 0;
+
+	if (pa != MAP_FAILED)
+		munmap(pa, size);
+	if (pb != MAP_FAILED)
+		munmap(pb, size);
+	return same;
+}
+
+int hm__version_load(struct hm__entry *e, struct hm_module *global,
+	struct hm_module *prev, struct hm_module **out)
 {
 	hm_loader *l = e->loader;
 	struct hm__fileid id;
@@ -192,6 +213,12 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_mo
 
 	if ((rc = hm__copy_module(l, e->key, &memfd, &id)) < 0)
 		return rc;
+	/* touch, chmod, or the same build copied again: nothing to load. */
+	if (prev && prev->global == global && prev->id.size == id.size &&
+	    hm__same_bytes(memfd, prev->memfd, (size_t)id.size)) {
+		close(memfd);
+		return HM__SAME;
+	}
 	if ((rc = hm__dlopen(&memfd, e->key, &dl)) < 0)
 		goto fail;
 	if ((rc = hm__read_desc(dl, e->key, &hooks)) < 0)
@@ -209,12 +236,17 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_mo
 	v->memfd = memfd;
 	v->gen = e->next_gen++;
 	v->id = id;
+	v->adopted = false;
+	v->heir = NULL;
 	if (global)
 		atomic_fetch_add_explicit(&global->refs, 1, memory_order_relaxed);
 
 	hm__init_ctx(&ctx, v, HM__PHASE_INIT);
+	ctx.prev = prev;
 	rc = hm__run_init(&ctx, v->hooks.init);
 	if (rc < 0) {
+		if (prev)
+			prev->adopted = false; /* what it took is not taken */
 		rc = hm__fail(HM_EINIT, "%s version %llu: init returned %d", e->key,
 			(unsigned long long)v->gen, rc);
 		e->next_gen--; /* numbers count versions that served */
@@ -225,13 +257,19 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global, struct hm_mo
 	}
 	/* No release needed: v is published later by a release exchange. */
 	atomic_store_explicit(&v->refs, 1, memory_order_relaxed);
+	if (prev && prev->adopted) {
+		/* prev's requests still use the state: v's fini must wait for
+		 * prev's.  The reference is put when prev is finalised. */
+		atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+		prev->heir = v;
+	}
 	*out = v;
 	return 0;
 fail:
 	if (dl) {
 		char why[HM__MSG_MAX]; /* unloading may log; keep the reason */
 		snprintf(why, sizeof why, "%s", hm__msg());
-		hm__unload(l, e->key, 0, dl, memfd);
+		hm__unload(e, 0, dl, memfd);
 		hm__fail(rc, "%s", why);
 	} else {
 		close(memfd);
@@ -242,18 +280,19 @@ fail:
 static void hm__finalise(struct hm_module *v)
 {
 	hm_loader *l = v->entry->loader;
-	struct hm_module *global = v->global;
+	struct hm_module *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
 	hm__init_ctx(&ctx, v, HM__PHASE_FINI);
 	hm__run_fini(&ctx, v->hooks.fini);
-	if (hm__unload(l, v->entry->key, v->gen, v->dl, v->memfd))
+	if (hm__unload(v->entry, v->gen, v->dl, v->memfd))
 		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
 			(unsigned long long)v->gen);
 	hm__slot_put(l, v);
-	/* After the module: a global outlives every version bound to it. */
-	if (global)
-		hm_put(global);
+	/* After the module: a global outlives every version bound to it, and
+	 * an heir every version whose state it adopted. */
+	hm_put(heir);
+	hm_put(global);
 }
 
 static void *hm__reaper(void *arg)

@@ -148,6 +148,10 @@ hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms)
 	o.app = app;
 	o.log = test_log;
 	o.check_interval_ms = interval_ms;
+	/* Deterministic: changes are seen only by stat checks or hm_refresh(),
+	 * and a missing file is gone at once.  check_reload.c tests watching. */
+	o.watch = HM_WATCH_STAT;
+	o.removal_delay_ms = 0;
 	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
 	if (app)
 		app->loader = l;

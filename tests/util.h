@@ -20,7 +20,8 @@ void deploy_mv(const char *name, const char *root, const char *rel);
 void deploy_install(const char *name, const char *root, const char *rel);
 /* A path under root; static buffer per call site is the caller's. */
 char *at(const char *root, const char *rel);
-/* Open a loader on root with app; interval HM_CHECK_NEVER unless said. */
+/* Open a loader on root with app in stat mode (no watcher), with this
+ * check interval and no removal delay. */
 hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms);
 /* Lines logged by loaders opened with open_loader, for assertions. */
 int logged(const char *needle);

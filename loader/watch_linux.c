@@ -1,0 +1,664 @@
+/*
+ * watch_linux.c - noticing changed files: inotify on the root and every
+ * directory under it, or stat checks where inotify cannot see.  Linux only.
+ *
+ * Events are hints, never facts (see LINUX-NOTES.md): every event just asks
+ * hm__entry_refresh() to look at the file, which stats, copies, compares and
+ * validates it.  So an event that comes twice, early (CREATE before the
+ * write) or for an unchanged file (touch) costs a look, not a reload; a lost
+ * event (queue overflow) or a removed directory triggers a full rescan.
+ *
+ * The watcher's lock protects only its own tables; loads run without it,
+ * because init is a hook and no lock is held while a hook runs.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HM__WATCH_MASK                                                         \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |   \
+	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK | IN_ONLYDIR | \
+	 IN_DONT_FOLLOW)
+
+struct hm__wdir {
+	int wd;
+	char *dir; /* "" for the root, else "a/b/" */
+};
+
+struct hm__pending {
+	char *key;
+	int64_t due; /* hm__now() */
+};
+
+struct hm__watch {
+	int fd;   /* inotify */
+	int wake; /* eventfd: tells the thread to stop */
+	pthread_t thread;
+	bool has_thread;
+	pthread_mutex_t lock; /* protects everything below */
+	struct hm__wdir *dirs;
+	size_t ndirs, capdirs;
+	struct hm__pending *pend; /* files missing within their grace */
+	size_t npend, cappend;
+	uint64_t rescans;
+};
+
+/* A growing array of keys to look at once each, after reading events. */
+struct hm__batch {
+	struct hm__batch_key {
+		char *key;
+		int flags;
+	} *keys;
+	size_t n, cap;
+	char **dirs; /* new directories to watch and scan */
+	size_t ndirs, capdirs;
+	bool rescan;
+};
+
+/* Remote and FUSE file systems: changes made elsewhere give no event. */
+static bool hm__remote_fs(unsigned long type)
+{
+	switch (type) {
+	case NFS_SUPER_MAGIC:
+	case SMB_SUPER_MAGIC:
+	case 0xFF534D42ul: /* CIFS */
+	case 0xFE534D42ul: /* SMB2 */
+	case 0x65735546ul: /* FUSE */
+	case 0x00C36400ul: /* Ceph */
+	case V9FS_MAGIC:
+	case AFS_SUPER_MAGIC:
+	case CODA_SUPER_MAGIC:
+	case 0x01161970ul: /* GFS2 */
+	case 0x7461636Ful: /* OCFS2 */
+	case 0x0BD00BD0ul: /* Lustre */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool hm__grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return true;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	void *p = realloc(*arr, ncap * size);
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = ncap;
+	return true;
+}
+
+/* ---- the directory table ------------------------------------------------ */
+
+static struct hm__wdir *hm__wdir_find(struct hm__watch *w, int wd)
+{
+	for (size_t i = 0; i < w->ndirs; i++)
+		if (w->dirs[i].wd == wd)
+			return &w->dirs[i];
+	return NULL;
+}
+
+static void hm__wdir_remove(struct hm__watch *w, struct hm__wdir *d)
+{
+	free(d->dir);
+	*d = w->dirs[--w->ndirs];
+}
+
+/* Watch dir ("" or "a/b/"); failures are logged, the rest still works. */
+static bool hm__watch_add(hm_loader *l, const char *dir)
+{
+	struct hm__watch *w = l->watch;
+	char path[PATH_MAX];
+	int wd;
+
+	snprintf(path, sizeof path, "/proc/self/fd/%d/%s", l->rootfd, dir);
+	wd = inotify_add_watch(w->fd, path, HM__WATCH_MASK);
+	if (wd < 0) {
+		hm__log(l, HM_LOG_WARN, "%s: cannot watch %s: %s%s", l->root,
+			*dir ? dir : "the root", strerror(errno),
+			errno == ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
+		return false;
+	}
+	pthread_mutex_lock(&w->lock);
+	struct hm__wdir *d = hm__wdir_find(w, wd);
+	char *copy = strdup(dir);
+	if (!copy) {
+		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+	} else if (d) { /* the same directory, or one renamed: keep the new name */
+		free(d->dir);
+		d->dir = copy;
+	} else if (hm__grow((void **)&w->dirs, &w->capdirs, w->ndirs, sizeof *w->dirs)) {
+		w->dirs[w->ndirs++] = (struct hm__wdir){.wd = wd, .dir = copy};
+	} else {
+		free(copy);
+		inotify_rm_watch(w->fd, wd);
+		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return true;
+}
+
+/* ---- looking at files ------------------------------------------------------ */
+
+/* Look at key again after the removal delay, if it is still missing then. */
+static void hm__pending_add(hm_loader *l, const char *key)
+{
+	struct hm__watch *w = l->watch;
+	char *copy;
+
+	if (!w)
+		return; /* stat mode: the next check on the request path looks */
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->npend; i++)
+		if (strcmp(w->pend[i].key, key) == 0)
+			goto out;
+	if ((copy = strdup(key)) != NULL &&
+	    hm__grow((void **)&w->pend, &w->cappend, w->npend, sizeof *w->pend))
+		w->pend[w->npend++] = (struct hm__pending){
+			.key = copy, .due = hm__now() + l->removal_delay_ns + 1000000};
+	else
+		free(copy);
+out:
+	pthread_mutex_unlock(&w->lock);
+}
+
+static bool hm__is_global_key(const hm_loader *l, const char *key)
+{
+	const char *base = strrchr(key, '/');
+	return strcmp(base ? base + 1 : key, l->global_name) == 0;
+}
+
+static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
+{
+	if (hm__entry_refresh(e, flags) == HM__MISSING)
+		hm__pending_add(l, e->key);
+}
+
+struct hm__rebind {
+	const char *dir;
+	size_t dir_len;
+};
+
+/* hm__table_each callback: modules of a directory whose global changed. */
+static void hm__rebind_one(struct hm__entry *e, void *arg)
+{
+	const struct hm__rebind *r = arg;
+
+	if (!e->is_global && e->dir_len == r->dir_len &&
+	    memcmp(e->key, r->dir, r->dir_len) == 0 &&
+	    atomic_load_explicit(&e->current, memory_order_acquire))
+		hm__refresh_entry(e->loader, e, HM__R_FORCE | HM__R_GRACE);
+}
+
+/*
+ * Something happened to the file key.  Known entries are looked at now;
+ * unknown modules are loaded on their first request, or now if preloading.
+ */
+static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
+{
+	size_t len = strlen(key);
+	bool global = hm__is_global_key(l, key);
+	struct hm__entry *e = hm__table_find(l, key, len, "");
+	struct hm__fileid id;
+	hm_module *v;
+
+	if (!e) {
+		if (!preload && !global)
+			return;
+		/* Only names a request could ask for become module entries. */
+		if (!global && (len <= 3 || strcmp(key + len - 3, ".so") != 0 ||
+				       hm__path_check(key, len - 3, l->global_name) < 0))
+			return;
+		if (hm__stat_key(l, key, &id) < 0 ||
+		    hm__table_insert(l, key, len, global, &e) < 0)
+			return;
+		if (!global) {
+			if (hm__entry_get(e, &v, false) == 0)
+				hm_put(v);
+			return;
+		}
+	}
+	hm__refresh_entry(l, e, flags);
+	if (global) {
+		/* Modules follow their global: re-initialise them against it. */
+		struct hm__rebind r = {.dir = key, .dir_len = e->dir_len};
+		hm__table_each(l, hm__rebind_one, &r);
+	}
+}
+
+/* ---- scanning ---------------------------------------------------------------- */
+
+static int hm__opendir_beneath(const hm_loader *l, const char *dir)
+{
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS};
+	char path[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0) {
+		snprintf(path, sizeof path, ".");
+	} else { /* without the trailing '/' */
+		snprintf(path, sizeof path, "%.*s", (int)(n - 1), dir);
+	}
+	return (int)syscall(SYS_openat2, l->rootfd, path, &how, sizeof how);
+}
+
+/*
+ * Watch dir, then list it (in that order: a file created in between is seen
+ * by one or the other), look at each module file, globals first, and
+ * descend.  Symbolic links to directories are not followed.
+ */
+static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
+{
+	char key[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if (l->watch)
+		hm__watch_add(l, dir);
+	if ((fd = hm__opendir_beneath(l, dir)) < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		if (errno != ENOENT)
+			hm__log(l, HM_LOG_WARN, "%s: cannot list %s: %s", l->root,
+				*dir ? dir : "the root", strerror(errno));
+		return;
+	}
+	snprintf(key, sizeof key, "%s%s", dir, l->global_name);
+	hm__look_at(l, key, HM__R_FORCE | HM__R_GRACE, preload);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
+			continue;
+		if ((size_t)snprintf(key, sizeof key, "%s%s", dir, de->d_name) >= sizeof key)
+			continue;
+		bool is_dir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN) { /* file systems without d_type */
+			struct stat st;
+			is_dir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				 S_ISDIR(st.st_mode);
+		}
+		if (!is_dir) {
+			hm__look_at(l, key, HM__R_FORCE | HM__R_GRACE, preload);
+		} else if (depth + 1 < HM__SEGMENTS_MAX) {
+			strcat(key, "/");
+			hm__scan_dir(l, key, depth + 1, preload);
+		}
+	}
+	closedir(d);
+}
+
+/* hm__table_each callback: look at every known file again. */
+static void hm__refresh_each(struct hm__entry *e, void *arg)
+{
+	(void)arg;
+	hm__refresh_entry(e->loader, e, HM__R_FORCE | HM__R_GRACE);
+}
+
+void hm__scan(hm_loader *l, bool preload)
+{
+	hm__scan_dir(l, "", 0, preload);
+	/* Files under directories that went away are not in the scan. */
+	hm__table_each(l, hm__refresh_each, NULL);
+}
+
+/* ---- events ---------------------------------------------------------------------- */
+
+static void hm__batch_free(struct hm__batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->keys[i].key);
+	for (size_t i = 0; i < b->ndirs; i++)
+		free(b->dirs[i]);
+	free(b->keys);
+	free(b->dirs);
+}
+
+static void hm__batch_key(struct hm__batch *b, const char *dir, const char *name, int flags)
+{
+	char key[PATH_MAX];
+
+	snprintf(key, sizeof key, "%s%s", dir, name);
+	for (size_t i = 0; i < b->n; i++) {
+		if (strcmp(b->keys[i].key, key) == 0) {
+			/* quiet only if every event for it was quiet */
+			b->keys[i].flags &= flags | ~HM__R_QUIET;
+			return;
+		}
+	}
+	char *copy = strdup(key);
+	if (!copy || !hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
+		free(copy);
+		b->rescan = true; /* lost it: look at everything */
+		return;
+	}
+	b->keys[b->n++] = (struct hm__batch_key){.key = copy, .flags = flags};
+}
+
+static void hm__batch_dir(struct hm__batch *b, const char *dir, const char *name)
+{
+	char *copy;
+
+	if (asprintf(&copy, "%s%s/", dir, name) < 0) {
+		b->rescan = true;
+		return;
+	}
+	if (!hm__grow((void **)&b->dirs, &b->capdirs, b->ndirs, sizeof *b->dirs)) {
+		free(copy);
+		b->rescan = true;
+		return;
+	}
+	b->dirs[b->ndirs++] = copy;
+}
+
+/* Sort one event into the batch; w->lock held. */
+static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__batch *b)
+{
+	struct hm__watch *w = l->watch;
+	struct hm__wdir *d;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		b->rescan = true;
+		return;
+	}
+	if ((d = hm__wdir_find(w, ev->wd)) == NULL)
+		return;
+	if (ev->mask & IN_IGNORED) { /* the directory is gone */
+		if (!*d->dir)
+			hm__log(l, HM_LOG_ERROR, "%s: the root directory was removed", l->root);
+		hm__wdir_remove(w, d);
+		b->rescan = true;
+		return;
+	}
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		b->rescan = true;
+		return;
+	}
+	if (!ev->len || ev->name[0] == '.')
+		return;
+	if (ev->mask & IN_ISDIR) {
+		if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+			hm__batch_dir(b, d->dir, ev->name);
+		else
+			b->rescan = true; /* removed or moved away: its files too */
+		return;
+	}
+	size_t n = strlen(ev->name);
+	if (strcmp(ev->name, l->global_name) != 0 &&
+	    (n <= 3 || strcmp(ev->name + n - 3, ".so") != 0))
+		return;
+	/* A CREATE alone comes before the write: failing then is "not yet". */
+	bool only_create = (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB |
+					IN_DELETE | IN_MOVED_FROM)) == IN_CREATE;
+	hm__batch_key(b, d->dir, ev->name,
+		HM__R_FORCE | HM__R_GRACE | (only_create ? HM__R_QUIET : 0));
+}
+
+/* Read every event queued now into b; w->lock held. */
+static void hm__read_events(hm_loader *l, struct hm__batch *b)
+{
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct hm__watch *w = l->watch;
+
+	for (;;) {
+		ssize_t n = read(w->fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN)
+				hm__log(l, HM_LOG_ERROR, "%s: inotify read: %s", l->root,
+					strerror(errno));
+			return;
+		}
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			hm__event(l, ev, b);
+			p += sizeof *ev + ev->len;
+		}
+	}
+}
+
+/* Take the pending files that are due; w->lock held. */
+static void hm__take_due(struct hm__watch *w, struct hm__batch *b)
+{
+	int64_t now = hm__now();
+
+	for (size_t i = 0; i < w->npend;) {
+		if (w->pend[i].due > now) {
+			i++;
+			continue;
+		}
+		if (hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
+			b->keys[b->n++] = (struct hm__batch_key){
+				.key = w->pend[i].key, .flags = HM__R_FORCE | HM__R_GRACE};
+		} else {
+			free(w->pend[i].key);
+			b->rescan = true;
+		}
+		w->pend[i] = w->pend[--w->npend];
+	}
+}
+
+static int hm__watch_run(hm_loader *l)
+{
+	struct hm__watch *w = l->watch;
+	struct hm__batch b = {0};
+	bool preload = l->flags & HM_OPEN_PRELOAD;
+	int handled;
+
+	pthread_mutex_lock(&w->lock);
+	hm__read_events(l, &b);
+	hm__take_due(w, &b);
+	if (b.rescan)
+		w->rescans++;
+	pthread_mutex_unlock(&w->lock);
+
+	/* No watcher lock from here: loads run hooks. */
+	if (b.rescan) {
+		hm__log(l, HM_LOG_INFO, "%s: rescanning everything (events were lost "
+					"or a directory went away)", l->root);
+		hm__scan(l, preload);
+	} else {
+		for (size_t i = 0; i < b.ndirs; i++)
+			hm__scan_dir(l, b.dirs[i], 1, preload);
+		for (size_t i = 0; i < b.n; i++)
+			hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
+	}
+	handled = (int)(b.n + b.ndirs) + b.rescan;
+	hm__batch_free(&b);
+	return handled;
+}
+
+/* ---- the thread, or the embedder's loop ------------------------------------- */
+
+static void *hm__watch_thread(void *arg)
+{
+	hm_loader *l = arg;
+	struct hm__watch *w = l->watch;
+
+	for (;;) {
+		struct pollfd fds[2] = {{.fd = w->fd, .events = POLLIN},
+			{.fd = w->wake, .events = POLLIN}};
+		int rc = poll(fds, 2, hm_watch_timeout(l));
+		if (rc < 0 && errno != EINTR) {
+			hm__log(l, HM_LOG_ERROR, "%s: watcher poll: %s", l->root, strerror(errno));
+			break;
+		}
+		if (fds[1].revents)
+			break;
+		hm__watch_run(l);
+	}
+	return NULL;
+}
+
+int hm_watch_fd(hm_loader *l)
+{
+	if (!l)
+		return hm__fail(HM_EINVAL, "hm_watch_fd: NULL loader");
+	return l->watch ? l->watch->fd : -1;
+}
+
+int hm_watch_timeout(hm_loader *l)
+{
+	struct hm__watch *w = l ? l->watch : NULL;
+	int64_t next = -1;
+
+	if (!w)
+		return -1;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->npend; i++)
+		if (next < 0 || w->pend[i].due < next)
+			next = w->pend[i].due;
+	pthread_mutex_unlock(&w->lock);
+	if (next < 0)
+		return -1;
+	int64_t ms = (next - hm__now() + 999999) / 1000000;
+	return ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int hm_watch_process(hm_loader *l)
+{
+	if (!l)
+		return hm__fail(HM_EINVAL, "hm_watch_process: NULL loader");
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
+		return hm__fail(HM_ECLOSED, "%s: loader is closing", l->root);
+	return l->watch ? hm__watch_run(l) : 0;
+}
+
+int hm_rescan(hm_loader *l)
+{
+	if (!l)
+		return hm__fail(HM_EINVAL, "hm_rescan: NULL loader");
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
+		return hm__fail(HM_ECLOSED, "%s: loader is closing", l->root);
+	if (l->watch) {
+		pthread_mutex_lock(&l->watch->lock);
+		l->watch->rescans++;
+		pthread_mutex_unlock(&l->watch->lock);
+	}
+	hm__scan(l, l->flags & HM_OPEN_PRELOAD);
+	return 0;
+}
+
+uint64_t hm__watch_rescans(const hm_loader *l)
+{
+	uint64_t n = 0;
+
+	if (l->watch) {
+		pthread_mutex_lock(&l->watch->lock);
+		n = l->watch->rescans;
+		pthread_mutex_unlock(&l->watch->lock);
+	}
+	return n;
+}
+
+int hm__watch_start(hm_loader *l, int mode)
+{
+	struct hm__watch *w;
+	struct statfs sf;
+
+	if (mode == HM_WATCH_STAT)
+		return 0;
+	if (mode == HM_WATCH_AUTO && fstatfs(l->rootfd, &sf) == 0 &&
+	    hm__remote_fs((unsigned long)sf.f_type)) {
+		hm__log(l, HM_LOG_INFO, "%s: file system type 0x%lx gives no events for "
+					"changes made elsewhere: checking files by stat",
+			l->root, (unsigned long)sf.f_type);
+		return 0;
+	}
+	if (!(w = calloc(1, sizeof *w)))
+		return hm__fail(HM_ENOMEM, "hm_open: out of memory");
+	pthread_mutex_init(&w->lock, NULL);
+	w->wake = -1;
+	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->fd < 0) {
+		int err = errno;
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		if (mode == HM_WATCH_INOTIFY)
+			return hm__fail(HM_ESYS, "%s: inotify_init1: %s", l->root, strerror(err));
+		hm__log(l, HM_LOG_WARN, "%s: inotify_init1: %s: checking files by stat",
+			l->root, strerror(err));
+		return 0;
+	}
+	l->watch = w;
+	if (!hm__watch_add(l, "")) {
+		hm__watch_stop(l);
+		if (mode == HM_WATCH_INOTIFY)
+			return hm__fail(HM_ESYS, "%s: cannot watch the root", l->root);
+		hm__log(l, HM_LOG_WARN, "%s: checking files by stat instead", l->root);
+		return 0;
+	}
+	int64_t check_ns = l->check_ns;
+	l->check_ns = -1; /* events, not stats, on the request path */
+	if (!(l->flags & HM_OPEN_NO_THREAD)) {
+		sigset_t all, old;
+		int rc;
+
+		if ((w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+			l->check_ns = check_ns;
+			return hm__fail(HM_ESYS, "%s: eventfd: %s", l->root, strerror(errno));
+		}
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&w->thread, NULL, hm__watch_thread, l);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0) {
+			l->check_ns = check_ns;
+			return hm__fail(HM_ESYS, "%s: watcher thread: %s", l->root, strerror(rc));
+		}
+		w->has_thread = true;
+		pthread_setname_np(w->thread, "hotmod-watch");
+	}
+	/* Watch every directory now; hm_open() preloads after, if asked. */
+	if (!(l->flags & HM_OPEN_PRELOAD))
+		hm__scan_dir(l, "", 0, false);
+	return 0;
+}
+
+void hm__watch_stop(hm_loader *l)
+{
+	struct hm__watch *w = l->watch;
+
+	if (!w)
+		return;
+	if (w->has_thread) {
+		uint64_t one = 1;
+		if (write(w->wake, &one, sizeof one) != sizeof one)
+			abort(); /* an eventfd write cannot fail here */
+		pthread_join(w->thread, NULL);
+	}
+	if (w->wake >= 0)
+		close(w->wake);
+	close(w->fd);
+	for (size_t i = 0; i < w->ndirs; i++)
+		free(w->dirs[i].dir);
+	for (size_t i = 0; i < w->npend; i++)
+		free(w->pend[i].key);
+	free(w->dirs);
+	free(w->pend);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+	l->watch = NULL;
+}
