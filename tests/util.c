@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -108,6 +109,7 @@ void deploy_install(const char *name, const char *root, const char *rel)
 }
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
 static char log_buf[1 << 16];
 static size_t log_len;
 
@@ -119,6 +121,7 @@ static void test_log(void *arg, int level, const char *msg)
 	int n = snprintf(log_buf + log_len, sizeof log_buf - log_len, "%s\n", msg);
 	if (n > 0 && (size_t)n < sizeof log_buf - log_len)
 		log_len += (size_t)n;
+	pthread_cond_broadcast(&log_cv);
 	pthread_mutex_unlock(&log_mu);
 }
 
@@ -128,6 +131,26 @@ int logged(const char *needle)
 	int found = strstr(log_buf, needle) != NULL;
 	pthread_mutex_unlock(&log_mu);
 	return found;
+}
+
+bool wait_logged(const char *needle)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;
+	pthread_mutex_lock(&log_mu);
+	while (!strstr(log_buf, needle) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&log_cv, &log_mu, &deadline);
+	bool found = strstr(log_buf, needle) != NULL;
+	pthread_mutex_unlock(&log_mu);
+	return found;
+}
+
+hm_log_fn test_log_fn(void)
+{
+	return test_log;
 }
 
 void log_reset(void)

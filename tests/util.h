@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <hotmod.h>
+#include <stdbool.h>
 
 #include "fixture.h"
 
@@ -25,6 +26,11 @@ char *at(const char *root, const char *rel);
 hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms);
 /* Lines logged by loaders opened with open_loader, for assertions. */
 int logged(const char *needle);
+/* Wait until a loader logged a line containing needle; false after a
+ * generous bound (the test then fails instead of hanging). */
+bool wait_logged(const char *needle);
 void log_reset(void);
+/* The logger open_loader() installs, for loaders opened by hand. */
+hm_log_fn test_log_fn(void);
 
 #endif

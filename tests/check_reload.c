@@ -1,0 +1,637 @@
+/*
+ * check_reload.c - hot reload with real tools writing into a watched
+ * directory while other threads dispatch requests.
+ *
+ * Every writer scenario checks the same four things: which version serves
+ * new requests afterwards; that a request in flight across the reload
+ * finished on the version it started on; that no request failed or saw a
+ * broken module; that every old version was finalised exactly once.
+ * Waiting is on conditions (a log line, a gate), never on time.
+ */
+#define _GNU_SOURCE 1
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int value;
+};
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->value = 1;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static bool gate_wait(struct gate *g)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;
+	pthread_mutex_lock(&g->mu);
+	while (!g->value && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);
+	bool ok = g->value;
+	pthread_mutex_unlock(&g->mu);
+	return ok;
+}
+
+static char *root;
+static struct fx_app app;
+static hm_loader *l;
+static struct gate parked = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+static struct gate unpark = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void setup(void)
+{
+	memset(&app, 0, sizeof app);
+	root = mkroot();
+	log_reset();
+}
+
+static void teardown(void)
+{
+	if (l)
+		ck_assert_int_eq(hm_close(l, -1), 0);
+	l = NULL;
+	/* every version finalised exactly once */
+	ck_assert_int_eq(atomic_load(&app.inits), atomic_load(&app.finis));
+	rmroot(root);
+}
+
+static hm_loader *open_watching(unsigned flags)
+{
+	struct hm_options o;
+	hm_loader *loader;
+
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &app;
+	o.log = test_log_fn();
+	o.watch = HM_WATCH_INOTIFY;
+	o.flags = flags;
+	ck_assert_msg(hm_open(&loader, &o) == 0, "hm_open: %s", hm_errmsg());
+	app.loader = loader;
+	return loader;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+
+	va_start(ap, fmt);
+	ck_assert(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	const char *argv[] = {"sh", "-c", cmd, NULL};
+	ck_assert_msg(run(argv) == 0, "failed: %s", cmd);
+	free(cmd);
+}
+
+/* ---- background traffic and a request parked across the reload ---- */
+
+#define TRAFFIC 2
+static pthread_t traffic[TRAFFIC];
+static atomic_bool traffic_stop;
+static atomic_long traffic_done, traffic_failed, traffic_notfound;
+static const char *traffic_path;
+
+static void *traffic_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&traffic_stop)) {
+		struct fx_req req = {0};
+		int rc = hm_dispatch(l, traffic_path, &req);
+		/* No version at all, and its file missing or still being
+		 * written: "not there (yet)".  Only while a module is deleted. */
+		if (rc == HM_ENOENT || rc == HM_ECHANGED || rc == HM_ENOTELF)
+			atomic_fetch_add(&traffic_notfound, 1);
+		else if (rc < 1 || req.handled_by != rc)
+			atomic_fetch_add(&traffic_failed, 1); /* an error or a broken module */
+		atomic_fetch_add(&traffic_done, 1);
+	}
+	return NULL;
+}
+
+static void traffic_start(const char *path)
+{
+	traffic_path = path;
+	atomic_store(&traffic_stop, false);
+	atomic_store(&traffic_done, 0);
+	atomic_store(&traffic_failed, 0);
+	atomic_store(&traffic_notfound, 0);
+	for (int i = 0; i < TRAFFIC; i++)
+		pthread_create(&traffic[i], NULL, traffic_thread, NULL);
+}
+
+static void traffic_stop_and_check(bool notfound_allowed)
+{
+	atomic_store(&traffic_stop, true);
+	for (int i = 0; i < TRAFFIC; i++)
+		pthread_join(traffic[i], NULL);
+	ck_assert_int_gt(atomic_load(&traffic_done), 0);
+	ck_assert_int_eq(atomic_load(&traffic_failed), 0);
+	if (!notfound_allowed)
+		ck_assert_int_eq(atomic_load(&traffic_notfound), 0);
+}
+
+static void park_here(struct fx_req *req, hm_ctx *ctx)
+{
+	(void)req;
+	(void)ctx;
+	gate_open(&parked);
+	ck_assert(gate_wait(&unpark));
+}
+
+static struct fx_req parked_req;
+static pthread_t parked_thread;
+
+static void *parked_main(void *arg)
+{
+	return (void *)(long)hm_dispatch(l, arg, &parked_req);
+}
+
+static void park(const char *path)
+{
+	memset(&parked_req, 0, sizeof parked_req);
+	parked_req.in_handle = park_here;
+	parked.value = unpark.value = 0;
+	pthread_create(&parked_thread, NULL, parked_main, (void *)path);
+	ck_assert(gate_wait(&parked));
+}
+
+/* Release the parked request: it must end on the version it started on. */
+static void unpark_and_check(int want_rc, uint64_t want_version)
+{
+	void *rc;
+
+	gate_open(&unpark);
+	pthread_join(parked_thread, &rc);
+	ck_assert_int_eq((long)rc, want_rc);
+	ck_assert_uint_eq(parked_req.version, want_version);
+	ck_assert_int_eq(parked_req.handled_by, want_rc);
+}
+
+static int serve(const char *path, uint64_t *version)
+{
+	struct fx_req req = {0};
+	int rc = hm_dispatch(l, path, &req);
+	if (version)
+		*version = req.version;
+	return rc;
+}
+
+/*
+ * The common scenario: probe v1 serves m; traffic runs and one request is
+ * parked in v1's handler; change() writes; then version 2 must serve new
+ * requests, with content want (1 or 2: FX_VERSION of the new file).
+ */
+static void scenario(void (*change)(void), int want)
+{
+	uint64_t version;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	traffic_start("m");
+	park("m");
+	change();
+	ck_assert_msg(wait_logged("m.so version 2 loaded"), "v2 never loaded");
+	ck_assert_int_eq(serve("m", &version), want);
+	ck_assert_uint_eq(version, 2);
+	unpark_and_check(1, 1);
+	traffic_stop_and_check(false);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	l = NULL;
+	ck_assert_int_eq(atomic_load(&app.inits), 2);
+	ck_assert_int_eq(atomic_load(&app.finis), 2);
+}
+
+static void write_cp(void) { deploy_cp("probe_v2", root, "m.so"); }
+static void write_mv(void) { deploy_mv("probe_v2", root, "m.so"); }
+static void write_install(void) { deploy_install("probe_v2", root, "m.so"); }
+
+static void write_ln_sf(void)
+{
+	deploy_cp("probe_v2", root, "release-2.so");
+	sh("cd '%s' && ln -sf release-2.so m.so", root);
+}
+
+static void write_compiler(void)
+{
+	sh("%s -shared -fPIC -DFX_VERSION=2 -I'%s/loader' -I'%s/tests/fixtures' "
+	   "-o '%s/m.so' '%s/tests/fixtures/probe.c'",
+		TEST_CC, TOP_SRCDIR, TOP_SRCDIR, root, TOP_SRCDIR);
+}
+
+START_TEST(test_cp_over_the_loaded_file_is_picked_up)
+{
+	scenario(write_cp, 2);
+}
+END_TEST
+
+START_TEST(test_mv_into_place_is_picked_up)
+{
+	scenario(write_mv, 2);
+}
+END_TEST
+
+START_TEST(test_install_is_picked_up_without_a_not_found)
+{
+	scenario(write_install, 2);
+}
+END_TEST
+
+START_TEST(test_ln_sf_to_a_new_file_is_picked_up)
+{
+	scenario(write_ln_sf, 2);
+}
+END_TEST
+
+START_TEST(test_compiler_writing_into_the_directory_is_picked_up)
+{
+	scenario(write_compiler, 2);
+}
+END_TEST
+
+static void write_truncated_then_complete(void)
+{
+	/* an incomplete file, as a slow copy leaves it for a moment */
+	sh("head -c 3000 '%s' > '%s/m.so'", fixture("probe_v2"), root);
+	ck_assert(wait_logged("m.so: truncated"));
+	ck_assert(wait_logged("(version 1 keeps serving)"));
+	ck_assert_int_eq(serve("m", NULL), 1);
+	deploy_cp("probe_v2", root, "m.so");
+}
+
+START_TEST(test_truncated_file_then_complete_one)
+{
+	scenario(write_truncated_then_complete, 2);
+}
+END_TEST
+
+static void write_wrong_abi_then_good(void)
+{
+	struct hm_status *st;
+
+	deploy_mv("badabi", root, "m.so");
+	ck_assert(wait_logged("m.so: built for module ABI 999"));
+	ck_assert_int_eq(serve("m", NULL), 1);
+	/* status tells the operator what failed */
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_eq(st->nmodules, 1);
+	ck_assert_str_eq(st->modules[0].path, "m.so");
+	ck_assert_uint_eq(st->modules[0].current, 1);
+	ck_assert_uint_eq(st->modules[0].failures, 1);
+	ck_assert_int_eq(st->modules[0].last_error, HM_EABI);
+	ck_assert_ptr_nonnull(strstr(st->modules[0].last_error_msg, "ABI 999"));
+	ck_assert_int_gt(st->modules[0].last_error_time, 0);
+	ck_assert_str_eq(st->watch, "inotify");
+	hm_status_free(st);
+	deploy_mv("probe_v2", root, "m.so");
+}
+
+START_TEST(test_wrong_abi_never_replaces_the_working_version)
+{
+	scenario(write_wrong_abi_then_good, 2);
+}
+END_TEST
+
+START_TEST(test_touch_and_chmod_load_nothing)
+{
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	sh("touch '%s/m.so' && chmod 600 '%s/m.so' && chmod 644 '%s/m.so'", root, root, root);
+	/* a later real change proves the events above were processed */
+	deploy_cp("probe_v1", root, "other.so");
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert(wait_logged("m.so version 2 loaded"));
+	ck_assert(logged("m.so: content unchanged"));
+	ck_assert_int_eq(atomic_load(&app.inits), 2);
+}
+END_TEST
+
+START_TEST(test_deleted_module_stops_serving_and_returns_when_readded)
+{
+	char *path = at(root, "m.so");
+	uint64_t version;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	traffic_start("m");
+	park("m");
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert(wait_logged("m.so removed"));
+	ck_assert_int_eq(serve("m", NULL), HM_ENOENT);
+	unpark_and_check(1, 1); /* the running request finished on v1 */
+	deploy_install("probe_v2", root, "m.so");
+	ck_assert(wait_logged("m.so version 2 loaded"));
+	ck_assert_int_eq(serve("m", &version), 2);
+	ck_assert_uint_eq(version, 2);
+	traffic_stop_and_check(true);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_new_subdirectory_with_modules_is_watched_and_loaded)
+{
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(HM_OPEN_PRELOAD);
+	ck_assert_int_eq(atomic_load(&app.inits), 1); /* preloaded, no request */
+	/* a directory created in place, then files in it */
+	deploy_cp("probe_v1", root, "a/b/m.so");
+	ck_assert(wait_logged("a/b/m.so version 1 loaded"));
+	/* a directory made elsewhere with its files, then moved in */
+	char *tmp = at(root, ".staging");
+	sh("mkdir -m 755 '%s' && cp '%s' '%s/x.so' && chmod 644 '%s/x.so' && mv '%s' '%s/c'",
+		tmp, fixture("probe_v2"), tmp, tmp, tmp, root);
+	ck_assert(wait_logged("c/x.so version 1 loaded"));
+	ck_assert_int_eq(serve("c/x", NULL), 2);
+	/* and a change inside the new directory is seen too */
+	deploy_mv("probe_v2", root, "a/b/m.so");
+	ck_assert(wait_logged("a/b/m.so version 2 loaded"));
+	ck_assert_int_eq(serve("a/b/m", NULL), 2);
+	free(tmp);
+}
+END_TEST
+
+START_TEST(test_new_global_serves_new_requests_while_old_pair_finishes)
+{
+	uint64_t version;
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("global_v1", root, "_global.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	traffic_start("m");
+	park("m");
+	ck_assert_uint_eq(parked_req.global_version, 1);
+	deploy_mv("global_v2", root, "_global.so");
+	ck_assert(wait_logged("_global.so version 2 loaded"));
+	ck_assert(wait_logged("m.so version 2 loaded")); /* re-initialised */
+	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	ck_assert_uint_eq(req.global_version, 2);
+	ck_assert_uint_eq(req.version, 2);
+	unpark_and_check(1, 1);
+	ck_assert_uint_eq(parked_req.global_version, 1); /* the old pair, to the end */
+	traffic_stop_and_check(false);
+	/* the old global is finalised after the old module bound to it */
+	ck_assert(wait_logged("_global.so version 1 unloaded"));
+	ck_assert(logged("m.so version 1 unloaded\n_global.so version 1 unloaded"));
+	(void)version;
+}
+END_TEST
+
+START_TEST(test_counter_survives_three_reloads_by_hand_over)
+{
+	struct fx_req req = {0};
+	static const char *const next[] = {"handover_v2", "handover_v1", "handover_v2"};
+	char line[64];
+
+	deploy_cp("handover_v1", root, "count.so");
+	l = open_watching(0);
+	for (int i = 1; i <= 3; i++)
+		ck_assert_int_eq(hm_dispatch(l, "count", &req), i);
+	for (int r = 0; r < 3; r++) {
+		deploy_mv(next[r], root, "count.so");
+		snprintf(line, sizeof line, "count.so version %d loaded", r + 2);
+		ck_assert(wait_logged(line));
+		ck_assert_int_eq(hm_dispatch(l, "count", &req), 4 + r);
+		ck_assert_int_eq(req.handled_by, r % 2 ? 1 : 2);
+	}
+	ck_assert(logged("state handed over"));
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	l = NULL;
+	ck_assert_int_eq(atomic_load(&app.state_frees), 1); /* freed once, at the end */
+	ck_assert_int_eq(atomic_load(&app.finis), 4);
+}
+END_TEST
+
+START_TEST(test_handed_over_state_outlives_the_old_versions_requests)
+{
+	struct fx_req req = {0};
+	char *count = at(root, "count.so"), *m = at(root, "m.so");
+	hm_module *v1;
+
+	deploy_cp("handover_v1", root, "count.so");
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(hm_dispatch(l, "count", &req), 1);
+	ck_assert_int_eq(hm_get(l, "count", &v1), 0); /* an old request holds v1 */
+	deploy_mv("handover_v2", root, "count.so");
+	ck_assert(wait_logged("count.so version 2 loaded"));
+	ck_assert_int_eq(unlink(count), 0); /* v2 goes away before v1 is done */
+	ck_assert(wait_logged("count.so removed"));
+	/* Barrier: the reaper finalises in order, so once a version retired
+	 * after this point is unloaded, v2 would have been too. */
+	ck_assert_int_eq(serve("m", NULL), 1);
+	ck_assert_int_eq(unlink(m), 0);
+	ck_assert(wait_logged("m.so version 1 unloaded"));
+	ck_assert(!logged("count.so version 2 unloaded"));
+	ck_assert_int_eq(atomic_load(&app.state_frees), 0);
+	/* v1's request still uses the shared state */
+	ck_assert_int_eq(hm_call(v1, &req), 2);
+	hm_put(v1);
+	ck_assert(wait_logged("count.so version 2 unloaded"));
+	ck_assert_int_eq(atomic_load(&app.state_frees), 1);
+	free(count);
+	free(m);
+}
+END_TEST
+
+START_TEST(test_queue_overflow_ends_in_a_rescan_that_finds_the_change)
+{
+	struct hm_status *st;
+	char *junk = at(root, "junk"), *junk2 = at(root, "junk2");
+	int max = 16384;
+	FILE *f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+
+	if (f) {
+		ck_assert_int_eq(fscanf(f, "%d", &max), 1);
+		fclose(f);
+	}
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(HM_OPEN_NO_THREAD);
+	ck_assert_int_ge(hm_watch_fd(l), 0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	/* Flood the queue while nobody reads it: alternate two names, since
+	 * inotify merges identical consecutive events. */
+	close(open(junk, O_CREAT | O_WRONLY, 0644));
+	close(open(junk2, O_CREAT | O_WRONLY, 0644));
+	for (int i = 0; i <= max; i++)
+		ck_assert_int_eq(utimensat(AT_FDCWD, i % 2 ? junk : junk2, NULL, 0), 0);
+	deploy_mv("probe_v2", root, "m.so"); /* its event is lost */
+	ck_assert_int_ge(hm_watch_process(l), 1);
+	ck_assert_int_eq(serve("m", NULL), 2);
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_ge(st->rescans, 1);
+	hm_status_free(st);
+	free(junk);
+	free(junk2);
+}
+END_TEST
+
+START_TEST(test_embedder_loop_polls_the_fd_and_processes)
+{
+	struct pollfd pfd;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(HM_OPEN_NO_THREAD);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	ck_assert_int_eq(hm_watch_timeout(l), -1);
+	deploy_mv("probe_v2", root, "m.so");
+	pfd = (struct pollfd){.fd = hm_watch_fd(l), .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 30000), 1);
+	ck_assert_int_eq(serve("m", NULL), 1); /* nothing happens until processed */
+	ck_assert_int_ge(hm_watch_process(l), 1);
+	ck_assert_int_eq(serve("m", NULL), 2);
+	/* a deletion asks to be processed again after the removal delay */
+	char *path = at(root, "m.so");
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
+	ck_assert_int_eq(poll(&pfd, 1, 30000), 1);
+	hm_watch_process(l);
+	int t = hm_watch_timeout(l);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_eq(serve("m", NULL), 2); /* still within the grace */
+	while ((t = hm_watch_timeout(l)) >= 0) {
+		poll(&pfd, 1, t);
+		hm_watch_process(l);
+	}
+	ck_assert_int_eq(serve("m", NULL), HM_ENOENT);
+}
+END_TEST
+
+START_TEST(test_preload_loads_everything_and_reports_broken_files)
+{
+	struct hm_status *st;
+
+	deploy_cp("probe_v1", root, "a.so");
+	deploy_cp("probe_v2", root, "d/b.so");
+	deploy_cp("global_v1", root, "d/_global.so");
+	deploy_cp("badabi", root, "broken.so");
+	l = open_watching(HM_OPEN_PRELOAD);
+	ck_assert_int_eq(atomic_load(&app.inits), 3); /* a, b and d's global */
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_eq(st->nmodules, 4);
+	ck_assert_str_eq(st->modules[0].path, "a.so");
+	ck_assert_str_eq(st->modules[1].path, "broken.so");
+	ck_assert_int_eq(st->modules[1].last_error, HM_EABI);
+	ck_assert_uint_eq(st->modules[1].current, 0);
+	ck_assert_str_eq(st->modules[2].path, "d/_global.so");
+	ck_assert_int_eq(st->modules[2].global, 1);
+	ck_assert_uint_eq(st->modules[3].current, 1);
+	ck_assert_uint_eq(st->modules[3].nversions, 1);
+	ck_assert_uint_eq(st->modules[3].versions[0].refs, 0);
+	hm_status_free(st);
+	ck_assert_int_eq(serve("d/b", NULL), 2);
+	ck_assert_int_eq(atomic_load(&app.inits), 3); /* nothing loaded on request */
+}
+END_TEST
+
+START_TEST(test_status_counts_references_in_flight)
+{
+	struct hm_status *st;
+	hm_module *m;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert(wait_logged("m.so version 2 loaded"));
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_eq(st->modules[0].current, 2);
+	ck_assert_uint_eq(st->modules[0].nversions, 2);
+	ck_assert_uint_eq(st->modules[0].versions[0].version, 2);
+	ck_assert_int_eq(st->modules[0].versions[0].current, 1);
+	ck_assert_uint_eq(st->modules[0].versions[0].refs, 0);
+	ck_assert_uint_eq(st->modules[0].versions[1].version, 1);
+	ck_assert_uint_eq(st->modules[0].versions[1].refs, 1);
+	ck_assert_uint_eq(st->modules[0].loads, 2);
+	hm_status_free(st);
+	hm_put(m);
+}
+END_TEST
+
+START_TEST(test_a_child_after_fork_gets_efork)
+{
+	hm_module *m;
+	pid_t pid;
+	int status;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int ok = hm_get(l, "m", &m) == HM_EFORK && hm_close(l, 0) == HM_EFORK &&
+			 hm_watch_process(l) == HM_EFORK && strstr(hm_errmsg(), "fork");
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(serve("m", NULL), 1); /* the parent's loader is unharmed */
+}
+END_TEST
+
+static Suite *reload_suite(void)
+{
+	Suite *s = suite_create("reload");
+	TCase *w = tcase_create("writers"), *o = tcase_create("other");
+
+	tcase_add_checked_fixture(w, setup, teardown);
+	tcase_add_test(w, test_cp_over_the_loaded_file_is_picked_up);
+	tcase_add_test(w, test_mv_into_place_is_picked_up);
+	tcase_add_test(w, test_install_is_picked_up_without_a_not_found);
+	tcase_add_test(w, test_ln_sf_to_a_new_file_is_picked_up);
+	tcase_add_test(w, test_compiler_writing_into_the_directory_is_picked_up);
+	tcase_add_test(w, test_truncated_file_then_complete_one);
+	tcase_add_test(w, test_wrong_abi_never_replaces_the_working_version);
+	tcase_add_test(w, test_touch_and_chmod_load_nothing);
+	tcase_add_test(w, test_deleted_module_stops_serving_and_returns_when_readded);
+	tcase_add_test(w, test_new_subdirectory_with_modules_is_watched_and_loaded);
+	tcase_add_test(w, test_new_global_serves_new_requests_while_old_pair_finishes);
+	suite_add_tcase(s, w);
+	tcase_add_checked_fixture(o, setup, teardown);
+	tcase_add_test(o, test_counter_survives_three_reloads_by_hand_over);
+	tcase_add_test(o, test_handed_over_state_outlives_the_old_versions_requests);
+	tcase_add_test(o, test_queue_overflow_ends_in_a_rescan_that_finds_the_change);
+	tcase_add_test(o, test_embedder_loop_polls_the_fd_and_processes);
+	tcase_add_test(o, test_preload_loads_everything_and_reports_broken_files);
+	tcase_add_test(o, test_status_counts_references_in_flight);
+	tcase_add_test(o, test_a_child_after_fork_gets_efork);
+	suite_add_tcase(s, o);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(reload_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
