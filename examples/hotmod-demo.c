@@ -1,15 +1,15 @@
 /*
  * hotmod-demo - the smallest embedder: serve module paths read from stdin.
  *
- *	hotmod-demo ROOT [CHECK_INTERVAL_MS]
+ *	hotmod-demo ROOT
  *
  * Each line is a module path ("hello", "a/b"); the module's handler gets
- * stdout as its request and writes the answer there.  Rebuild a module into
- * ROOT and the next line after the check interval runs the new version.
+ * stdout as its request and writes the answer there.  Every module under
+ * ROOT is loaded at start; drop a rebuilt module into ROOT and the loader's
+ * watcher loads it at once, so the next line runs the new version.
  */
 #include <hotmod.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static void log_stderr(void *arg, int level, const char *msg)
@@ -27,14 +27,14 @@ int main(int argc, char **argv)
 	char line[1024];
 	int rc;
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s ROOT [CHECK_INTERVAL_MS]\n", argv[0]);
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s ROOT\n", argv[0]);
 		return 2;
 	}
 	hm_options_init(&opts);
 	opts.root = argv[1];
 	opts.log = log_stderr;
-	opts.check_interval_ms = argc == 3 ? atoi(argv[2]) : 200;
+	opts.flags = HM_OPEN_PRELOAD;
 	if ((rc = hm_open(&loader, &opts)) < 0) {
 		fprintf(stderr, "hotmod-demo: %s\n", hm_errmsg());
 		return 1;
