@@ -17,7 +17,8 @@ static void log_stderr(void *arg, int level, const char *msg)
 	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	(void)arg;
-	fprintf(stderr, "hotmod %s: %s\n", names[level & 3], msg);
+	if (level <= HM_LOG_INFO)
+		fprintf(stderr, "hotmod %s: %s\n", names[level & 3], msg);
 }
 
 int main(int argc, char **argv)
