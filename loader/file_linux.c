@@ -89,9 +89,9 @@ static int hm__open_error(const hm_loader *l, const char *key, int err)
  * adds to the usual rules (RESOLVE_NO_SYMLINKS for a path that is already
  * resolved, so that nothing can be swapped in between).
  */
-static int hm__check_dirs(hm_loader *l, const char *rel, uint64_t resolve)
+static int hm__check_dirs(hm_loader *l, const char *key, const char *rel, uint64_t resolve)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], what[PATH_MAX + 64];
 	const char *slash = rel;
 
 	while ((slash = strchr(slash, '/')) != NULL) {
@@ -110,7 +110,8 @@ static int hm__check_dirs(hm_loader *l, const char *rel, uint64_t resolve)
 		close(fd);
 		if (rc < 0)
 			return hm__fail(HM_ESYS, "%s: fstat: %s", dir, strerror(errno));
-		if ((rc = hm__check_perms(l, &st, dir)) < 0)
+		snprintf(what, sizeof what, "%s: directory %s", key, dir);
+		if ((rc = hm__check_perms(l, &st, what)) < 0)
 			return rc;
 		slash++;
 	}
@@ -143,7 +144,7 @@ static int hm__check_resolved(hm_loader *l, const char *key, int pfd)
 			root);
 	if (strcmp(file + rn + 1, key) == 0) /* no link on the way */
 		return 0;
-	return hm__check_dirs(l, file + rn + 1, RESOLVE_NO_SYMLINKS);
+	return hm__check_dirs(l, key, file + rn + 1, RESOLVE_NO_SYMLINKS);
 }
 
 /*
@@ -157,7 +158,7 @@ static int hm__open_module(hm_loader *l, const char *key, struct stat *st)
 	struct stat st2;
 	int pfd, fd, rc;
 
-	if ((rc = hm__check_dirs(l, key, 0)) < 0)
+	if ((rc = hm__check_dirs(l, key, key, 0)) < 0)
 		return rc;
 	pfd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC, 0);
 	if (pfd < 0)

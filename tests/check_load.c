@@ -8,6 +8,7 @@
  * HM_CHECK_NEVER and hm_refresh() (or HM_CHECK_ALWAYS where a test is about
  * the request path noticing a change); nothing waits on time.
  */
+#define _GNU_SOURCE 1
 #include "util.h"
 
 #include <dirent.h>
@@ -221,6 +222,10 @@ static hm_loader *open_with(const char *root, struct fx_app *app, unsigned trust
 	o.root = root;
 	o.app = app;
 	o.check_interval_ms = HM_CHECK_NEVER;
+	/* Deterministic like open_loader(): no watcher, only hm_refresh()
+	 * looks again, and a missing file is gone at once. */
+	o.watch = HM_WATCH_STAT;
+	o.removal_delay_ms = 0;
 	o.trust = trust;
 	o.max_module_size = max_size;
 	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
@@ -253,9 +258,10 @@ static int dispatch(hm_loader *l, const char *path, int *handled_by)
 #define assert_fails(call, code, what, why)                                   \
 	do {                                                                  \
 		int rc_ = (call);                                             \
-		ck_assert_msg(rc_ == (code), "%s: expected %s, got %s (%d): %s", \
-			#call, hm_err_name(code), hm_err_name(rc_), rc_,      \
-			hm_errmsg());                                         \
+		ck_assert_msg(rc_ == (code), "%s: expected %s, got %d (%s): %s", \
+			#call, hm_err_name(code), rc_,                        \
+			rc_ < 0 ? hm_err_name(rc_) : "success",               \
+			rc_ < 0 ? hm_errmsg() : "");                          \
 		ck_assert_msg(strstr(hm_errmsg(), (what)) != NULL,            \
 			"message does not name \"%s\": %s", (what), hm_errmsg()); \
 		ck_assert_msg(strstr(hm_errmsg(), (why)) != NULL,             \
@@ -691,13 +697,9 @@ START_TEST(test_symlinked_release_directory_inside_root_can_be_switched)
 END_TEST
 
 /*
- * KNOWN BUG: loader/file_linux.c, hm__check_dirs() (called from
- * hm__open_module()) checks the directories named by the request path
- * only.  When the module file itself is a symbolic link, the directory the
- * link leads to is never checked: ROOT/probe.so -> ww/p.so with ROOT/ww
- * world-writable (anyone may swap p.so) loads, while the same file asked
- * for as "ww/p" is refused with HM_EUNSAFE.  The directories of the
- * resolved file must pass the same check.
+ * A link must not lead around the directory rules: ROOT/probe.so -> ww/p.so
+ * with ROOT/ww writable by anyone is refused like "ww/p" itself.  (Found by
+ * this test: only the request path's directories used to be checked.)
  */
 START_TEST(test_symlink_into_writable_directory_is_refused_as_unsafe)
 {
@@ -707,19 +709,25 @@ START_TEST(test_symlink_into_writable_directory_is_refused_as_unsafe)
 
 	deploy_cp("probe_v1", root, "ww/p.so");
 	chmod_rel(root, "ww", 0777);
-	deploy_cp("probe_v1", root, "gw/p.so");
+	deploy_cp("probe_v1", root, "gw/deep/p.so");
 	chmod_rel(root, "gw", 0775);
 	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
 	/* Asked for directly: refused. */
-	assert_fails(dispatch(l, "ww/p", NULL), HM_EUNSAFE, "ww", "world-writable");
-	assert_fails(dispatch(l, "gw/p", NULL), HM_EUNSAFE, "gw", "group-writable");
+	assert_fails(dispatch(l, "ww/p", NULL), HM_EUNSAFE, "ww", "writable (mode 0777)");
+	assert_fails(dispatch(l, "gw/deep/p", NULL), HM_EUNSAFE, "gw", "group-writable");
 
-	/* Through a link: must be refused the same way. */
+	/* Through a link: refused the same way. */
 	ck_assert_int_eq(cmd("ln", "-s", "ww/p.so", p, NULL), 0);
-	ck_assert_int_eq(cmd("ln", "-s", "gw/p.so", g, NULL), 0);
-	assert_fails(dispatch(l, "probe", NULL), HM_EUNSAFE, "ww", "writable");
-	assert_fails(dispatch(l, "gprobe", NULL), HM_EUNSAFE, "gw", "writable");
+	ck_assert_int_eq(cmd("ln", "-s", "gw/deep/p.so", g, NULL), 0);
+	assert_fails(dispatch(l, "probe", NULL), HM_EUNSAFE, "ww", "writable (mode 0777)");
+	assert_fails(dispatch(l, "gprobe", NULL), HM_EUNSAFE, "gw",
+		"group-writable (mode 0775)");
 	ck_assert_int_eq(app.inits, 0);
+
+	/* The same link once the directory is safe: loads. */
+	chmod_rel(root, "ww", 0755);
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 1);
 	close_loader(l, &app);
 	free(g);
 	free(p);
@@ -1000,6 +1008,7 @@ START_TEST(test_bad_request_paths_are_refused_before_any_file_is_touched)
 		p2000, p17, seg251, "_global", "sub/_global", "//etc/passwd", "//x",
 	};
 
+	ck_assert_int_eq(cmd("mkdir", "-m", "755", root, NULL), 0);
 	/* Every one of them would name a real, loadable module. */
 	deploy_cp("probe_v1", outer, "x.so");
 	deploy_at(root, "x");
@@ -1034,13 +1043,13 @@ START_TEST(test_bad_request_paths_are_refused_before_any_file_is_touched)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *b = bad[i];
 		int rc = dispatch(l, b, NULL);
-		ck_assert_msg(rc == HM_EBADPATH, "dispatch path #%zu (%.40s): %s: %s", i, b,
-			hm_err_name(rc), hm_errmsg());
+		ck_assert_msg(rc == HM_EBADPATH, "dispatch path #%zu (%.40s): returned %d %s", i,
+			b, rc, rc < 0 ? hm_errmsg() : "(loaded)");
 		ck_assert_msg(strstr(hm_errmsg(), "module path"), "path #%zu: %s", i,
 			hm_errmsg());
 		rc = hm_refresh(l, b);
-		ck_assert_msg(rc == HM_EBADPATH, "refresh path #%zu (%.40s): %s: %s", i, b,
-			hm_err_name(rc), hm_errmsg());
+		ck_assert_msg(rc == HM_EBADPATH, "refresh path #%zu (%.40s): returned %d %s", i,
+			b, rc, rc < 0 ? hm_errmsg() : "(loaded)");
 	}
 	ck_assert_int_eq(app.inits, inits);
 	ck_assert(!logged("loaded in"));
@@ -1235,12 +1244,36 @@ END_TEST
 
 START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 {
-	char *root = mkroot();
+	char *root = mkroot(), *elsewhere = outside_module();
+	char *fifo = at(root, "fifo.so"), *dir = at(root, "dir.so");
+	char *out = at(root, "out.so"), *via = at(root, "viaww.so");
+	char *target = at(elsewhere, "probe.so");
 	struct fx_app app = {0};
 	const char *bad_fixtures[] = {"nodesc", "badabi", "initfail", "unresolved"};
+	/* Refused on each way out of the file code, each tried every cycle. */
+	const struct {
+		const char *path, *what;
+		int code;
+	} refused[] = {
+		{"unresolved", "unresolved.so", HM_EDLOPEN},
+		{"fifo", "fifo.so", HM_ENOTREG},
+		{"dir", "dir.so", HM_ENOTREG},
+		{"out", "out.so", HM_EESCAPE},
+		{"gw", "gw.so", HM_EUNSAFE},
+		{"viaww", "ww", HM_EUNSAFE}, /* the directory is what is unsafe */
+	};
 	int fds;
 
-	deploy_cp("unresolved", root, "other.so");
+	deploy_cp("unresolved", root, "unresolved.so");
+	ck_assert_int_eq(cmd("mkfifo", "-m", "644", fifo, NULL), 0);
+	ck_assert_int_eq(cmd("mkdir", dir, NULL), 0);
+	ck_assert_int_eq(cmd("ln", "-s", target, out, NULL), 0);
+	deploy_cp("probe_v1", root, "gw.so");
+	chmod_rel(root, "gw.so", 0664);
+	deploy_cp("probe_v1", root, "ww/p.so");
+	chmod_rel(root, "ww", 0777);
+	ck_assert_int_eq(cmd("ln", "-s", "ww/p.so", via, NULL), 0);
+
 	fds = count_fds();
 	ck_assert_int_eq(count_module_maps(), 0);
 	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
@@ -1250,23 +1283,26 @@ START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 		ck_assert_msg(hm_refresh(l, "probe") == 1, "cycle %d: %s", i, hm_errmsg());
 		assert_serves(l, "probe", v);
 
-		switch (i % 6) {
-		case 4: { /* not ELF */
+		if (i % 6 < 4) {
+			redeploy(bad_fixtures[i % 6], root, "probe.so");
+		} else if (i % 6 == 4) {
 			put(stage_text(root, long_text), root, "probe.so");
-			break;
-		}
-		case 5: { /* truncated */
+		} else {
 			char *t = stage_fixture(root, "probe_v2");
 			truncate_to(t, elf_load_end(t) / 2);
 			put(t, root, "probe.so");
-			break;
 		}
-		default:
-			redeploy(bad_fixtures[i % 6], root, "probe.so");
-		}
-		ck_assert_int_lt(hm_refresh(l, "probe"), 0);
+		ck_assert_msg(hm_refresh(l, "probe") < 0, "cycle %d: bad file loaded", i);
 		assert_serves(l, "probe", v);
-		ck_assert_int_eq(dispatch(l, "other", NULL), HM_EDLOPEN);
+		/* The serving bytes deployed again: nothing new to load. */
+		redeploy(v == 1 ? "probe_v1" : "probe_v2", root, "probe.so");
+		ck_assert_msg(hm_refresh(l, "probe") == 0, "cycle %d: %s", i, hm_errmsg());
+		assert_serves(l, "probe", v);
+
+		/* hm_refresh() tries a failed first load again every time. */
+		for (size_t j = 0; j < sizeof refused / sizeof refused[0]; j++)
+			assert_fails(hm_refresh(l, refused[j].path), refused[j].code,
+				refused[j].what, "");
 	}
 	ck_assert_int_eq(app.inits, 50);
 	ck_assert_int_gt(count_module_maps(), 0);
@@ -1274,6 +1310,12 @@ START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 	ck_assert_int_eq(app.finis, 50);
 	ck_assert_int_eq(count_fds(), fds);
 	ck_assert_int_eq(count_module_maps(), 0);
+	free(target);
+	free(via);
+	free(out);
+	free(dir);
+	free(fifo);
+	rmroot(elsewhere);
 	rmroot(root);
 }
 END_TEST
