@@ -1,16 +1,18 @@
 /*
- * counter: per-version state.  init allocates a counter shared by every
- * request on this version, from any thread, so it is atomic; fini frees it.
+ * counter: state that survives reloads.  init adopts the previous version's
+ * counter if there is one (hm_ctx_adopt), else makes a new one; fini frees
+ * it only if no newer version adopted it.  Requests on the old and the new
+ * version may count at the same time, so the counter is atomic.
  */
-#include <hotmod_module.h>
+#include <hotmod_http.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 static int init(hm_ctx *ctx)
 {
+	if (hm_ctx_adopt(ctx))
+		return 0; /* keep counting where the previous version was */
 	atomic_ulong *count = calloc(1, sizeof *count);
-
 	if (!count)
 		return -1;
 	hm_ctx_set_state(ctx, count);
@@ -19,7 +21,8 @@ static int init(hm_ctx *ctx)
 
 static void fini(hm_ctx *ctx)
 {
-	free(hm_ctx_state(ctx));
+	if (!hm_ctx_adopted(ctx))
+		free(hm_ctx_state(ctx));
 }
 
 static int handle(hm_ctx *ctx)
@@ -27,8 +30,8 @@ static int handle(hm_ctx *ctx)
 	atomic_ulong *count = hm_ctx_state(ctx);
 	unsigned long n = atomic_fetch_add(count, 1) + 1;
 
-	return fprintf(hm_ctx_request(ctx), "counter version %llu: request %lu\n",
-		       (unsigned long long)hm_ctx_version(ctx), n) < 0 ? -1 : 0;
+	return hm_http_printf(hm_ctx_request(ctx), "counter version %llu: request %lu\n",
+		(unsigned long long)hm_ctx_version(ctx), n);
 }
 
 HM_MODULE(.init = init, .fini = fini, .handle = handle);

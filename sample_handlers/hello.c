@@ -1,9 +1,8 @@
 /* hello: the smallest module.  Change the greeting, rebuild, and watch. */
-#include <hotmod_module.h>
-#include <stdio.h>
+#include <hotmod_http.h>
 
 static int handle(hm_ctx *ctx)
 {
-	return fputs("Hello from hotmod!\n", hm_ctx_request(ctx)) < 0 ? -1 : 0;
+	return hm_http_puts(hm_ctx_request(ctx), "Hello from hotmod!\n");
 }
 HM_MODULE(.handle = handle);

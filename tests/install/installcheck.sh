@@ -11,7 +11,7 @@ CC=${CC:-cc}
 mkdir -m 755 "$work/root"
 # shellcheck disable=SC2046
 $CC -shared -fPIC $(pkg-config --cflags hotmod) -o "$work/root/hello.so" \
-	"$srcdir/sample_handlers/hello.c" $(pkg-config --libs hotmod)
+	"$srcdir/tests/install/hello.c" $(pkg-config --libs hotmod)
 chmod 644 "$work/root/hello.so"
 # shellcheck disable=SC2046
 $CC $(pkg-config --cflags hotmod) -o "$work/embed" "$srcdir/tests/install/embed.c" \

@@ -1,0 +1,2 @@
+#include "app.h"
+HM_MODULE(.handle = 0);

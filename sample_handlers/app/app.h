@@ -1,0 +1,1 @@
+#include <hotmod_http.h>

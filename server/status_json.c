@@ -1,0 +1,116 @@
+/* status_json.c - the loader's status as JSON, for /_hotmod/status. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void put_str(struct buf *b, const char *s)
+{
+	put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			put(b, "\\", 1);
+			put(b, s, 1);
+		} else if (c < 0x20) {
+			putf(b, "\\u%04x", c);
+		} else {
+			put(b, s, 1);
+		}
+	}
+	put(b, "\"", 1);
+}
+
+static void put_module(struct buf *b, const struct hm_module_status *m)
+{
+	put(b, "{\"path\":", 8);
+	put_str(b, m->path);
+	putf(b, ",\"global\":%s,\"current\":%llu,\"loads\":%llu,\"failures\":%llu,"
+		"\"pinned\":%llu,\"last_error\":",
+		m->global ? "true" : "false", (unsigned long long)m->current,
+		(unsigned long long)m->loads, (unsigned long long)m->failures,
+		(unsigned long long)m->pinned);
+	if (m->last_error) {
+		put_str(b, hm_err_name(m->last_error));
+		put(b, ",\"last_error_msg\":", 18);
+		put_str(b, m->last_error_msg);
+		putf(b, ",\"last_error_time\":%lld", (long long)m->last_error_time);
+	} else {
+		put(b, "null", 4);
+	}
+	put(b, ",\"versions\":[", 13);
+	for (size_t j = 0; j < m->nversions; j++)
+		putf(b, "%s{\"version\":%llu,\"refs\":%lu,\"current\":%s}", j ? "," : "",
+			(unsigned long long)m->versions[j].version, m->versions[j].refs,
+			m->versions[j].current ? "true" : "false");
+	put(b, "]}", 2);
+}
+
+char *srv_status_json(hm_loader *loader, size_t *len)
+{
+	struct hm_status *st;
+	struct buf b = {0};
+
+	if (hm_status_get(loader, &st) < 0)
+		return NULL;
+	put(&b, "{\"watch\":", 9);
+	put_str(&b, st->watch);
+	putf(&b, ",\"versions_alive\":%zu,\"pinned\":%llu,\"rescans\":%llu,\"modules\":[",
+		st->versions_alive, (unsigned long long)st->pinned,
+		(unsigned long long)st->rescans);
+	for (size_t i = 0; i < st->nmodules; i++) {
+		if (i)
+			put(&b, ",", 1);
+		put_module(&b, &st->modules[i]);
+	}
+	put(&b, "]}\n", 3);
+	hm_status_free(st);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# placeholder until the tool lands
+echo "tool: placeholder"

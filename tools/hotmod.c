@@ -1,0 +1,3 @@
+/* hotmod - placeholder until the tool lands. */
+#include <stdio.h>
+int main(void) { fputs("hotmod: not yet\n", stderr); return 1; }
