@@ -15,6 +15,11 @@
  *	}
  *	HM_MODULE(.handle = handle);
  *
+ * A handler that returns a negative value fails the request: the chain
+ * rolls back and the server answers 500, hiding the reason (it is logged).
+ * But a handler that set a 4xx status before failing - a client error
+ * found after writing, which must roll back - gets its response sent.
+ *
  * Everything returned by the request functions stays valid until the
  * handler chain of this request has returned.  Strings passed in are
  * copied.  A request belongs to one thread at a time: do not keep it, nor

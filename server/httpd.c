@@ -308,6 +308,11 @@ static void serve(struct req *q)
 	if (path[0] == '/' && path[1] == '\0')
 		path = "/index";
 	rc = s->serve(s, path, &q->http);
+	if (rc == HM_EHOOK && q->status >= 400 && q->status < 500 && !q->oom) {
+		/* A client error the handler answered itself, failing so that
+		 * the chain rolls back: its response stands. */
+		return;
+	}
 	if (rc < 0) {
 		int status = status_of(rc);
 		if (status == 500)
