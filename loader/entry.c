@@ -232,8 +232,13 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 	e->has_bad = false;
 	e->missing_since = 0;
 	e->loads++;
+	e->load_copy_ns = v->copy_ns;
+	e->load_dlopen_ns = v->dlopen_ns;
+	e->load_init_ns = v->init_ns;
+	e->load_total_ns = (uint64_t)(hm__now() - t0);
+	e->load_started = t0;
 	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s%s", e->key,
-		(unsigned long long)v->gen, (double)(hm__now() - t0) / 1e6,
+		(unsigned long long)v->gen, (double)e->load_total_ns / 1e6,
 		put[0] ? ", replacing the previous one" : "",
 		prev && prev->adopted ? ", state handed over" : "");
 	return 1;

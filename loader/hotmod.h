@@ -219,6 +219,13 @@ struct hm_module_status {
 	int64_t last_error_time; /* seconds since the epoch; 0: none */
 	size_t nversions;        /* versions alive, newest first */
 	const struct hm_version_status *versions;
+	/*
+	 * The last successful load, in ns: copying and checking the file,
+	 * dlopen and the descriptor, init, and all of it up to the swap.
+	 * load_started is CLOCK_MONOTONIC when it began.
+	 */
+	uint64_t load_copy_ns, load_dlopen_ns, load_init_ns, load_total_ns;
+	int64_t load_started;
 	uint64_t reserved[4];
 };
 

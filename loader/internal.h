@@ -119,6 +119,7 @@ struct hm_module {
 	int memfd; /* kept open while loaded: it names the object for glibc */
 	uint64_t gen;
 	struct hm__fileid id;
+	uint64_t copy_ns, dlopen_ns, init_ns; /* how long loading it took */
 	/*
 	 * Hand-over: the next version adopted this one's state (written by
 	 * the thread loading it, read by this version's fini), and holds a
@@ -194,6 +195,8 @@ struct hm__entry {
 	uint64_t next_gen;
 	/* For hm_status_get(). */
 	uint64_t loads, failures, pinned;
+	uint64_t load_copy_ns, load_dlopen_ns, load_init_ns, load_total_ns;
+	int64_t load_started;
 	int last_code; /* of the last failure */
 	int64_t last_time;
 	char last_msg[HM__MSG_MAX];

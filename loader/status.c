@@ -115,6 +115,11 @@ static int hm__module_status(struct hm__entry *e, const struct hm__seen *seen, s
 		.last_error_time = e->failures ? e->last_time : 0,
 		.nversions = count,
 		.versions = vs,
+		.load_copy_ns = e->load_copy_ns,
+		.load_dlopen_ns = e->load_dlopen_ns,
+		.load_init_ns = e->load_init_ns,
+		.load_total_ns = e->load_total_ns,
+		.load_started = e->load_started,
 	};
 	pthread_mutex_unlock(&e->lock);
 	return m->path && m->last_error_msg ? 0 : HM_ENOMEM;

@@ -211,6 +211,8 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	int memfd = -1, rc;
 	hm_ctx ctx;
 
+	int64_t t0 = hm__now(), t1, t2;
+
 	if ((rc = hm__copy_module(l, e->key, &memfd, &id)) < 0)
 		return rc;
 	/* touch, chmod, or the same build copied again: nothing to load. */
@@ -219,10 +221,12 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 		close(memfd);
 		return HM__SAME;
 	}
+	t1 = hm__now();
 	if ((rc = hm__dlopen(&memfd, e->key, &dl)) < 0)
 		goto fail;
 	if ((rc = hm__read_desc(dl, e->key, &hooks)) < 0)
 		goto fail;
+	t2 = hm__now();
 	if ((v = hm__slot_get(l)) == NULL) {
 		rc = hm__fail(HM_ENOMEM, "%s: out of memory", e->key);
 		goto fail;
@@ -244,6 +248,9 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	hm__init_ctx(&ctx, v, HM__PHASE_INIT);
 	ctx.prev = prev;
 	rc = hm__run_init(&ctx, v->hooks.init);
+	v->copy_ns = (uint64_t)(t1 - t0);
+	v->dlopen_ns = (uint64_t)(t2 - t1);
+	v->init_ns = (uint64_t)(hm__now() - t2);
 	if (rc < 0) {
 		if (prev)
 			prev->adopted = false; /* what it took is not taken */

@@ -80,6 +80,13 @@ static void put_module(struct buf *b, const struct hm_module_status *m)
 	} else {
 		put(b, "null", 4);
 	}
+	if (m->loads)
+		putf(b, ",\"last_load_us\":{\"copy\":%llu,\"dlopen\":%llu,\"init\":%llu,"
+			"\"total\":%llu}",
+			(unsigned long long)m->load_copy_ns / 1000,
+			(unsigned long long)m->load_dlopen_ns / 1000,
+			(unsigned long long)m->load_init_ns / 1000,
+			(unsigned long long)m->load_total_ns / 1000);
 	put(b, ",\"versions\":[", 13);
 	for (size_t j = 0; j < m->nversions; j++)
 		putf(b, "%s{\"version\":%llu,\"refs\":%lu,\"current\":%s}", j ? "," : "",

@@ -569,6 +569,13 @@ START_TEST(test_status_counts_references_in_flight)
 	ck_assert_uint_eq(st->modules[0].versions[1].version, 1);
 	ck_assert_uint_eq(st->modules[0].versions[1].refs, 1);
 	ck_assert_uint_eq(st->modules[0].loads, 2);
+	/* how long the last load took, phase by phase */
+	const struct hm_module_status *ms = &st->modules[0];
+	ck_assert_uint_gt(ms->load_dlopen_ns, 0);
+	ck_assert_uint_gt(ms->load_total_ns, 0);
+	ck_assert_uint_ge(ms->load_total_ns,
+		ms->load_copy_ns + ms->load_dlopen_ns + ms->load_init_ns);
+	ck_assert_int_gt(ms->load_started, 0);
 	hm_status_free(st);
 	hm_put(m);
 }
