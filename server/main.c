@@ -75,6 +75,23 @@ static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
 	return hm_dispatch(s->loader, path, r);
 }
 
+#ifdef HOTMOD_HTTPD_STATIC_HELLO
+/*
+ * The benchmark's baseline (bench/, "make bench"): the same server with
+ * /hello answered by sample_handlers/hello.c's body linked in, no loader on
+ * the way.  Every other path still goes through the loader.
+ */
+static int serve_static_hello(struct srv *s, const char *path, hm_http *r)
+{
+	if (strcmp(path, "/hello") == 0)
+		return hm_http_puts(r, "Hello from hotmod!\n");
+	return hm_dispatch(s->loader, path, r);
+}
+#define SERVE serve_static_hello
+#else
+#define SERVE serve_dispatch
+#endif
+
 static int number(const char *opt, const char *arg, long min, long max, long *out)
 {
 	char *end;
@@ -105,7 +122,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct srv s = {.serve = serve_dispatch};
+	struct srv s = {.serve = SERVE};
 	struct hm_options opts;
 	const char *root = NULL, *listen = "127.0.0.1:8080";
 	long threads = sysconf(_SC_NPROCESSORS_ONLN), grace = 10000, v;
