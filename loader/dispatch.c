@@ -50,8 +50,13 @@ void *hm_ctx_state(const hm_ctx *ctx)
 void hm_ctx_set_state(hm_ctx *ctx, void *state)
 {
 	/* Only init may: later, other threads read state without a lock. */
-	if (ctx->phase == HM__PHASE_INIT)
-		hm__layer_version(ctx)->state = state;
+	if (ctx->phase != HM__PHASE_INIT)
+		return;
+	hm__layer_version(ctx)->state = state;
+	/* Adopted, then replaced by other state: the old state is not taken,
+	 * so its own fini must free it. */
+	if (ctx->prev && ctx->prev->adopted && state != ctx->prev->state)
+		ctx->prev->adopted = false;
 }
 
 void *hm_ctx_prev_state(const hm_ctx *ctx)
@@ -61,8 +66,8 @@ void *hm_ctx_prev_state(const hm_ctx *ctx)
 
 void *hm_ctx_adopt(hm_ctx *ctx)
 {
-	if (ctx->phase != HM__PHASE_INIT || !ctx->prev)
-		return NULL;
+	if (ctx->phase != HM__PHASE_INIT || !ctx->prev || !ctx->prev->state)
+		return NULL; /* nothing to take over */
 	ctx->prev->adopted = true;
 	hm__layer_version(ctx)->state = ctx->prev->state;
 	return ctx->prev->state;
@@ -210,6 +215,8 @@ int hm_call(hm_module *mod, void *request)
 
 	if (!mod)
 		return hm__fail(HM_EINVAL, "hm_call: NULL module");
+	if (hm__forked(mod->entry->loader))
+		return hm__fork_error(mod->entry->loader);
 	ctx = (hm_ctx){
 		.loader = mod->entry->loader,
 		.request = request,

@@ -154,6 +154,23 @@ static bool hm__err_of_file(int rc)
 	}
 }
 
+/*
+ * After a load, with no lock held: drop the references on the replaced
+ * version, then log, then retire what died.  So when the log says a version
+ * was loaded, the loader holds nothing on the old one any more; and its
+ * "unloaded" line, written by the reaper, cannot come first.
+ */
+static void hm__after_load(hm_loader *l, struct hm_module *put[2], struct hm__note *note)
+{
+	bool dead0 = hm__unref(put[0]), dead1 = hm__unref(put[1]);
+
+	hm__note_flush(l, note);
+	if (dead0)
+		hm__version_retire(put[0]);
+	if (dead1)
+		hm__version_retire(put[1]);
+}
+
 /* Record a failed load for hm_status_get(); e->lock held. */
 static void hm__record_failure(struct hm__entry *e, int rc)
 {
@@ -211,12 +228,14 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
 	if (rc < 0) {
-		hm__record_failure(e, rc);
+		/* An event in the middle of a write: the file is not complete yet,
+		 * and the event that ends the write (or the watcher's second look)
+		 * brings it again.  Not a failure yet. */
+		bool not_yet = (flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED);
+		if (!not_yet)
+			hm__record_failure(e, rc);
 		e->has_bad = hm__err_of_file(rc);
 		e->bad_id = *seen;
-		/* An event in the middle of a write: the file is not complete yet,
-		 * and the event that ends the write will bring it again. */
-		bool not_yet = (flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED);
 		if (prev)
 			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR,
 				"%s (version %llu keeps serving)", e->last_msg,
@@ -284,9 +303,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 		force = false; /* one forced attempt */
 		rc = hm__load_locked(e, &id, 0, put, &note);
 		pthread_mutex_unlock(&e->lock);
-		hm__note_flush(l, &note);
-		hm_put(put[0]);
-		hm_put(put[1]);
+		hm__after_load(l, put, &note);
 		if (rc < 0)
 			return rc;
 		pthread_mutex_lock(&e->lock);
@@ -375,9 +392,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	rc = hm__load_locked(e, &id, flags, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
-	hm__note_flush(l, &note);
-	hm_put(put[0]);
-	hm_put(put[1]);
+	hm__after_load(l, put, &note);
 	return rc;
 }
 

@@ -202,7 +202,9 @@ HM_EXTERN int hm_rescan(hm_loader *loader);
  */
 struct hm_version_status {
 	uint64_t version;
-	unsigned long refs; /* held by requests (and, for a global, its modules) */
+	/* Held by requests; for a global also by the module versions bound to
+	 * it; for a version that adopted state also by its predecessor. */
+	unsigned long refs;
 	int current;
 	uint64_t reserved[2];
 };
@@ -213,7 +215,7 @@ struct hm_module_status {
 	uint64_t current; /* version serving new requests; 0: none */
 	uint64_t loads;   /* versions loaded */
 	uint64_t failures;
-	uint64_t pinned;  /* versions that stayed mapped after dlclose */
+	uint64_t pinned;  /* versions (or failed loads) still mapped after dlclose */
 	int last_error;   /* HM_E* of the last failure; 0: none */
 	const char *last_error_msg;
 	int64_t last_error_time; /* seconds since the epoch; 0: none */
@@ -235,7 +237,7 @@ struct hm_status {
 	const struct hm_module_status *modules;
 	size_t versions_alive;
 	uint64_t pinned;
-	uint64_t rescans; /* full rescans (queue overflow, removed directory) */
+	uint64_t rescans; /* full rescans: queue overflow, removed directory, hm_rescan() */
 	uint64_t reserved[4];
 };
 

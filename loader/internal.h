@@ -155,6 +155,8 @@ static inline bool hm__version_tryget(struct hm_module *v)
 		memory_order_acquire, memory_order_relaxed));
 	return true;
 }
+/* Drop a reference; true when it was the last: then retire it. */
+HM__HIDDEN bool hm__unref(struct hm_module *v);
 /* The last reference is gone: finalise now or on the reaper thread. */
 HM__HIDDEN void hm__version_retire(struct hm_module *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);

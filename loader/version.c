@@ -384,6 +384,12 @@ void hm__versions_free(hm_loader *l)
 	}
 }
 
+bool hm__unref(struct hm_module *v)
+{
+	/* acq_rel: as in hm_put() */
+	return v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1;
+}
+
 void hm_put(hm_module *v)
 {
 	if (!v)
@@ -394,8 +400,13 @@ void hm_put(hm_module *v)
 	 * thread's use.  (A release decrement plus an acquire fence would do,
 	 * but ThreadSanitizer does not model fences.)
 	 */
-	if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
+		/* In a child after fork() there is no reaper and the locks may
+		 * be held by threads that do not exist: leak the copy instead. */
+		if (hm__forked(v->entry->loader))
+			return;
 		hm__version_retire(v);
+	}
 }
 
 const char *hm_module_path(const hm_module *v)

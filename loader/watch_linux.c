@@ -68,6 +68,9 @@ struct hm__batch {
 	char **dirs; /* new directories to watch and scan */
 	size_t ndirs, capdirs;
 	bool rescan;
+	/* Logged after the watcher lock is dropped. */
+	bool root_removed;
+	int read_errno;
 };
 
 /* Remote and FUSE file systems: changes made elsewhere give no event. */
@@ -136,11 +139,12 @@ static bool hm__watch_add(hm_loader *l, const char *dir)
 			errno == ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
 		return false;
 	}
+	bool oom = false;
 	pthread_mutex_lock(&w->lock);
 	struct hm__wdir *d = hm__wdir_find(w, wd);
 	char *copy = strdup(dir);
 	if (!copy) {
-		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+		oom = true;
 	} else if (d) { /* the same directory, or one renamed: keep the new name */
 		free(d->dir);
 		d->dir = copy;
@@ -149,10 +153,12 @@ static bool hm__watch_add(hm_loader *l, const char *dir)
 	} else {
 		free(copy);
 		inotify_rm_watch(w->fd, wd);
-		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+		oom = true;
 	}
 	pthread_mutex_unlock(&w->lock);
-	return true;
+	if (oom) /* logged with no lock held, like every log line */
+		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+	return !oom;
 }
 
 /* ---- looking at files ------------------------------------------------------ */
@@ -187,7 +193,12 @@ static bool hm__is_global_key(const hm_loader *l, const char *key)
 
 static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
 {
-	if (hm__entry_refresh(e, flags) == HM__MISSING)
+	int rc = hm__entry_refresh(e, flags);
+
+	/* Missing within its grace: look again when it ends.  Incomplete
+	 * after a CREATE alone: look again too, not quietly then, in case no
+	 * event ends the write (a hard link gives only CREATE). */
+	if (rc == HM__MISSING || ((flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED)))
 		hm__pending_add(l, e->key);
 }
 
@@ -219,8 +230,16 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 	struct hm__fileid id;
 	hm_module *v;
 
+	if (!e && global && !preload) {
+		/* Not loaded: modules of its directory that are loaded find
+		 * and load it when they are rebound; others will on their load. */
+		struct hm__rebind r = {.dir = key, .dir_len = (size_t)(strrchr(key, '/') ?
+			strrchr(key, '/') - key + 1 : 0)};
+		hm__table_each(l, hm__rebind_one, &r);
+		return;
+	}
 	if (!e) {
-		if (!preload && !global)
+		if (!preload)
 			return;
 		/* Only names a request could ask for become module entries. */
 		if (!global && (len <= 3 || strcmp(key + len - 3, ".so") != 0 ||
@@ -382,7 +401,7 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 		return;
 	if (ev->mask & IN_IGNORED) { /* the directory is gone */
 		if (!*d->dir)
-			hm__log(l, HM_LOG_ERROR, "%s: the root directory was removed", l->root);
+			b->root_removed = true;
 		hm__wdir_remove(w, d);
 		b->rescan = true;
 		return;
@@ -396,9 +415,9 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 	if (ev->mask & IN_ISDIR) {
 		if (ev->mask & (IN_CREATE | IN_MOVED_TO))
 			hm__batch_dir(b, d->dir, ev->name);
-		else
+		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 			b->rescan = true; /* removed or moved away: its files too */
-		return;
+		return; /* ATTRIB of a directory changes no module */
 	}
 	size_t n = strlen(ev->name);
 	if (strcmp(ev->name, l->global_name) != 0 &&
@@ -423,8 +442,7 @@ static void hm__read_events(hm_loader *l, struct hm__batch *b)
 			continue;
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN)
-				hm__log(l, HM_LOG_ERROR, "%s: inotify read: %s", l->root,
-					strerror(errno));
+				b->read_errno = errno;
 			return;
 		}
 		for (char *p = buf; p < buf + n;) {
@@ -470,14 +488,23 @@ static int hm__watch_run(hm_loader *l)
 		w->rescans++;
 	pthread_mutex_unlock(&w->lock);
 
-	/* No watcher lock from here: loads run hooks. */
+	/* No watcher lock from here: loads run hooks, logs call the embedder. */
+	if (b.root_removed)
+		hm__log(l, HM_LOG_ERROR, "%s: the root directory was removed", l->root);
+	if (b.read_errno)
+		hm__log(l, HM_LOG_ERROR, "%s: inotify read: %s", l->root, strerror(b.read_errno));
 	if (b.rescan) {
 		hm__log(l, HM_LOG_INFO, "%s: rescanning everything (events were lost "
 					"or a directory went away)", l->root);
 		hm__scan(l, preload);
 	} else {
-		for (size_t i = 0; i < b.ndirs; i++)
-			hm__scan_dir(l, b.dirs[i], 1, preload);
+		for (size_t i = 0; i < b.ndirs; i++) {
+			int depth = 0; /* segments above it: "a/b/" is at depth 2 */
+			for (const char *p = b.dirs[i]; *p; p++)
+				depth += *p == '/';
+			if (depth < HM__SEGMENTS_MAX)
+				hm__scan_dir(l, b.dirs[i], depth, preload);
+		}
 		for (size_t i = 0; i < b.n; i++)
 			hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
 	}
@@ -512,6 +539,8 @@ int hm_watch_fd(hm_loader *l)
 {
 	if (!l)
 		return hm__fail(HM_EINVAL, "hm_watch_fd: NULL loader");
+	if (hm__forked(l))
+		return hm__fork_error(l);
 	return l->watch ? l->watch->fd : -1;
 }
 
@@ -520,7 +549,7 @@ int hm_watch_timeout(hm_loader *l)
 	struct hm__watch *w = l ? l->watch : NULL;
 	int64_t next = -1;
 
-	if (!w)
+	if (!w || hm__forked(l)) /* a child must not take the parent's lock */
 		return -1;
 	pthread_mutex_lock(&w->lock);
 	for (size_t i = 0; i < w->npend; i++)

@@ -604,6 +604,58 @@ START_TEST(test_a_child_after_fork_gets_efork)
 }
 END_TEST
 
+START_TEST(test_a_lazy_loader_loads_nothing_at_open_not_even_globals)
+{
+	deploy_cp("probe_v1", root, "d/m.so");
+	deploy_cp("global_v1", root, "d/_global.so");
+	l = open_watching(0);
+	ck_assert_int_eq(atomic_load(&app.inits), 0);
+	ck_assert_int_eq(serve("d/m", NULL), 1);
+	ck_assert_int_eq(atomic_load(&app.inits), 2); /* global, then module */
+}
+END_TEST
+
+START_TEST(test_a_broken_hard_link_is_reported_as_an_error_not_only_at_debug)
+{
+	struct hm_status *st;
+	char *text = at(root, ".broken");
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	FILE *f = fopen(text, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 10; i++) /* longer than an ELF header */
+		fputs("this is not a module\n", f);
+	fclose(f);
+	chmod(text, 0644);
+	/* ln -f: unlink, then link: a DELETE and a CREATE, no event ends a write */
+	sh("ln -f '%s' '%s/m.so'", text, root);
+	ck_assert(wait_logged_error("m.so: not an ELF file (bad magic) (version 1 keeps serving)"));
+	ck_assert_int_eq(serve("m", NULL), 1);
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_int_eq(st->modules[0].last_error, HM_ENOTELF);
+	hm_status_free(st);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_chmod_of_a_directory_is_no_reason_to_rescan)
+{
+	struct hm_status *st;
+
+	deploy_cp("probe_v1", root, "d/m.so");
+	l = open_watching(0);
+	ck_assert_int_eq(serve("d/m", NULL), 1);
+	sh("chmod 700 '%s/d' && chmod 755 '%s/d'", root, root);
+	deploy_mv("probe_v2", root, "d/m.so"); /* processed after the chmods */
+	ck_assert(wait_logged("d/m.so version 2 loaded"));
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_eq(st->rescans, 0);
+	hm_status_free(st);
+}
+END_TEST
+
 static Suite *reload_suite(void)
 {
 	Suite *s = suite_create("reload");
@@ -630,6 +682,9 @@ static Suite *reload_suite(void)
 	tcase_add_test(o, test_preload_loads_everything_and_reports_broken_files);
 	tcase_add_test(o, test_status_counts_references_in_flight);
 	tcase_add_test(o, test_a_child_after_fork_gets_efork);
+	tcase_add_test(o, test_a_lazy_loader_loads_nothing_at_open_not_even_globals);
+	tcase_add_test(o, test_a_broken_hard_link_is_reported_as_an_error_not_only_at_debug);
+	tcase_add_test(o, test_chmod_of_a_directory_is_no_reason_to_rescan);
 	suite_add_tcase(s, o);
 	return s;
 }

@@ -110,17 +110,21 @@ void deploy_install(const char *name, const char *root, const char *rel)
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
-static char log_buf[1 << 16];
-static size_t log_len;
+static char log_buf[1 << 16], err_buf[1 << 14];
+static size_t log_len, err_len;
 
 static void test_log(void *arg, int level, const char *msg)
 {
 	(void)arg;
-	(void)level;
 	pthread_mutex_lock(&log_mu);
 	int n = snprintf(log_buf + log_len, sizeof log_buf - log_len, "%s\n", msg);
 	if (n > 0 && (size_t)n < sizeof log_buf - log_len)
 		log_len += (size_t)n;
+	if (level == HM_LOG_ERROR) {
+		n = snprintf(err_buf + err_len, sizeof err_buf - err_len, "%s\n", msg);
+		if (n > 0 && (size_t)n < sizeof err_buf - err_len)
+			err_len += (size_t)n;
+	}
 	pthread_cond_broadcast(&log_cv);
 	pthread_mutex_unlock(&log_mu);
 }
@@ -133,7 +137,7 @@ int logged(const char *needle)
 	return found;
 }
 
-bool wait_logged(const char *needle)
+static bool wait_in(const char *buf, const char *needle)
 {
 	struct timespec deadline;
 	int rc = 0;
@@ -141,11 +145,23 @@ bool wait_logged(const char *needle)
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 30;
 	pthread_mutex_lock(&log_mu);
-	while (!strstr(log_buf, needle) && rc != ETIMEDOUT)
+	while (!strstr(buf, needle) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&log_cv, &log_mu, &deadline);
-	bool found = strstr(log_buf, needle) != NULL;
+	bool found = strstr(buf, needle) != NULL;
+	if (!found) /* say what was logged instead, for whoever reads the failure */
+		fprintf(stderr, "waited for \"%s\"; the log has:\n%s", needle, log_buf);
 	pthread_mutex_unlock(&log_mu);
 	return found;
+}
+
+bool wait_logged(const char *needle)
+{
+	return wait_in(log_buf, needle);
+}
+
+bool wait_logged_error(const char *needle)
+{
+	return wait_in(err_buf, needle);
 }
 
 hm_log_fn test_log_fn(void)
@@ -156,8 +172,8 @@ hm_log_fn test_log_fn(void)
 void log_reset(void)
 {
 	pthread_mutex_lock(&log_mu);
-	log_len = 0;
-	log_buf[0] = '\0';
+	log_len = err_len = 0;
+	log_buf[0] = err_buf[0] = '\0';
 	pthread_mutex_unlock(&log_mu);
 }
 

@@ -29,6 +29,8 @@ int logged(const char *needle);
 /* Wait until a loader logged a line containing needle; false after a
  * generous bound (the test then fails instead of hanging). */
 bool wait_logged(const char *needle);
+/* The same, for a line logged at HM_LOG_ERROR. */
+bool wait_logged_error(const char *needle);
 void log_reset(void);
 /* The logger open_loader() installs, for loaders opened by hand. */
 hm_log_fn test_log_fn(void);
