@@ -234,7 +234,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		bool not_yet = (flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED);
 		if (!not_yet)
 			hm__record_failure(e, rc);
-		e->has_bad = hm__err_of_file(rc);
+		e->has_bad = !not_yet && hm__err_of_file(rc);
 		e->bad_id = *seen;
 		if (prev)
 			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR,
@@ -348,20 +348,20 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	struct hm_module *cur, *gcur = NULL, *put[2] = {NULL, NULL};
 	struct hm__fileid id;
 	struct hm__note note = {0};
-	bool force = flags & HM__R_FORCE, global_changed;
+	bool look_now = flags & HM__R_NOW, retry = flags & HM__R_RETRY, global_changed;
 	int rc = 0;
 
 	/* The global first, so that modules bind to its newest version. */
 	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge)
 		(void)hm__entry_refresh(ge, flags);
 
-	if (force) {
+	if (look_now) {
 		pthread_mutex_lock(&e->lock);
 	} else if (pthread_mutex_trylock(&e->lock) != 0) {
 		return 0; /* someone else is looking: use what is current */
 	}
 	int64_t now = hm__now_coarse();
-	if (!force && now < atomic_load_explicit(&e->next_check, memory_order_relaxed))
+	if (!look_now && now < atomic_load_explicit(&e->next_check, memory_order_relaxed))
 		goto out;
 	atomic_store_explicit(&e->next_check, now + (l->check_ns > 0 ? l->check_ns : 0),
 		memory_order_relaxed);
@@ -381,11 +381,11 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	global_changed = cur && !e->is_global && cur->global != gcur;
 	/* A module not loaded yet is loaded by its next hm_get(); a global
 	 * module is loaded here, so that its modules can bind to it. */
-	if (!cur && !force && !e->is_global)
+	if (!cur && !look_now && !e->is_global)
 		goto out;
 	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed)
 		goto out;
-	if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id) && !global_changed) {
+	if (!retry && e->has_bad && hm__fileid_eq(&id, &e->bad_id) && !global_changed) {
 		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */
 		goto out;
 	}

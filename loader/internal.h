@@ -224,7 +224,8 @@ HM__HIDDEN void hm__table_free(hm_loader *l);
  * force retries a file whose earlier load failed. */
 HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force);
 /* hm__entry_refresh() flags */
-#define HM__R_FORCE 0x1 /* ignore the interval and a cached failure; wait for the lock */
+#define HM__R_NOW 0x1   /* look now: ignore the interval, wait for the lock */
+#define HM__R_RETRY 0x8 /* load even a file whose failure is remembered */
 #define HM__R_GRACE 0x2 /* a missing file is removed only after removal_delay */
 #define HM__R_QUIET 0x4 /* an incomplete file is "not yet", logged at debug */
 /* Returned while a missing file is within its grace: look again later. */

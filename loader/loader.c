@@ -382,7 +382,7 @@ int hm_refresh(hm_loader *l, const char *path)
 			rc = 1;
 		}
 	} else {
-		rc = hm__entry_refresh(e, HM__R_FORCE);
+		rc = hm__entry_refresh(e, HM__R_NOW | HM__R_RETRY);
 		if (rc > 1) /* HM__MISSING cannot come without HM__R_GRACE */
 			rc = 0;
 	}

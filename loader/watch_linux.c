@@ -215,7 +215,7 @@ static void hm__rebind_one(struct hm__entry *e, void *arg)
 	if (!e->is_global && e->dir_len == r->dir_len &&
 	    memcmp(e->key, r->dir, r->dir_len) == 0 &&
 	    atomic_load_explicit(&e->current, memory_order_acquire))
-		hm__refresh_entry(e->loader, e, HM__R_FORCE | HM__R_GRACE);
+		hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE);
 }
 
 /*
@@ -302,7 +302,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 		return;
 	}
 	snprintf(key, sizeof key, "%s%s", dir, l->global_name);
-	hm__look_at(l, key, HM__R_FORCE | HM__R_GRACE, preload);
+	hm__look_at(l, key, HM__R_NOW | HM__R_GRACE, preload);
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
 			continue;
@@ -315,7 +315,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 				 S_ISDIR(st.st_mode);
 		}
 		if (!is_dir) {
-			hm__look_at(l, key, HM__R_FORCE | HM__R_GRACE, preload);
+			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE, preload);
 		} else if (depth + 1 < HM__SEGMENTS_MAX) {
 			strcat(key, "/");
 			hm__scan_dir(l, key, depth + 1, preload);
@@ -328,7 +328,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 static void hm__refresh_each(struct hm__entry *e, void *arg)
 {
 	(void)arg;
-	hm__refresh_entry(e->loader, e, HM__R_FORCE | HM__R_GRACE);
+	hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE);
 }
 
 void hm__scan(hm_loader *l, bool preload)
@@ -427,7 +427,7 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 	bool only_create = (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB |
 					IN_DELETE | IN_MOVED_FROM)) == IN_CREATE;
 	hm__batch_key(b, d->dir, ev->name,
-		HM__R_FORCE | HM__R_GRACE | (only_create ? HM__R_QUIET : 0));
+		HM__R_NOW | HM__R_GRACE | (only_create ? HM__R_QUIET : 0));
 }
 
 /* Read every event queued now into b; w->lock held. */
@@ -465,7 +465,7 @@ static void hm__take_due(struct hm__watch *w, struct hm__batch *b)
 		}
 		if (hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
 			b->keys[b->n++] = (struct hm__batch_key){
-				.key = w->pend[i].key, .flags = HM__R_FORCE | HM__R_GRACE};
+				.key = w->pend[i].key, .flags = HM__R_NOW | HM__R_GRACE};
 		} else {
 			free(w->pend[i].key);
 			b->rescan = true;

@@ -538,6 +538,7 @@ START_TEST(test_preload_loads_everything_and_reports_broken_files)
 	ck_assert_str_eq(st->modules[0].path, "a.so");
 	ck_assert_str_eq(st->modules[1].path, "broken.so");
 	ck_assert_int_eq(st->modules[1].last_error, HM_EABI);
+	ck_assert_uint_eq(st->modules[1].failures, 1); /* tried once, not once per pass */
 	ck_assert_uint_eq(st->modules[1].current, 0);
 	ck_assert_str_eq(st->modules[2].path, "d/_global.so");
 	ck_assert_int_eq(st->modules[2].global, 1);
