@@ -192,7 +192,7 @@ static void hm__record_failure(struct hm__entry *e, int rc)
  * held the current version's bytes (touch, chmod): nothing to do.
  */
 static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
-	int flags, struct hm_module *put[2], struct hm__note *note)
+	struct hm_module *put[2], struct hm__note *note)
 {
 	hm_loader *l = e->loader;
 	struct hm_module *g = NULL, *v = NULL;
@@ -228,20 +228,14 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
 	if (rc < 0) {
-		/* An event in the middle of a write: the file is not complete yet,
-		 * and the event that ends the write (or the watcher's second look)
-		 * brings it again.  Not a failure yet. */
-		bool not_yet = (flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED);
-		if (!not_yet)
-			hm__record_failure(e, rc);
-		e->has_bad = !not_yet && hm__err_of_file(rc);
+		hm__record_failure(e, rc);
+		e->has_bad = hm__err_of_file(rc);
 		e->bad_id = *seen;
 		if (prev)
-			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR,
-				"%s (version %llu keeps serving)", e->last_msg,
-				(unsigned long long)prev->gen);
+			hm__note(note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
+				e->last_msg, (unsigned long long)prev->gen);
 		else
-			hm__note(note, not_yet ? HM_LOG_DEBUG : HM_LOG_ERROR, "%s", e->last_msg);
+			hm__note(note, HM_LOG_ERROR, "%s", e->last_msg);
 		return rc;
 	}
 	/* release: a reader that sees v sees everything init wrote */
@@ -301,7 +295,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			break;
 		}
 		force = false; /* one forced attempt */
-		rc = hm__load_locked(e, &id, 0, put, &note);
+		rc = hm__load_locked(e, &id, put, &note);
 		pthread_mutex_unlock(&e->lock);
 		hm__after_load(l, put, &note);
 		if (rc < 0)
@@ -389,7 +383,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */
 		goto out;
 	}
-	rc = hm__load_locked(e, &id, flags, put, &note);
+	rc = hm__load_locked(e, &id, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
 	hm__after_load(l, put, &note);

@@ -227,7 +227,6 @@ HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool f
 #define HM__R_NOW 0x1   /* look now: ignore the interval, wait for the lock */
 #define HM__R_RETRY 0x8 /* load even a file whose failure is remembered */
 #define HM__R_GRACE 0x2 /* a missing file is removed only after removal_delay */
-#define HM__R_QUIET 0x4 /* an incomplete file is "not yet", logged at debug */
 /* Returned while a missing file is within its grace: look again later. */
 #define HM__MISSING 2
 /* Look at the file; 1 when a new version became current, 0 if nothing did. */

@@ -32,6 +32,7 @@
 
 #define HM__WATCH_MASK                                                         \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |   \
+	 IN_MODIFY |                                                              \
 	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK | IN_ONLYDIR | \
 	 IN_DONT_FOLLOW)
 
@@ -40,9 +41,16 @@ struct hm__wdir {
 	char *dir; /* "" for the root, else "a/b/" */
 };
 
+/*
+ * A file to look at later: one that went missing (look again when its
+ * removal grace ends), or one being written (created or modified, not yet
+ * closed or renamed in: look when its writer is done, or once it has not
+ * changed for the removal delay - a hard link or a stalled writer).
+ */
 struct hm__pending {
 	char *key;
 	int64_t due; /* hm__now() */
+	bool writing;
 };
 
 struct hm__watch {
@@ -53,7 +61,7 @@ struct hm__watch {
 	pthread_mutex_t lock; /* protects everything below */
 	struct hm__wdir *dirs;
 	size_t ndirs, capdirs;
-	struct hm__pending *pend; /* files missing within their grace */
+	struct hm__pending *pend; /* files to look at later */
 	size_t npend, cappend;
 	uint64_t rescans;
 };
@@ -163,26 +171,62 @@ static bool hm__watch_add(hm_loader *l, const char *dir)
 
 /* ---- looking at files ------------------------------------------------------ */
 
-/* Look at key again after the removal delay, if it is still missing then. */
+static struct hm__pending *hm__pending_find(struct hm__watch *w, const char *key)
+{
+	for (size_t i = 0; i < w->npend; i++)
+		if (strcmp(w->pend[i].key, key) == 0)
+			return &w->pend[i];
+	return NULL;
+}
+
+/* Look at key after the removal delay; w->lock held.  false: no memory. */
+static bool hm__pending_set(hm_loader *l, const char *key, bool writing)
+{
+	struct hm__watch *w = l->watch;
+	int64_t due = hm__now() + l->removal_delay_ns + 1000000;
+	struct hm__pending *p = hm__pending_find(w, key);
+	char *copy;
+
+	if (p) {
+		if (writing) { /* still being written: wait for it from now */
+			p->writing = true;
+			p->due = due;
+		}
+		return true;
+	}
+	if (!(copy = strdup(key)) ||
+	    !hm__grow((void **)&w->pend, &w->cappend, w->npend, sizeof *w->pend)) {
+		free(copy);
+		return false;
+	}
+	w->pend[w->npend++] = (struct hm__pending){.key = copy, .due = due, .writing = writing};
+	return true;
+}
+
+/* The writer of key is done (closed, renamed in, removed); w->lock held. */
+static void hm__writing_done(struct hm__watch *w, const char *key)
+{
+	struct hm__pending *p = hm__pending_find(w, key);
+
+	if (p && p->writing) {
+		free(p->key);
+		*p = w->pend[--w->npend];
+	}
+}
+
+/* Look at a missing key again when its grace ends. */
 static void hm__pending_add(hm_loader *l, const char *key)
 {
 	struct hm__watch *w = l->watch;
-	char *copy;
+	bool ok;
 
 	if (!w)
 		return; /* stat mode: the next check on the request path looks */
 	pthread_mutex_lock(&w->lock);
-	for (size_t i = 0; i < w->npend; i++)
-		if (strcmp(w->pend[i].key, key) == 0)
-			goto out;
-	if ((copy = strdup(key)) != NULL &&
-	    hm__grow((void **)&w->pend, &w->cappend, w->npend, sizeof *w->pend))
-		w->pend[w->npend++] = (struct hm__pending){
-			.key = copy, .due = hm__now() + l->removal_delay_ns + 1000000};
-	else
-		free(copy);
-out:
+	ok = hm__pending_set(l, key, false);
 	pthread_mutex_unlock(&w->lock);
+	if (!ok)
+		hm__log(l, HM_LOG_ERROR, "%s: out of memory: a removal may be missed", key);
 }
 
 static bool hm__is_global_key(const hm_loader *l, const char *key)
@@ -193,12 +237,8 @@ static bool hm__is_global_key(const hm_loader *l, const char *key)
 
 static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
 {
-	int rc = hm__entry_refresh(e, flags);
-
-	/* Missing within its grace: look again when it ends.  Incomplete
-	 * after a CREATE alone: look again too, not quietly then, in case no
-	 * event ends the write (a hard link gives only CREATE). */
-	if (rc == HM__MISSING || ((flags & HM__R_QUIET) && (rc == HM_ENOTELF || rc == HM_ECHANGED)))
+	/* Missing within its grace: look again when it ends. */
+	if (hm__entry_refresh(e, flags) == HM__MISSING)
 		hm__pending_add(l, e->key);
 }
 
@@ -350,18 +390,11 @@ static void hm__batch_free(struct hm__batch *b)
 	free(b->dirs);
 }
 
-static void hm__batch_key(struct hm__batch *b, const char *dir, const char *name, int flags)
+static void hm__batch_key(struct hm__batch *b, const char *key, int flags)
 {
-	char key[PATH_MAX];
-
-	snprintf(key, sizeof key, "%s%s", dir, name);
-	for (size_t i = 0; i < b->n; i++) {
-		if (strcmp(b->keys[i].key, key) == 0) {
-			/* quiet only if every event for it was quiet */
-			b->keys[i].flags &= flags | ~HM__R_QUIET;
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->keys[i].key, key) == 0)
 			return;
-		}
-	}
 	char *copy = strdup(key);
 	if (!copy || !hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
 		free(copy);
@@ -423,11 +456,32 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 	if (strcmp(ev->name, l->global_name) != 0 &&
 	    (n <= 3 || strcmp(ev->name + n - 3, ".so") != 0))
 		return;
-	/* A CREATE alone comes before the write: failing then is "not yet". */
-	bool only_create = (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB |
-					IN_DELETE | IN_MOVED_FROM)) == IN_CREATE;
-	hm__batch_key(b, d->dir, ev->name,
-		HM__R_NOW | HM__R_GRACE | (only_create ? HM__R_QUIET : 0));
+	char key[PATH_MAX];
+	snprintf(key, sizeof key, "%s%s", d->dir, ev->name);
+	/* Events come in order, so after the batch a key is being written
+	 * exactly when its last CREATE or MODIFY was not yet followed by the
+	 * end of that write.  Looking at it before then would see half a file. */
+	if (ev->mask & (IN_CREATE | IN_MODIFY)) {
+		if (!hm__pending_set(l, key, true))
+			b->rescan = true;
+	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)) {
+		hm__writing_done(w, key);
+	}
+	hm__batch_key(b, key, HM__R_NOW | HM__R_GRACE);
+}
+
+/* Drop the keys still being written: their writer's end brings them. */
+static void hm__batch_drop_writing(struct hm__watch *w, struct hm__batch *b)
+{
+	for (size_t i = 0; i < b->n;) {
+		struct hm__pending *p = hm__pending_find(w, b->keys[i].key);
+		if (p && p->writing) {
+			free(b->keys[i].key);
+			b->keys[i] = b->keys[--b->n];
+		} else {
+			i++;
+		}
+	}
 }
 
 /* Read every event queued now into b; w->lock held. */
@@ -483,6 +537,7 @@ static int hm__watch_run(hm_loader *l)
 
 	pthread_mutex_lock(&w->lock);
 	hm__read_events(l, &b);
+	hm__batch_drop_writing(w, &b);
 	hm__take_due(w, &b);
 	if (b.rescan)
 		w->rescans++;

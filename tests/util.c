@@ -159,6 +159,16 @@ bool wait_logged(const char *needle)
 	return wait_in(log_buf, needle);
 }
 
+bool logged_any_error(void)
+{
+	pthread_mutex_lock(&log_mu);
+	bool any = err_len > 0;
+	if (any)
+		fprintf(stderr, "errors logged:\n%s", err_buf);
+	pthread_mutex_unlock(&log_mu);
+	return any;
+}
+
 bool wait_logged_error(const char *needle)
 {
 	return wait_in(err_buf, needle);

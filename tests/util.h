@@ -31,6 +31,8 @@ int logged(const char *needle);
 bool wait_logged(const char *needle);
 /* The same, for a line logged at HM_LOG_ERROR. */
 bool wait_logged_error(const char *needle);
+/* Was anything logged at HM_LOG_ERROR (and print it if so)? */
+bool logged_any_error(void);
 void log_reset(void);
 /* The logger open_loader() installs, for loaders opened by hand. */
 hm_log_fn test_log_fn(void);
