@@ -14,8 +14,10 @@ static int handle(hm_ctx *ctx)
 	const char *arg = hm_http_query(r, "ms");
 	long ms = arg ? strtol(arg, NULL, 10) : 1000;
 
-	if (ms < 0 || ms > 60000)
-		return hm_http_set_status(r, 400) || hm_http_puts(r, "ms: 0 to 60000\n");
+	if (ms < 0 || ms > 60000) {
+		hm_http_set_status(r, 400);
+		return hm_http_puts(r, "ms: 0 to 60000\n");
+	}
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 	while (nanosleep(&ts, &ts) != 0)
 		;

@@ -526,10 +526,25 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	srv_log("httpd", "%s", buf);
 }
 
+/*
+ * threads == 0: a thread per connection.  Handlers may block (a database,
+ * /slow), and a blocked handler must not hold up other connections: in a
+ * pool, each thread runs the event loop of many connections.  threads > 0:
+ * that pool, for handlers that never block (or to bound the threads).
+ */
 int srv_start(struct srv *s, const char *listen, unsigned threads)
 {
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem pool[] = {
+		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+
+	if (threads == 0) {
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
+		pool[0].option = MHD_OPTION_END;
+	}
 
 	if (parse_listen(listen, &ss) < 0) {
 		srv_log("error", "--listen %s: expected ADDRESS:PORT, e.g. 127.0.0.1:8080 or "
@@ -543,7 +558,8 @@ int srv_start(struct srv *s, const char *listen, unsigned threads)
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, as MHD asks */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_ARRAY, pool,
+		MHD_OPTION_CONNECTION_LIMIT, SRV_MAX_CONNECTIONS,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u,

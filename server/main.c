@@ -26,7 +26,10 @@ static const char usage[] =
 	"  -r, --root DIR          directory of modules (required)\n"
 	"  -l, --listen ADDR:PORT  address to listen on (default 127.0.0.1:8080;\n"
 	"                          [::1]:8080 for IPv6, port 0 for any free port)\n"
-	"  -t, --threads N         request threads (default: the number of CPUs)\n"
+	"  -t, --threads N         serve connections from a pool of N threads, each\n"
+	"                          running many connections' event loop (a handler\n"
+	"                          that blocks then delays the others on its thread);\n"
+	"                          default: a thread per connection\n"
 	"  -w, --watch MODE        auto, inotify or stat (default auto: inotify, or\n"
 	"                          stat checks where the file system gives no events)\n"
 	"  -i, --check-interval MS with --watch stat: stat a module at most this\n"
@@ -125,7 +128,7 @@ int main(int argc, char **argv)
 	struct srv s = {.serve = SERVE};
 	struct hm_options opts;
 	const char *root = NULL, *listen = "127.0.0.1:8080";
-	long threads = sysconf(_SC_NPROCESSORS_ONLN), grace = 10000, v;
+	long threads = 0, grace = 10000, v;
 	sigset_t sigs;
 	int c, sig, rc;
 
@@ -190,8 +193,6 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (threads < 1)
-		threads = 1;
 
 	/* Before any thread exists: every thread inherits the mask. */
 	sigemptyset(&sigs);
@@ -211,8 +212,12 @@ int main(int argc, char **argv)
 		hm_close(s.loader, 0);
 		return 1;
 	}
-	srv_log("info", "serving %s on %s, port %u, with %ld threads", root, listen,
-		srv_port(&s), threads);
+	if (threads)
+		srv_log("info", "serving %s on %s, port %u, with a pool of %ld threads", root,
+			listen, srv_port(&s), threads);
+	else
+		srv_log("info", "serving %s on %s, port %u, a thread per connection", root,
+			listen, srv_port(&s));
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)

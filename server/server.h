@@ -15,6 +15,8 @@
 
 /* Where request bodies stop: larger ones get 413. */
 #define SRV_MAX_BODY (1u << 20)
+/* Connections served at once; more wait in the kernel's backlog. */
+#define SRV_MAX_CONNECTIONS 1024u
 
 struct srv {
 	hm_loader *loader;
@@ -36,7 +38,8 @@ void srv_log(const char *level, const char *fmt, ...) __attribute__((format(prin
 /* hm_options.log for the loader. */
 void srv_loader_log(void *arg, int level, const char *msg);
 
-/* Start the daemon on addr ("127.0.0.1:8080", "[::1]:0"); 0 or -1. */
+/* Start the daemon on addr ("127.0.0.1:8080", "[::1]:0") with a pool of
+ * threads, or a thread per connection when threads is 0; 0 or -1. */
 int srv_start(struct srv *s, const char *listen, unsigned threads);
 /* Stop accepting; wait up to grace_ms for requests in flight; stop. */
 void srv_stop(struct srv *s, int grace_ms);
