@@ -227,6 +227,12 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 		put[0] = v; /* never published: finalised by the caller's put */
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
+	if (rc == HM_ECHANGED) {
+		/* Changed while we copied it (a writer, a chmod): no failure.  The
+		 * change brings an event, or the next stat check, and a new look. */
+		hm__note(note, HM_LOG_DEBUG, "%s: looking again later", hm__msg());
+		return rc;
+	}
 	if (rc < 0) {
 		hm__record_failure(e, rc);
 		e->has_bad = hm__err_of_file(rc);
