@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include "fault.h" /* last: see fault.h */
 
 void *hm_ctx_request(const hm_ctx *ctx) { return ctx->request; }
 void *hm_ctx_app(const hm_ctx *ctx) { return ctx->loader->app; }

@@ -15,6 +15,7 @@
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
+#include "fault.h" /* last: see fault.h */
 
 #if defined(__x86_64__)
 #define HM__MACHINE EM_X86_64

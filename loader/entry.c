@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "fault.h" /* last: see fault.h */
 
 struct hm__thread *hm__self(void)
 {
@@ -111,8 +112,9 @@ static int hm__wait_load(struct hm__entry *e)
 	return 0;
 }
 
-/* A reference to the current version of e's directory's global, or NULL. */
-static int hm__global_get(struct hm__entry *e, struct hm_module **g)
+/* A reference to the current version of e's directory's global, or NULL;
+ * retry: load it even if its failure is remembered (hm_refresh). */
+static int hm__global_get(struct hm__entry *e, struct hm_module **g, bool retry)
 {
 	struct hm__entry *ge;
 	int rc;
@@ -120,7 +122,7 @@ static int hm__global_get(struct hm__entry *e, struct hm_module **g)
 	*g = NULL;
 	if ((rc = hm__global_entry(e, &ge)) < 0 || !ge)
 		return rc;
-	rc = hm__entry_get(ge, g, false);
+	rc = hm__entry_get(ge, g, retry);
 	if (rc == HM_ENOENT) /* removed since: no global */
 		return 0;
 	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
@@ -184,14 +186,15 @@ static void hm__record_failure(struct hm__entry *e, int rc)
 }
 
 /*
- * Load e's file as a new version and make it current.  e->lock held on
+ * Load e's file as a new version and make it current (retry: its global
+ * module too, even after a remembered failure).  e->lock held on
  * entry and return, dropped meanwhile.  put[] gets the versions the caller
  * must put once it dropped the lock: the one replaced, and prev, which is
  * referenced here so that its state can be handed over and its content
  * compared.  Returns 1 when a new version became current, 0 when the file
  * held the current version's bytes (touch, chmod): nothing to do.
  */
-static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
+static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, bool retry,
 	struct hm_module *put[2], struct hm__note *note)
 {
 	hm_loader *l = e->loader;
@@ -207,7 +210,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen,
 	hm__set_loading(e, hm__self());
 	pthread_mutex_unlock(&e->lock);
 
-	rc = e->is_global ? 0 : hm__global_get(e, &g);
+	rc = e->is_global ? 0 : hm__global_get(e, &g, retry);
 	if (rc == 0)
 		rc = hm__version_load(e, g, prev, &v);
 	if (g)
@@ -300,8 +303,8 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			rc = hm__fail(e->last_code, "%s", e->last_msg);
 			break;
 		}
+		rc = hm__load_locked(e, &id, force, put, &note);
 		force = false; /* one forced attempt */
-		rc = hm__load_locked(e, &id, put, &note);
 		pthread_mutex_unlock(&e->lock);
 		hm__after_load(l, put, &note);
 		if (rc < 0)
@@ -389,7 +392,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */
 		goto out;
 	}
-	rc = hm__load_locked(e, &id, put, &note);
+	rc = hm__load_locked(e, &id, retry, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
 	hm__after_load(l, put, &note);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "fault.h" /* last: see fault.h */
 
 /* Thread-local so that concurrent requests never see each other's text. */
 static __thread char hm__errbuf[HM__MSG_MAX];

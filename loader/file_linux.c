@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "fault.h" /* last: see fault.h */
 
 #define HM__RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "fault.h" /* last: see fault.h */
 
 #define HM__DEFAULT_GLOBAL "_global.so"
 #define HM__DEFAULT_CHECK_MS 1000

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include "fault.h" /* last: see fault.h */
 
 static bool hm__segment_char(unsigned char c)
 {

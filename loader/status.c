@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "fault.h" /* last: see fault.h */
 
 struct hm__entries {
 	struct hm__entry **v;

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "fault.h" /* last: see fault.h */
 
 #define HM__TABLE_MIN 64
 

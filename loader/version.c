@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "fault.h" /* last: see fault.h */
 
 /* Smallest descriptor a module may define: abi and size only. */
 #define HM__DESC_MIN offsetof(struct hm_module_desc, init)

@@ -29,6 +29,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "fault.h" /* last: see fault.h */
 
 #define HM__WATCH_MASK                                                         \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |   \
