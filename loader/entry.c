@@ -296,6 +296,8 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 		if ((rc = hm__stat_key(l, e->key, &id)) < 0) {
 			if (rc == HM_ENOENT)
 				hm__no_file(l, e->key);
+			else
+				hm__record_failure(e, rc); /* a link out of the root... */
 			break;
 		}
 		if (!force && e->has_bad && hm__fileid_eq(&id, &e->bad_id)) {
@@ -376,8 +378,21 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 		rc = hm__entry_missing(e, flags, &put[0], &note);
 		goto out;
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		/* Refused before any load (a link out of the root): a failure
+		 * like a load's, logged when it starts, not at every look. */
+		if (!e->stat_failed || e->last_code != rc) {
+			hm__record_failure(e, rc);
+			if (cur)
+				hm__note(&note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
+					e->last_msg, (unsigned long long)cur->gen);
+			else
+				hm__note(&note, HM_LOG_ERROR, "%s", e->last_msg);
+		}
+		e->stat_failed = true;
 		goto out;
+	}
+	e->stat_failed = false;
 	e->missing_since = 0;
 	if (ge)
 		gcur = atomic_load_explicit(&ge->current, memory_order_acquire);

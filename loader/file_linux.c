@@ -269,15 +269,22 @@ int hm__no_file(const hm_loader *l, const char *key)
 int hm__stat_key(const hm_loader *l, const char *key, struct hm__fileid *id)
 {
 	struct stat st;
+	int fd, rc;
 
-	/* Follows a final symlink: ln -sf deploys must be seen.  Only the
-	 * identity is read here; hm__copy_module() opens beneath the root.
+	/* Beneath the root like every open: a link out of it is an escape, not
+	 * a file that exists (that would tell what lies outside).  A final
+	 * symlink inside the root is followed: ln -sf deploys must be seen.
 	 * ENOENT sets no message: for a global module it is no error. */
-	if (fstatat(l->rootfd, key, &st, 0) < 0) {
+	fd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC, 0);
+	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return HM_ENOENT;
-		return hm__fail(HM_ESYS, "%s: stat: %s", key, strerror(errno));
+		return hm__open_error(l, key, errno);
 	}
+	rc = fstat(fd, &st);
+	close(fd);
+	if (rc < 0)
+		return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
 	hm__fileid_of(id, &st);
 	return 0;
 }

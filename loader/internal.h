@@ -45,6 +45,8 @@ HM__HIDDEN const char *hm__msg(void);
  * '/', and that its file is not the directory's global module.
  */
 HM__HIDDEN int hm__path_check(const char *p, size_t len, const char *global_name);
+/* One segment a request could name, checked silently (no message). */
+HM__HIDDEN bool hm__segment_ok(const char *name);
 
 /* ---- ELF validation (elf.c) ---------------------------------------------- */
 
@@ -193,6 +195,7 @@ struct hm__entry {
 	bool has_id;
 	struct hm__fileid bad_id; /* a file that failed: not retried until it changes */
 	bool has_bad;
+	bool stat_failed; /* the last look could not even stat it (logged once) */
 	int64_t missing_since;    /* hm__now() when the file was first missed; 0 */
 	uint64_t next_gen;
 	/* For hm_status_get(). */

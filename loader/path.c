@@ -14,6 +14,16 @@ static bool hm__segment_char(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
 }
 
+bool hm__segment_ok(const char *name)
+{
+	size_t n = 0;
+
+	for (; name[n]; n++)
+		if (!hm__segment_char((unsigned char)name[n]))
+			return false;
+	return n > 0 && n <= 250 && name[0] != '.';
+}
+
 int hm__path_check(const char *p, size_t len, const char *global_name)
 {
 	size_t seg_start = 0, last_start = 0, segments = 1;

@@ -52,6 +52,7 @@ struct hm__pending {
 	char *key;
 	int64_t due; /* hm__now() */
 	bool writing;
+	int flags; /* for the look when it is due */
 };
 
 struct hm__watch {
@@ -180,17 +181,27 @@ static struct hm__pending *hm__pending_find(struct hm__watch *w, const char *key
 	return NULL;
 }
 
+/* What a file's last event says to do about it. */
+enum hm__wait {
+	HM__WAIT_MISSING, /* its grace runs: look when it ends */
+	HM__WAIT_DELETED, /* removed: look when the delay ends, grace served */
+	HM__WAIT_WRITING, /* being written: look when done, or still */
+};
+
 /* Look at key after the removal delay; w->lock held.  false: no memory. */
-static bool hm__pending_set(hm_loader *l, const char *key, bool writing)
+static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 {
 	struct hm__watch *w = l->watch;
 	int64_t due = hm__now() + l->removal_delay_ns + 1000000;
 	struct hm__pending *p = hm__pending_find(w, key);
+	/* A deletion waited out the delay already: then a missing file goes. */
+	int flags = why == HM__WAIT_DELETED ? HM__R_NOW : HM__R_NOW | HM__R_GRACE;
 	char *copy;
 
 	if (p) {
-		if (writing) { /* still being written: wait for it from now */
-			p->writing = true;
+		if (why != HM__WAIT_MISSING) { /* a new write or removal: from now */
+			p->writing = why == HM__WAIT_WRITING;
+			p->flags = flags;
 			p->due = due;
 		}
 		return true;
@@ -200,16 +211,17 @@ static bool hm__pending_set(hm_loader *l, const char *key, bool writing)
 		free(copy);
 		return false;
 	}
-	w->pend[w->npend++] = (struct hm__pending){.key = copy, .due = due, .writing = writing};
+	w->pend[w->npend++] = (struct hm__pending){
+		.key = copy, .due = due, .writing = why == HM__WAIT_WRITING, .flags = flags};
 	return true;
 }
 
-/* The writer of key is done (closed, renamed in, removed); w->lock held. */
-static void hm__writing_done(struct hm__watch *w, const char *key)
+/* A complete file is in place (closed, renamed in): look now; w->lock held. */
+static void hm__pending_clear(struct hm__watch *w, const char *key)
 {
 	struct hm__pending *p = hm__pending_find(w, key);
 
-	if (p && p->writing) {
+	if (p) {
 		free(p->key);
 		*p = w->pend[--w->npend];
 	}
@@ -224,7 +236,7 @@ static void hm__pending_add(hm_loader *l, const char *key)
 	if (!w)
 		return; /* stat mode: the next check on the request path looks */
 	pthread_mutex_lock(&w->lock);
-	ok = hm__pending_set(l, key, false);
+	ok = hm__pending_set(l, key, HM__WAIT_MISSING);
 	pthread_mutex_unlock(&w->lock);
 	if (!ok)
 		hm__log(l, HM_LOG_ERROR, "%s: out of memory: a removal may be missed", key);
@@ -234,6 +246,23 @@ static bool hm__is_global_key(const hm_loader *l, const char *key)
 {
 	const char *base = strrchr(key, '/');
 	return strcmp(base ? base + 1 : key, l->global_name) == 0;
+}
+
+/* A file a request could name: "a/b.so" with plain segments, not the global. */
+static bool hm__module_key_ok(const hm_loader *l, const char *key, size_t len)
+{
+	char copy[PATH_MAX];
+
+	if (len <= 3 || len >= sizeof copy || strcmp(key + len - 3, ".so") != 0 ||
+	    hm__is_global_key(l, key))
+		return false;
+	memcpy(copy, key, len - 3);
+	copy[len - 3] = '\0';
+	char *save = NULL;
+	for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
+		if (!hm__segment_ok(seg))
+			return false;
+	return true;
 }
 
 static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
@@ -283,10 +312,12 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		if (!preload)
 			return;
 		/* Only names a request could ask for become module entries. */
-		if (!global && (len <= 3 || strcmp(key + len - 3, ".so") != 0 ||
-				       hm__path_check(key, len - 3, l->global_name) < 0))
+		if (!global && !hm__module_key_ok(l, key, len))
 			return;
-		if (hm__stat_key(l, key, &id) < 0 ||
+		/* A file of the tree that is refused (a link out of the root) gets
+		 * an entry too, so that the status shows why: the tree is bounded,
+		 * unlike the names requests may make up. */
+		if (hm__stat_key(l, key, &id) == HM_ENOENT ||
 		    hm__table_insert(l, key, len, global, &e) < 0)
 			return;
 		if (!global) {
@@ -357,7 +388,9 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 		}
 		if (!is_dir) {
 			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE, preload);
-		} else if (depth + 1 < HM__SEGMENTS_MAX) {
+		} else if (depth + 1 < HM__SEGMENTS_MAX &&
+			   hm__segment_ok(de->d_name)) {
+			/* only directories a request could name */
 			strcat(key, "/");
 			hm__scan_dir(l, key, depth + 1, preload);
 		}
@@ -459,24 +492,31 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 		return;
 	char key[PATH_MAX];
 	snprintf(key, sizeof key, "%s%s", d->dir, ev->name);
-	/* Events come in order, so after the batch a key is being written
-	 * exactly when its last CREATE or MODIFY was not yet followed by the
-	 * end of that write.  Looking at it before then would see half a file. */
-	if (ev->mask & (IN_CREATE | IN_MODIFY)) {
-		if (!hm__pending_set(l, key, true))
-			b->rescan = true;
-	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)) {
-		hm__writing_done(w, key);
-	}
+	/*
+	 * Events come in order; a file's last one says what to do.  A file
+	 * being written (CREATE, MODIFY) is looked at when its writer is done
+	 * (CLOSE_WRITE, or a complete file renamed in: MOVED_TO).  A removed
+	 * one (DELETE, MOVED_FROM) is not looked at at once either: install(1)
+	 * may already be writing its successor, whose CREATE is not read yet.
+	 */
+	bool ok = true;
+	if (ev->mask & (IN_CREATE | IN_MODIFY))
+		ok = hm__pending_set(l, key, HM__WAIT_WRITING);
+	else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+		ok = hm__pending_set(l, key, HM__WAIT_DELETED);
+	else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+		hm__pending_clear(w, key);
+	if (!ok)
+		b->rescan = true;
 	hm__batch_key(b, key, HM__R_NOW | HM__R_GRACE);
 }
 
-/* Drop the keys still being written: their writer's end brings them. */
+/* Drop the keys that wait (written, removed): their pending look comes. */
 static void hm__batch_drop_writing(struct hm__watch *w, struct hm__batch *b)
 {
 	for (size_t i = 0; i < b->n;) {
 		struct hm__pending *p = hm__pending_find(w, b->keys[i].key);
-		if (p && p->writing) {
+		if (p && (p->writing || p->flags == HM__R_NOW)) {
 			free(b->keys[i].key);
 			b->keys[i] = b->keys[--b->n];
 		} else {
@@ -520,7 +560,7 @@ static void hm__take_due(struct hm__watch *w, struct hm__batch *b)
 		}
 		if (hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
 			b->keys[b->n++] = (struct hm__batch_key){
-				.key = w->pend[i].key, .flags = HM__R_NOW | HM__R_GRACE};
+				.key = w->pend[i].key, .flags = w->pend[i].flags};
 		} else {
 			free(w->pend[i].key);
 			b->rescan = true;

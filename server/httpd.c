@@ -161,8 +161,10 @@ static int op_vprintf(hm_http *r, const char *fmt, va_list ap)
 		return -1;
 	if ((size_t)n < sizeof small)
 		return op_write(r, small, (size_t)n);
-	if (!(big = malloc((size_t)n + 1)))
+	if (!(big = malloc((size_t)n + 1))) {
+		R(r)->oom = true; /* the answer would miss a piece: 500, not that */
 		return -1;
+	}
 	vsnprintf(big, (size_t)n + 1, fmt, ap);
 	rc = op_write(r, big, (size_t)n);
 	free(big);
@@ -283,6 +285,25 @@ static void error_page(struct req *q, int status)
 	op_write(&q->http, reason(status), strlen(reason(status)));
 }
 
+/*
+ * What a client sent (URL, method) may hold any byte but NUL: a "%0a" must
+ * not forge a log line, nor ESC paint the operator's terminal.  Copy with non-printable bytes as \xHH, cut at a sane length.
+ */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 static void serve(struct req *q)
 {
 	struct srv *s = q->srv;
@@ -315,11 +336,16 @@ static void serve(struct req *q)
 	}
 	if (rc < 0) {
 		int status = status_of(rc);
-		if (status == 500)
-			srv_log("error", "%s %s: %s", q->method, q->url, hm_errmsg());
+		if (status == 500) {
+			char m[64], u[512];
+			srv_log("error", "%s %s: %s", printable(q->method, m, sizeof m),
+				printable(q->url, u, sizeof u), hm_errmsg());
+		}
 		error_page(q, status);
 	} else if (q->oom) {
-		srv_log("error", "%s %s: out of memory for the response", q->method, q->url);
+		char m[64], u[512];
+		srv_log("error", "%s %s: out of memory for the response",
+			printable(q->method, m, sizeof m), printable(q->url, u, sizeof u));
 		error_page(q, 500);
 	}
 }
@@ -391,25 +417,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return respond(q);
 }
 
-/*
- * The decoded URL may hold any byte but NUL: a "%0a" must not forge a log
- * line.  Copy with non-printable bytes as \xHH, cut at a sane length.
- */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	for (; *s && n + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
-		else
-			buf[n++] = (char)c;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 static const char *client(struct MHD_Connection *conn, char *buf, size_t size)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -435,10 +442,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!q)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	char url[512], addr[64];
+	char url[512], addr[64], method[64];
 	if (!s->quiet)
 		srv_log("access", "%s \"%s %s\" %d %zu %.3f ms%s", client(conn, addr, sizeof addr),
-			q->method, printable(q->url, url, sizeof url), q->status, q->sent,
+			printable(q->method, method, sizeof method),
+			printable(q->url, url, sizeof url), q->status, q->sent,
 			(double)(t1.tv_sec - q->t0.tv_sec) * 1e3 +
 				(double)(t1.tv_nsec - q->t0.tv_nsec) / 1e6,
 			why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not completed)");

@@ -45,20 +45,46 @@ static void putf(struct buf *b, const char *fmt, ...)
 		put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/*
+ * A JSON string: quotes, backslashes and control characters escaped, and a
+ * byte that is not UTF-8 (file names are bytes) as U+FFFD: the document
+ * stays valid JSON whatever the names.
+ */
 static void put_str(struct buf *b, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+
 	put(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (*p == '"' || *p == '\\') {
 			put(b, "\\", 1);
-			put(b, s, 1);
-		} else if (c < 0x20) {
-			putf(b, "\\u%04x", c);
+			put(b, (const char *)p, 1);
+		} else if (*p < 0x20) {
+			putf(b, "\\u%04x", *p);
+		} else if (n == 0) {
+			put(b, "\\ufffd", 6);
+			n = 1;
 		} else {
-			put(b, s, 1);
+			put(b, (const char *)p, n);
 		}
+		p += n ? n : 1;
 	}
 	put(b, "\"", 1);
 }
