@@ -3,8 +3,8 @@
  * concurrency, parallel loads of different files, stale versions serving
  * the requests that hold them, change detection, reentrancy, close.
  *
- * Threads meet through gates (a flag under a mutex); a gate that is never
- * opened fails the test after a generous bound instead of hanging it.
+ * Threads meet through gates (util.h); a gate that is never opened fails
+ * the test after a generous bound instead of hanging it.
  */
 #define _GNU_SOURCE 1
 #include "util.h"
@@ -16,39 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define GATE_BOUND_S 30
-
-struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int value;
-};
-#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
-
-static void gate_add(struct gate *g, int n)
-{
-	pthread_mutex_lock(&g->mu);
-	g->value += n;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-}
-
-/* Wait until the gate reaches at least n; false if it never does. */
-static bool gate_wait(struct gate *g, int n)
-{
-	struct timespec deadline;
-	int rc = 0;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += GATE_BOUND_S;
-	pthread_mutex_lock(&g->mu);
-	while (g->value < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);
-	bool ok = g->value >= n;
-	pthread_mutex_unlock(&g->mu);
-	return ok;
-}
 
 static char *root;
 static struct fx_app app;

@@ -24,40 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int value;
-};
-
-static void gate_open(struct gate *g)
-{
-	pthread_mutex_lock(&g->mu);
-	g->value = 1;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-}
-
-static bool gate_wait(struct gate *g)
-{
-	struct timespec deadline;
-	int rc = 0;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 30;
-	pthread_mutex_lock(&g->mu);
-	while (!g->value && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);
-	bool ok = g->value;
-	pthread_mutex_unlock(&g->mu);
-	return ok;
-}
-
 static char *root;
 static struct fx_app app;
 static hm_loader *l;
-static struct gate parked = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-static struct gate unpark = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+static struct gate parked = GATE_INIT;
+static struct gate unpark = GATE_INIT;
 
 static void setup(void)
 {
@@ -157,8 +128,8 @@ static void park_here(struct fx_req *req, hm_ctx *ctx)
 {
 	(void)req;
 	(void)ctx;
-	gate_open(&parked);
-	ck_assert(gate_wait(&unpark));
+	gate_add(&parked, 1);
+	ck_assert(gate_wait(&unpark, 1));
 }
 
 static struct fx_req parked_req;
@@ -175,7 +146,7 @@ static void park(const char *path)
 	parked_req.in_handle = park_here;
 	parked.value = unpark.value = 0;
 	pthread_create(&parked_thread, NULL, parked_main, (void *)path);
-	ck_assert(gate_wait(&parked));
+	ck_assert(gate_wait(&parked, 1));
 }
 
 /* Release the parked request: it must end on the version it started on. */
@@ -183,7 +154,7 @@ static void unpark_and_check(int want_rc, uint64_t want_version)
 {
 	void *rc;
 
-	gate_open(&unpark);
+	gate_add(&unpark, 1);
 	pthread_join(parked_thread, &rc);
 	ck_assert_int_eq((long)rc, want_rc);
 	ck_assert_uint_eq(parked_req.version, want_version);

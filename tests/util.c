@@ -206,3 +206,26 @@ hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms)
 		app->loader = l;
 	return l;
 }
+
+void gate_add(struct gate *g, int n)
+{
+	pthread_mutex_lock(&g->mu);
+	g->value += n;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+bool gate_wait(struct gate *g, int n)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;
+	pthread_mutex_lock(&g->mu);
+	while (g->value < n && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);
+	bool ok = g->value >= n;
+	pthread_mutex_unlock(&g->mu);
+	return ok;
+}

@@ -37,4 +37,19 @@ void log_reset(void);
 /* The logger open_loader() installs, for loaders opened by hand. */
 hm_log_fn test_log_fn(void);
 
+/*
+ * A gate: threads meet on a counter under a mutex.  gate_wait() gives up
+ * after a generous bound and returns false, so that a test fails instead
+ * of hanging.
+ */
+#include <pthread.h>
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int value;
+};
+#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+void gate_add(struct gate *g, int n);
+bool gate_wait(struct gate *g, int n); /* until value >= n */
+
 #endif
