@@ -186,15 +186,15 @@ static void hm__record_failure(struct hm__entry *e, int rc)
 }
 
 /*
- * Load e's file as a new version and make it current (retry: its global
- * module too, even after a remembered failure).  e->lock held on
+ * Load e's file as a new version and make it current (HM__R_RETRY: its
+ * global module too, even after a remembered failure).  e->lock held on
  * entry and return, dropped meanwhile.  put[] gets the versions the caller
  * must put once it dropped the lock: the one replaced, and prev, which is
  * referenced here so that its state can be handed over and its content
  * compared.  Returns 1 when a new version became current, 0 when the file
  * held the current version's bytes (touch, chmod): nothing to do.
  */
-static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, bool retry,
+static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, int flags,
 	struct hm_module *put[2], struct hm__note *note)
 {
 	hm_loader *l = e->loader;
@@ -210,7 +210,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, b
 	hm__set_loading(e, hm__self());
 	pthread_mutex_unlock(&e->lock);
 
-	rc = e->is_global ? 0 : hm__global_get(e, &g, retry);
+	rc = e->is_global ? 0 : hm__global_get(e, &g, flags & HM__R_RETRY);
 	if (rc == 0)
 		rc = hm__version_load(e, g, prev, &v);
 	if (g)
@@ -230,11 +230,18 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, b
 		put[0] = v; /* never published: finalised by the caller's put */
 		return hm__fail(HM_ECLOSED, "%s: loader is closing", e->key);
 	}
-	if (rc == HM_ECHANGED) {
-		/* Changed while we copied it (a writer, a chmod): no failure.  The
-		 * change brings an event, or the next stat check, and a new look. */
+	if (rc == HM_ECHANGED || rc == HM_ENOENT) {
+		/* Changed or replaced while we read it (a writer, a chmod,
+		 * install): no failure.  The change brings an event, or the next
+		 * stat check, and a new look. */
 		hm__note(note, HM_LOG_DEBUG, "%s: looking again later", hm__msg());
 		return rc;
+	}
+	if (rc == HM_ENOTELF && (flags & HM__R_SETTLE)) {
+		/* An event may come before a new write shows itself: the watcher
+		 * looks once more after the delay, and only then is it broken. */
+		hm__note(note, HM_LOG_DEBUG, "%s: not complete yet?", hm__msg());
+		return HM__UNSETTLED;
 	}
 	if (rc < 0) {
 		hm__record_failure(e, rc);
@@ -264,6 +271,34 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, b
 		put[0] ? ", replacing the previous one" : "",
 		prev && prev->adopted ? ", state handed over" : "");
 	return 1;
+}
+
+/*
+ * After a load published a module: is the global it bound still its
+ * directory's current one?  A global replaced during the load rebinds its
+ * modules, but skips one that is still loading; then this check, which
+ * comes after the publication, sees the new global and the caller reloads.
+ */
+static bool hm__binding_stale(struct hm__entry *e)
+{
+	struct hm__entry *ge = NULL;
+	struct hm_module *cur, *g;
+	bool stale;
+
+	if (e->is_global || hm__global_entry(e, &ge) < 0)
+		return false;
+	g = ge ? atomic_load_explicit(&ge->current, memory_order_acquire) : NULL;
+	pthread_mutex_lock(&e->lock);
+	cur = atomic_load_explicit(&e->current, memory_order_relaxed);
+	stale = cur && g && cur->global != g; /* a removed global: its own look */
+	pthread_mutex_unlock(&e->lock);
+	return stale;
+}
+
+static void hm__rebind_if_stale(struct hm__entry *e)
+{
+	for (int tries = 0; tries < 3 && hm__binding_stale(e); tries++)
+		(void)hm__entry_refresh(e, HM__R_NOW | HM__R_SETTLE);
 }
 
 int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
@@ -305,12 +340,14 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			rc = hm__fail(e->last_code, "%s", e->last_msg);
 			break;
 		}
-		rc = hm__load_locked(e, &id, force, put, &note);
+		rc = hm__load_locked(e, &id, force ? HM__R_RETRY : 0, put, &note);
 		force = false; /* one forced attempt */
 		pthread_mutex_unlock(&e->lock);
 		hm__after_load(l, put, &note);
 		if (rc < 0)
 			return rc;
+		if (rc == 1)
+			hm__rebind_if_stale(e);
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -356,8 +393,10 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	bool look_now = flags & HM__R_NOW, retry = flags & HM__R_RETRY, global_changed;
 	int rc = 0;
 
-	/* The global first, so that modules bind to its newest version. */
-	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge)
+	/* The global first, so that modules bind to its newest version - unless
+	 * it is being written: its writer's end brings it, and its modules. */
+	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge &&
+	    !hm__watch_busy(l, ge->key))
 		(void)hm__entry_refresh(ge, flags);
 
 	if (look_now) {
@@ -407,10 +446,12 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */
 		goto out;
 	}
-	rc = hm__load_locked(e, &id, retry, put, &note);
+	rc = hm__load_locked(e, &id, flags, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
 	hm__after_load(l, put, &note);
+	if (rc == 1)
+		hm__rebind_if_stale(e);
 	return rc;
 }
 

@@ -229,9 +229,12 @@ HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool f
 /* hm__entry_refresh() flags */
 #define HM__R_NOW 0x1   /* look now: ignore the interval, wait for the lock */
 #define HM__R_RETRY 0x8 /* load even a file whose failure is remembered */
+#define HM__R_SETTLE 0x10 /* an incomplete ELF file may be mid-write: not yet */
 #define HM__R_GRACE 0x2 /* a missing file is removed only after removal_delay */
 /* Returned while a missing file is within its grace: look again later. */
 #define HM__MISSING 2
+/* Returned (with HM__R_SETTLE) for a file that may still be written. */
+#define HM__UNSETTLED 3
 /* Look at the file; 1 when a new version became current, 0 if nothing did. */
 HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, int flags);
 /* Drop the current version (close; a hm__table_each callback). */
@@ -345,5 +348,7 @@ HM__HIDDEN void hm__watch_stop(hm_loader *l);
 /* Walk the tree under the root: refresh what is known, load all if preload. */
 HM__HIDDEN void hm__scan(hm_loader *l, bool preload);
 HM__HIDDEN uint64_t hm__watch_rescans(const hm_loader *l);
+/* Is key being written or just removed (the watcher will look later)? */
+HM__HIDDEN bool hm__watch_busy(hm_loader *l, const char *key);
 
 #endif /* HOTMOD_INTERNAL_H */

@@ -227,8 +227,22 @@ static void hm__pending_clear(struct hm__watch *w, const char *key)
 	}
 }
 
-/* Look at a missing key again when its grace ends. */
-static void hm__pending_add(hm_loader *l, const char *key)
+bool hm__watch_busy(hm_loader *l, const char *key)
+{
+	struct hm__watch *w = l->watch;
+	bool busy;
+
+	if (!w)
+		return false;
+	pthread_mutex_lock(&w->lock);
+	struct hm__pending *p = hm__pending_find(w, key);
+	busy = p && (p->writing || p->flags == HM__R_NOW);
+	pthread_mutex_unlock(&w->lock);
+	return busy;
+}
+
+/* Look at key again (with flags) when the delay ends. */
+static void hm__pending_add(hm_loader *l, const char *key, int flags)
 {
 	struct hm__watch *w = l->watch;
 	bool ok;
@@ -237,6 +251,9 @@ static void hm__pending_add(hm_loader *l, const char *key)
 		return; /* stat mode: the next check on the request path looks */
 	pthread_mutex_lock(&w->lock);
 	ok = hm__pending_set(l, key, HM__WAIT_MISSING);
+	struct hm__pending *p = hm__pending_find(w, key);
+	if (p && !p->writing)
+		p->flags = flags;
 	pthread_mutex_unlock(&w->lock);
 	if (!ok)
 		hm__log(l, HM_LOG_ERROR, "%s: out of memory: a removal may be missed", key);
@@ -267,9 +284,14 @@ static bool hm__module_key_ok(const hm_loader *l, const char *key, size_t len)
 
 static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
 {
-	/* Missing within its grace: look again when it ends. */
-	if (hm__entry_refresh(e, flags) == HM__MISSING)
-		hm__pending_add(l, e->key);
+	int rc = hm__entry_refresh(e, flags);
+
+	/* Missing within its grace, or maybe still being written: look again
+	 * when the delay ends (then a broken file is reported). */
+	if (rc == HM__MISSING)
+		hm__pending_add(l, e->key, HM__R_NOW | HM__R_GRACE);
+	else if (rc == HM__UNSETTLED)
+		hm__pending_add(l, e->key, HM__R_NOW);
 }
 
 struct hm__rebind {
@@ -282,10 +304,13 @@ static void hm__rebind_one(struct hm__entry *e, void *arg)
 {
 	const struct hm__rebind *r = arg;
 
+	/* A module being written is rebound by the look its writer's end
+	 * brings: looking now would see half a file. */
 	if (!e->is_global && e->dir_len == r->dir_len &&
 	    memcmp(e->key, r->dir, r->dir_len) == 0 &&
-	    atomic_load_explicit(&e->current, memory_order_acquire))
-		hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE);
+	    atomic_load_explicit(&e->current, memory_order_acquire) &&
+	    !hm__watch_busy(e->loader, e->key))
+		hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 }
 
 /*
@@ -374,7 +399,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 		return;
 	}
 	snprintf(key, sizeof key, "%s%s", dir, l->global_name);
-	hm__look_at(l, key, HM__R_NOW | HM__R_GRACE, preload);
+	hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
 			continue;
@@ -387,7 +412,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 				 S_ISDIR(st.st_mode);
 		}
 		if (!is_dir) {
-			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE, preload);
+			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
 		} else if (depth + 1 < HM__SEGMENTS_MAX &&
 			   hm__segment_ok(de->d_name)) {
 			/* only directories a request could name */
@@ -402,7 +427,7 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 static void hm__refresh_each(struct hm__entry *e, void *arg)
 {
 	(void)arg;
-	hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE);
+	hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 }
 
 void hm__scan(hm_loader *l, bool preload)
@@ -508,7 +533,7 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 		hm__pending_clear(w, key);
 	if (!ok)
 		b->rescan = true;
-	hm__batch_key(b, key, HM__R_NOW | HM__R_GRACE);
+	hm__batch_key(b, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 }
 
 /* Drop the keys that wait (written, removed): their pending look comes. */
