@@ -71,6 +71,22 @@ static bool hm__inside(uint64_t off, uint64_t len, uint64_t size)
 	return off <= size && len <= size - off;
 }
 
+/* Does dyn lie, in the file and in memory, inside the file part of a PT_LOAD? */
+static bool hm__dynamic_loaded(const ElfW(Phdr) *ph, unsigned n, const ElfW(Phdr) *dyn)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const ElfW(Phdr) *l = &ph[i];
+		if (l->p_type != PT_LOAD || dyn->p_vaddr < l->p_vaddr ||
+		    dyn->p_offset < l->p_offset)
+			continue;
+		uint64_t at = dyn->p_vaddr - l->p_vaddr;
+		if (dyn->p_offset - l->p_offset == at && hm__inside(at, dyn->p_filesz, l->p_filesz) &&
+		    dyn->p_memsz <= dyn->p_filesz)
+			return true;
+	}
+	return false;
+}
+
 int hm__elf_check(int fd, uint64_t size, const char *what)
 {
 	ElfW(Ehdr) eh;
@@ -127,5 +143,11 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 	if (!has_load || !has_dynamic)
 		return hm__fail(HM_ENOTELF, "%s: no %s segment: not a shared object",
 			what, has_load ? "dynamic" : "loadable");
+	/* ld.so reads the dynamic section where the image maps it, and trusts
+	 * it: it must lie in the file part of one loadable segment. */
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_DYNAMIC && !hm__dynamic_loaded(ph, eh.e_phnum, &ph[i]))
+			return hm__fail(HM_ENOTELF,
+				"%s: the dynamic segment lies outside every loadable segment", what);
 	return 0;
 }
