@@ -458,6 +458,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	pthread_mutex_unlock(&s->mu);
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 /*
  * Percent-decoding that never makes a NUL: "%00" stays as it is, and the
  * loader then refuses the '%' in the path.  A decoded NUL would cut
@@ -470,9 +476,8 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 	(void)cls;
 	(void)conn;
 	for (const char *p = s; *p; p++) {
-		unsigned hi, lo;
-		if (p[0] == '%' && p[1] && p[2] && sscanf(p + 1, "%1x%1x", &hi, &lo) == 2 &&
-		    (hi | lo) != 0) {
+		int hi = p[0] == '%' ? hexval(p[1]) : -1, lo = hi >= 0 ? hexval(p[2]) : -1;
+		if (lo >= 0 && (hi | lo) != 0) {
 			*w++ = (char)(hi << 4 | lo);
 			p += 2;
 		} else {
