@@ -57,14 +57,17 @@ struct hm_module_desc {
 #define HM_MODULE_SYMBOL "hotmod_module"
 
 #if defined(__GNUC__)
-#define HM__MODULE_EXPORT __attribute__((visibility("default"), used))
+#define HM__MODULE_VISIBLE __attribute__((visibility("default")))
+#define HM__MODULE_EXPORT __attribute__((used))
 #else
+#define HM__MODULE_VISIBLE
 #define HM__MODULE_EXPORT
 #endif
 
 /* Define the module's descriptor; the arguments are designated initialisers. */
+/* Visibility on the declaration: g++ ignores it on a later definition. */
 #define HM_MODULE(...)                                                        \
-	extern const struct hm_module_desc hotmod_module;                     \
+	HM__MODULE_VISIBLE extern const struct hm_module_desc hotmod_module;  \
 	HM__MODULE_EXPORT const struct hm_module_desc hotmod_module = {       \
 		.abi = HM_ABI_VERSION,                                        \
 		.size = sizeof(struct hm_module_desc),                        \

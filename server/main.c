@@ -88,7 +88,7 @@ static int serve_static_hello(struct srv *s, const char *path, hm_http *r)
 {
 	if (strcmp(path, "/hello") == 0)
 		return hm_http_puts(r, "Hello from hotmod!\n");
-	return hm_dispatch(s->loader, path, r);
+	return serve_dispatch(s, path, r);
 }
 #define SERVE serve_static_hello
 #else

@@ -226,6 +226,18 @@ START_TEST(test_a_successful_call_leaves_the_last_error_message_alone)
 }
 END_TEST
 
+START_TEST(test_a_cxx_module_built_with_hidden_visibility_exports_its_descriptor)
+{
+	char *root = mkroot();
+
+	deploy_cp("cxxmod", root, "c.so");
+	hm_loader *l = open_loader(root, NULL, HM_CHECK_NEVER);
+	ck_assert_msg(hm_dispatch(l, "c", NULL) == 3, "%s", hm_errmsg());
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -241,6 +253,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
 	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
+	tcase_add_test(c, test_a_cxx_module_built_with_hidden_visibility_exports_its_descriptor);
 	suite_add_tcase(s, c);
 	return s;
 }
