@@ -292,9 +292,13 @@ http_bench() {
 	echo "| hotmod-httpd (/hello from hello.so) | ${hm[*]} | $mh | ${hmc[*]} | $mhc |"
 	echo "| static /hello (-DHOTMOD_HTTPD_STATIC_HELLO) | ${st[*]} | $ms | ${stc[*]} | $msc |"
 	echo
+	# Pairs that disagree by more than 20 % measured the machine, not hotmod.
 	awk -v r="$mr" -v all="${ratios[*]}" 'BEGIN {
-		printf "- Goal, hotmod / static >= 0.95: median of per-pair ratios %.3f (%s): **%s**.\n",
-			r, all, (r >= 0.95 ? "met" : "MISSED") }'
+		n = split(all, v, " "); lo = hi = v[1]
+		for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
+		note = hi / lo > 1.2 ? sprintf(" (pairs from %.2f to %.2f: the machine'"'"'s other work moved it; inconclusive)", lo, hi) : ""
+		printf "- Goal, hotmod / static >= 0.95: median of per-pair ratios %.3f (%s)%s: **%s**.\n",
+			r, all, note, (r >= 0.95 ? "met" : "MISSED") }'
 	echo "- The server's CPU time per request (user + system, /proc/PID/stat), which"
 	echo "  other work on the machine disturbs less than throughput: hotmod / static"
 	echo "  = $mcr (median of per-pair ratios: ${cratios[*]}; < 1: hotmod cheaper)."

@@ -248,9 +248,15 @@ int bm_wl_throughput(const struct bm_opts *o)
 		printf("\n");
 	}
 	printf("\n");
-	char ctx[64];
-	snprintf(ctx, sizeof ctx, "%s handler, %u module%s", o->work ? "1 us" : "empty",
-		o->nmods, o->nmods > 1 ? "s" : "");
+	/* A run the machine's other work disturbed says so in its goal lines. */
+	double share = 1;
+	for (unsigned t = 0; t < o->nthreads; t++)
+		if (bm_med_cpu(&cell[direct][t], runs) < share)
+			share = bm_med_cpu(&cell[direct][t], runs);
+	char ctx[160];
+	snprintf(ctx, sizeof ctx, "%s handler, %u module%s%s", o->work ? "1 us" : "empty",
+		o->nmods, o->nmods > 1 ? "s" : "",
+		share < 0.9 ? "; DISTURBED: other work took CPU from the run" : "");
 	if (!o->work) {
 		double hm_ns = 1e9 / bm_med(&cell[hm][0], runs);
 		double d_ns = 1e9 / bm_med(&cell[direct][0], runs);
