@@ -94,36 +94,11 @@ int hm_ctx_dispatch(hm_ctx *ctx, const char *path)
 	return hm_dispatch(ctx->loader, path, ctx->request);
 }
 
-/* Make ctx this thread's innermost call for the duration of a hook. */
-static int hm__enter(hm_ctx *ctx, struct hm__thread *self)
-{
-	if (self->depth >= ctx->loader->max_depth)
-		return hm__fail(HM_ELOOP, "%s: more than %d nested calls",
-			hm_ctx_path(ctx), ctx->loader->max_depth);
-	ctx->outer = self->current;
-	self->current = ctx;
-	self->depth++;
-	return 0;
-}
-
-static void hm__leave(hm_ctx *ctx, struct hm__thread *self)
-{
-	self->current = ctx->outer;
-	self->depth--;
-}
-
 /*
  * init and fini run whatever the depth: a load nests at most once per
  * module (deadlock detection refuses a second), and fini must run.  Their
  * own nested dispatches are counted and limited like any other.
  */
-static void hm__enter_always(hm_ctx *ctx, struct hm__thread *self)
-{
-	ctx->outer = self->current;
-	self->current = ctx;
-	self->depth++;
-}
-
 int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
 {
 	struct hm__thread *self = hm__self();
@@ -131,7 +106,7 @@ int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
 
 	if (!init)
 		return 0;
-	hm__enter_always(ctx, self);
+	hm__enter(ctx, self);
 	rc = init(ctx);
 	hm__leave(ctx, self);
 	return rc;
@@ -143,12 +118,12 @@ void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
 
 	if (!fini)
 		return;
-	hm__enter_always(ctx, self);
+	hm__enter(ctx, self);
 	fini(ctx);
 	hm__leave(ctx, self);
 }
 
-static int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
+int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
 {
 	const struct hm_module *v = hm__layer_version(ctx);
 
@@ -157,7 +132,7 @@ static int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
 		ctx->layer == HM_LAYER_GLOBAL ? "global" : "module", hook, rc);
 }
 
-static int hm__chain(hm_ctx *ctx)
+int hm__chain(hm_ctx *ctx)
 {
 	struct hm_module *layers[2] = {ctx->glob, ctx->mod};
 	struct hm_module *hv;
@@ -206,41 +181,4 @@ static int hm__chain(hm_ctx *ctx)
 			h->release(ctx);
 	}
 	return status < 0 ? status : result;
-}
-
-int hm_call(hm_module *mod, void *request)
-{
-	struct hm__thread *self = hm__self();
-	hm_ctx ctx;
-	int rc;
-
-	if (!mod)
-		return hm__fail(HM_EINVAL, "hm_call: NULL module");
-	if (hm__forked(mod->entry->loader))
-		return hm__fork_error(mod->entry->loader);
-	ctx = (hm_ctx){
-		.loader = mod->entry->loader,
-		.request = request,
-		.mod = mod,
-		.glob = mod->global,
-		.layer = HM_LAYER_MODULE,
-		.phase = HM__PHASE_CALL,
-	};
-	if ((rc = hm__enter(&ctx, self)) < 0)
-		return rc;
-	rc = hm__chain(&ctx);
-	hm__leave(&ctx, self);
-	return rc;
-}
-
-int hm_dispatch(hm_loader *l, const char *path, void *request)
-{
-	hm_module *mod;
-	int rc;
-
-	if ((rc = hm_get(l, path, &mod)) < 0)
-		return rc;
-	rc = hm_call(mod, request);
-	hm_put(mod);
-	return rc;
 }

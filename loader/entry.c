@@ -16,11 +16,7 @@
 #include <time.h>
 #include "fault.h" /* last: see fault.h */
 
-struct hm__thread *hm__self(void)
-{
-	static __thread struct hm__thread self;
-	return &self;
-}
+__thread struct hm__thread hm__tls;
 
 int64_t hm__now_coarse(void)
 {
@@ -164,7 +160,7 @@ static bool hm__err_of_file(int rc)
  */
 static void hm__after_load(hm_loader *l, struct hm_module *put[2], struct hm__note *note)
 {
-	bool dead0 = hm__unref(put[0]), dead1 = hm__unref(put[1]);
+	bool dead0 = put[0] && hm__unref(put[0]), dead1 = put[1] && hm__unref(put[1]);
 
 	hm__note_flush(l, note);
 	if (dead0)
@@ -480,7 +476,7 @@ int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
 	memcpy(key, e->key, e->dir_len);
 	memcpy(key + e->dir_len, l->global_name, glen);
 	key[e->dir_len + glen] = '\0';
-	if ((*out = hm__table_find(l, key, e->dir_len + glen, "")) != NULL)
+	if ((*out = hm__table_find(l, key, e->dir_len + glen)) != NULL)
 		return 0;
 	/* Entries only for files that exist: hostile names cannot grow the table. */
 	if ((rc = hm__stat_key(l, key, &id)) < 0)

@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -116,6 +118,8 @@ struct hm_module {
 	struct hm__entry *entry;
 	struct hm_module *global; /* global version bound at init; holds a ref */
 	struct hm__hooks hooks;
+	/* No global and no hook but handle: hm_call() runs just the handler. */
+	bool plain;
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
@@ -158,7 +162,23 @@ static inline bool hm__version_tryget(struct hm_module *v)
 	return true;
 }
 /* Drop a reference; true when it was the last: then retire it. */
-HM__HIDDEN bool hm__unref(struct hm_module *v);
+static inline bool hm__unref(struct hm_module *v)
+{
+	/*
+	 * acq_rel: the release half orders this thread's use of v before the
+	 * finalisation; the acquire half makes the last putter see every other
+	 * thread's use.  (A release decrement plus an acquire fence would do,
+	 * but ThreadSanitizer does not model fences.)
+	 */
+	return atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1;
+}
+/* hm_put() after the last reference went: finalise it (not in a child). */
+HM__HIDDEN void hm__put_last(struct hm_module *v);
+static inline void hm__put(struct hm_module *v)
+{
+	if (hm__unref(v))
+		hm__put_last(v);
+}
 /* The last reference is gone: finalise now or on the reaper thread. */
 HM__HIDDEN void hm__version_retire(struct hm_module *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);
@@ -172,21 +192,20 @@ struct hm__thread {
 	hm_ctx *current;               /* innermost call running on this thread */
 	int depth;                     /* nesting of calls */
 };
-HM__HIDDEN struct hm__thread *hm__self(void);
+/*
+ * initial-exec: reached with one %fs-relative access instead of a call to
+ * __tls_get_addr on every request.  It costs 24 bytes of the static TLS
+ * that glibc reserves for libraries loaded with dlopen (docs/DESIGN.md).
+ */
+extern HM__HIDDEN __thread struct hm__thread hm__tls
+	__attribute__((tls_model("initial-exec")));
+static inline struct hm__thread *hm__self(void)
+{
+	return &hm__tls;
+}
 
 struct hm__entry {
-	hm_loader *loader;
-	/*
-	 * The current version; the entry holds one reference on it.  Written
-	 * with e->lock held; read without lock by hm_get() (acquire: pairs with
-	 * the release exchange that published it, so the version's fields are
-	 * visible).
-	 */
-	_Atomic(struct hm_module *) current;
-	/* Next time (CLOCK_MONOTONIC_COARSE ns) a request stats the file. */
-	atomic_llong next_check;
-
-	pthread_mutex_t lock; /* protects everything below */
+	pthread_mutex_t lock; /* protects the members up to "Constant" below */
 	pthread_cond_t cond;  /* a load of this entry ended */
 	/* The thread loading this entry, or NULL.  Also read under the
 	 * loader's graph_lock (deadlock detection), so written under both. */
@@ -206,15 +225,85 @@ struct hm__entry {
 	int64_t last_time;
 	char last_msg[HM__MSG_MAX];
 
+	/* What a request reads, together with the key's first bytes. */
+	/*
+	 * The current version; the entry holds one reference on it.  Written
+	 * with e->lock held; read without lock by hm_get() (acquire: pairs with
+	 * the release exchange that published it, so the version's fields are
+	 * visible).
+	 */
+	_Atomic(struct hm_module *) current;
+	/* Next time (CLOCK_MONOTONIC_COARSE ns) a request stats the file. */
+	atomic_llong next_check;
+	/* Constant from the entry's insertion to hm_close(). */
+	hm_loader *loader;
 	bool is_global;
 	size_t dir_len; /* key[0..dir_len) is the directory, with its '/' */
 	size_t key_len;
 	char key[];     /* "a/b.so": file path under the root */
 };
 
-/* Find the entry for path[0..len) + suffix without locking. */
-HM__HIDDEN struct hm__entry *hm__table_find(hm_loader *l, const char *path,
-	size_t len, const char *suffix);
+/*
+ * Keys are hashed without their ".so", so that a request path ("a/b") is
+ * hashed as it comes, with no copy.  Word at a time: a request's lookup is
+ * a fifth of its instructions otherwise.  Not a defence against chosen
+ * collisions: entries exist only for files the operator placed.
+ */
+static inline uint64_t hm__load64(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof w);
+	return w;
+}
+static inline uint32_t hm__load32(const char *p)
+{
+	uint32_t w;
+	memcpy(&w, p, sizeof w);
+	return w;
+}
+static inline uint64_t hm__mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 32);
+}
+static inline uint64_t hm__hash(const char *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ len, w;
+
+	for (; len >= 8; p += 8, len -= 8)
+		h = hm__mix(h, hm__load64(p));
+	/* The last 1 to 7 bytes, read as at most two overlapping loads. */
+	if (len >= 4)
+		w = hm__load32(p) | (uint64_t)hm__load32(p + len - 4) << 32;
+	else if (len > 0)
+		w = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[len / 2] << 8 |
+		    (uint64_t)(unsigned char)p[len - 1] << 16;
+	else
+		return h;
+	return hm__mix(h, w);
+}
+/* a[0..n) == b[0..n), inline: keys are short. */
+static inline bool hm__bytes_eq(const char *a, const char *b, size_t n)
+{
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8)
+			if (hm__load64(a + i) != hm__load64(b + i))
+				return false;
+		return hm__load64(a + n - 8) == hm__load64(b + n - 8);
+	}
+	if (n >= 4)
+		return hm__load32(a) == hm__load32(b) &&
+		       hm__load32(a + n - 4) == hm__load32(b + n - 4);
+	return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
+}
+/* The length of key without a trailing ".so": what is hashed. */
+static inline size_t hm__stem_len(const char *key, size_t len)
+{
+	return len >= 3 && memcmp(key + len - 3, ".so", 3) == 0 ? len - 3 : len;
+}
+
+/* Find the entry for key[0..len) ("a/b.so") without locking. */
+HM__HIDDEN struct hm__entry *hm__table_find(hm_loader *l, const char *key, size_t len);
 /* Find or create it (the brief table lock). */
 HM__HIDDEN int hm__table_insert(hm_loader *l, const char *key, size_t key_len,
 	bool is_global, struct hm__entry **out);
@@ -263,24 +352,66 @@ struct hm_ctx {
 	struct hm_module *prev; /* init: the version being replaced, or NULL */
 };
 
+/* Make ctx this thread's innermost call for the duration of a hook. */
+static inline void hm__enter(hm_ctx *ctx, struct hm__thread *self)
+{
+	ctx->outer = self->current;
+	self->current = ctx;
+	self->depth++;
+}
+static inline void hm__leave(hm_ctx *ctx, struct hm__thread *self)
+{
+	self->current = ctx->outer;
+	self->depth--;
+}
+/* The whole hook chain of a call (hotmod_module(3)); and the error for a
+ * hook that returned rc < 0. */
+HM__HIDDEN int hm__chain(hm_ctx *ctx);
+HM__HIDDEN int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
+	__attribute__((cold));
+
 /* Run init or fini with ctx as this thread's innermost call. */
 HM__HIDDEN int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *));
 HM__HIDDEN void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *));
 
 /* ---- the loader (loader.c) ----------------------------------------------- */
 
-/* Immutable snapshot of the hash table; readers walk it without a lock. */
-struct hm__node {
-	struct hm__entry *entry;
-	uint64_t hash;
-	struct hm__node *_Atomic next;
+/*
+ * The hash table: open addressing, linear probing, at most half full, so a
+ * probe always ends at an empty slot.  A slot is filled once (hash, then
+ * the entry with release) and never changed or emptied; readers probe
+ * without a lock.  Growth builds a new table and retires the old one.
+ */
+struct hm__slot {
+	_Atomic(struct hm__entry *) entry; /* NULL: empty */
+	uint64_t hash;                     /* written before entry */
 };
 struct hm__table {
-	size_t mask;  /* buckets - 1 */
+	size_t mask;  /* slots - 1 */
 	size_t count; /* entries; written under table_lock */
 	struct hm__table *retired_next;
-	struct hm__node *_Atomic buckets[];
+	struct hm__slot slots[];
 };
+
+/*
+ * The entry whose key is p[0..len), followed by ".so" when so is set, in
+ * t (loaded with acquire by the caller), probing from hash h; NULL if none.
+ * Inline: with so constant, each caller gets its own compare.
+ */
+__attribute__((always_inline)) static inline struct hm__entry *hm__table_probe(
+	const struct hm__table *t, uint64_t h, const char *p, size_t len, bool so)
+{
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		/* acquire: pairs with the release store that filled the slot */
+		struct hm__entry *e = atomic_load_explicit(&t->slots[i].entry,
+			memory_order_acquire);
+		if (!e)
+			return NULL;
+		if (t->slots[i].hash == h && e->key_len == len + (so ? 3 : 0) &&
+		    hm__bytes_eq(e->key, p, len) && (!so || memcmp(e->key + len, ".so", 3) == 0))
+			return e;
+	}
+}
 
 struct hm_loader {
 	/* Constant from hm_open() to hm_close(). */
@@ -307,9 +438,9 @@ struct hm_loader {
 
 	/*
 	 * The table.  Readers load it with acquire (pairs with the release
-	 * store that published a grown table) and walk chains without a lock.
-	 * Nodes and entries are never freed before hm_close(); a grown table
-	 * replaces the old one, which is retired, not freed.
+	 * store that published a grown table) and probe it without a lock.
+	 * Entries are never freed before hm_close(); a grown table replaces
+	 * the old one, which is retired, not freed.
 	 */
 	_Atomic(struct hm__table *) table;
 	pthread_mutex_t table_lock; /* protects: inserts, growth, retired */
@@ -329,6 +460,22 @@ struct hm_loader {
 	pthread_t reaper;
 	uint64_t pinned; /* versions still mapped after dlclose */
 };
+
+/* ---- the request path's slow parts (loader.c) --------------------------- */
+
+/* Stat the file of e, as a request in stat mode does when its time came. */
+HM__HIDDEN void hm__check_on_request(struct hm__entry *e);
+/* Get path[0..len) when the fast path could not: e is its entry or NULL. */
+HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
+	struct hm__entry *e, struct hm_module **out);
+/* The entry for request path[0..len), whose key is path + ".so"; no lock. */
+__attribute__((always_inline)) static inline struct hm__entry *
+hm__find_request(hm_loader *l, const char *path, size_t len)
+{
+	/* acquire: pairs with the release store of a grown table */
+	return hm__table_probe(atomic_load_explicit(&l->table, memory_order_acquire),
+		hm__hash(path, len), path, len, true);
+}
 
 /* ---- fork (loader.c) -------------------------------------------------------- */
 

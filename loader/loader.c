@@ -1,11 +1,10 @@
 /*
- * loader.c - hm_open(), hm_close() and the request path: hm_get().
+ * loader.c - hm_open(), hm_close(), hm_refresh() and what hm_get() does
+ * when the fast path (request.c) cannot serve.
  *
- * The path of a request for a module that is loaded and current takes no
- * lock: a lock-free table lookup, one compare-and-swap on the version's
- * reference count, and one re-read of the entry's current pointer.  With a
- * check interval it also reads the coarse clock, and stats the file when
- * the interval has passed (see entry.c).
+ * The fast path of a request is in request.c; what it calls when it
+ * cannot serve (no entry yet, no current version, a stat check due) is
+ * here.
  */
 #include "internal.h"
 
@@ -312,7 +311,7 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 
 /* The request path's stat check.  Its failure is logged, not returned:
  * the current version serves; so keep this thread's message as it was. */
-static void hm__check_on_request(struct hm__entry *e)
+void hm__check_on_request(struct hm__entry *e)
 {
 	char saved[HM__MSG_MAX];
 
@@ -323,36 +322,9 @@ static void hm__check_on_request(struct hm__entry *e)
 	hm__fail(0, "%s", saved);
 }
 
-int hm_get(hm_loader *l, const char *path, hm_module **out)
+int hm__get_miss(hm_loader *l, const char *path, size_t len, struct hm__entry *e,
+	struct hm_module **out)
 {
-	struct hm__entry *e;
-	struct hm_module *v;
-	size_t len;
-
-	if (!l || !path || !out)
-		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
-	if (hm__forked(l))
-		return hm__fork_error(l);
-	if (*path == '/')
-		path++;
-	len = strlen(path);
-	e = hm__table_find(l, path, len, ".so");
-	if (e && !e->is_global) {
-		if (l->check_ns >= 0 &&
-		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
-			hm__check_on_request(e);
-		/* acquire: pairs with the exchange that published v */
-		v = atomic_load_explicit(&e->current, memory_order_acquire);
-		if (v && hm__version_tryget(v)) {
-			/* v may have been recycled for another version between the
-			 * load and the CAS: keep it only if it is still current. */
-			if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
-				*out = v;
-				return 0;
-			}
-			hm_put(v);
-		}
-	}
 	hm__busy_enter(l);
 	int rc = hm__get_slow(l, path, len, e, out, false);
 	hm__busy_leave(l);
@@ -373,7 +345,7 @@ int hm_refresh(hm_loader *l, const char *path)
 	if (*path == '/')
 		path++;
 	len = strlen(path);
-	e = hm__table_find(l, path, len, ".so");
+	e = hm__find_request(l, path, len);
 	hm__busy_enter(l);
 	if (!e || e->is_global || !atomic_load_explicit(&e->current, memory_order_acquire)) {
 		/* Not loaded yet: loading it, even after a failure, is the refresh. */

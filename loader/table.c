@@ -1,11 +1,11 @@
 /*
  * table.c - the first level of the cache: file name -> entry.
  *
- * Lookups take no lock: they walk an immutable-once-linked chain of nodes.
- * Inserts take the table lock briefly (so there is never a second entry for
- * one name) and push a node at a chain's head with a release store.  When
- * the table grows, a new table with new nodes replaces it; the old one is
- * retired until hm_close(), because a reader may still be walking it.  Entries
+ * Lookups take no lock: they probe slots that, once filled, never change
+ * (see struct hm__table).  Inserts take the table lock briefly (so there is
+ * never a second entry for one name) and fill a slot with a release store.
+ * When the table grows, a new table replaces it; the old one is retired
+ * until hm_close(), because a reader may still be probing it.  Entries
  * are never freed before hm_close(): they are bounded by the files that
  * existed under the root (see hm__entry_lookup in loader.c).
  */
@@ -17,70 +17,48 @@
 
 #define HM__TABLE_MIN 64
 
-/* FNV-1a, 64 bit: short keys, no attacker-chosen collisions worth fearing
- * since entries only exist for files the operator placed. */
-static uint64_t hm__hash(uint64_t h, const char *p, size_t len)
+static struct hm__table *hm__table_new(size_t slots)
 {
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-#define HM__HASH_INIT 0xcbf29ce484222325ull
-
-static struct hm__table *hm__table_new(size_t buckets)
-{
-	struct hm__table *t = calloc(1, sizeof *t + buckets * sizeof t->buckets[0]);
+	struct hm__table *t = calloc(1, sizeof *t + slots * sizeof t->slots[0]);
 
 	if (t)
-		t->mask = buckets - 1;
+		t->mask = slots - 1;
 	return t;
 }
 
-static void hm__push(struct hm__table *t, struct hm__node *n)
+/* Fill the first empty slot from h; table_lock held (or t unpublished). */
+static void hm__place(struct hm__table *t, struct hm__entry *e, uint64_t h)
 {
-	size_t b = n->hash & t->mask;
+	size_t i = h & t->mask;
 
-	atomic_store_explicit(&n->next,
-		atomic_load_explicit(&t->buckets[b], memory_order_relaxed),
-		memory_order_relaxed);
-	/* release: a reader that sees the node sees its fields and the entry's */
-	atomic_store_explicit(&t->buckets[b], n, memory_order_release);
+	while (atomic_load_explicit(&t->slots[i].entry, memory_order_relaxed))
+		i = (i + 1) & t->mask;
+	t->slots[i].hash = h;
+	/* release: a reader that sees the entry sees the hash and its fields */
+	atomic_store_explicit(&t->slots[i].entry, e, memory_order_release);
+	t->count++;
 }
 
-struct hm__entry *hm__table_find(hm_loader *l, const char *path, size_t len,
-	const char *suffix)
+struct hm__entry *hm__table_find(hm_loader *l, const char *key, size_t len)
 {
-	size_t slen = strlen(suffix);
-	uint64_t h = hm__hash(hm__hash(HM__HASH_INIT, path, len), suffix, slen);
+	size_t stem = hm__stem_len(key, len);
 	/* acquire: pairs with the release store of a grown table */
-	struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
-	struct hm__node *n = atomic_load_explicit(&t->buckets[h & t->mask],
-		memory_order_acquire);
+	const struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
 
-	for (; n; n = atomic_load_explicit(&n->next, memory_order_acquire)) {
-		struct hm__entry *e = n->entry;
-		if (n->hash == h && e->key_len == len + slen &&
-		    memcmp(e->key, path, len) == 0 && memcmp(e->key + len, suffix, slen) == 0)
-			return e;
-	}
-	return NULL;
+	if (stem < len)
+		return hm__table_probe(t, hm__hash(key, stem), key, stem, true);
+	return hm__table_probe(t, hm__hash(key, len), key, len, false);
 }
 
 static void hm__table_free_one(struct hm__table *t, bool entries)
 {
-	for (size_t b = 0; b <= t->mask; b++) {
-		struct hm__node *n = atomic_load_explicit(&t->buckets[b], memory_order_relaxed);
-		struct hm__node *next;
-		for (; n; n = next) {
-			next = atomic_load_explicit(&n->next, memory_order_relaxed);
-			if (entries) {
-				pthread_mutex_destroy(&n->entry->lock);
-				pthread_cond_destroy(&n->entry->cond);
-				free(n->entry);
-			}
-			free(n);
+	for (size_t i = 0; entries && i <= t->mask; i++) {
+		struct hm__entry *e = atomic_load_explicit(&t->slots[i].entry,
+			memory_order_relaxed);
+		if (e) {
+			pthread_mutex_destroy(&e->lock);
+			pthread_cond_destroy(&e->cond);
+			free(e);
 		}
 	}
 	free(t);
@@ -94,23 +72,15 @@ static int hm__table_grow(hm_loader *l)
 
 	if (!t)
 		return HM_ENOMEM;
-	for (size_t b = 0; b <= old->mask; b++) {
-		struct hm__node *n = atomic_load_explicit(&old->buckets[b], memory_order_relaxed);
-		for (; n; n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
-			struct hm__node *copy = malloc(sizeof *copy);
-			if (!copy) {
-				/* the old table stays in use */
-				hm__table_free_one(t, false);
-				return HM_ENOMEM;
-			}
-			copy->entry = n->entry;
-			copy->hash = n->hash;
-			hm__push(t, copy);
-		}
+	for (size_t i = 0; i <= old->mask; i++) {
+		struct hm__entry *e = atomic_load_explicit(&old->slots[i].entry,
+			memory_order_relaxed);
+		if (e)
+			hm__place(t, e, old->slots[i].hash);
 	}
-	t->count = old->count;
 	old->retired_next = l->retired;
 	l->retired = old;
+	/* release: pairs with the readers' acquire load of the table */
 	atomic_store_explicit(&l->table, t, memory_order_release);
 	return 0;
 }
@@ -119,7 +89,6 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 	struct hm__entry **out)
 {
 	struct hm__entry *e;
-	struct hm__node *n;
 	struct hm__table *t;
 	const char *slash;
 	int rc = 0;
@@ -129,18 +98,15 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 		rc = hm__fail(HM_ECLOSED, "%.*s: loader is closing", (int)key_len, key);
 		goto out;
 	}
-	if ((e = hm__table_find(l, key, key_len, "")) != NULL)
+	if ((e = hm__table_find(l, key, key_len)) != NULL)
 		goto found;
 	t = atomic_load_explicit(&l->table, memory_order_relaxed);
-	if (t->count >= t->mask && hm__table_grow(l) < 0) {
+	if (t->count + 1 > (t->mask + 1) / 2 && hm__table_grow(l) < 0) {
 		rc = hm__fail(HM_ENOMEM, "%.*s: out of memory", (int)key_len, key);
 		goto out;
 	}
 	e = calloc(1, sizeof *e + key_len + 1);
-	n = malloc(sizeof *n);
-	if (!e || !n) {
-		free(e);
-		free(n);
+	if (!e) {
 		rc = hm__fail(HM_ENOMEM, "%.*s: out of memory", (int)key_len, key);
 		goto out;
 	}
@@ -153,11 +119,8 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 	slash = memrchr(key, '/', key_len);
 	e->dir_len = slash ? (size_t)(slash - key) + 1 : 0;
 	e->next_gen = 1;
-	n->entry = e;
-	n->hash = hm__hash(HM__HASH_INIT, key, key_len);
 	t = atomic_load_explicit(&l->table, memory_order_relaxed);
-	hm__push(t, n);
-	t->count++;
+	hm__place(t, e, hm__hash(key, hm__stem_len(key, key_len)));
 found:
 	*out = e;
 out:
@@ -197,9 +160,10 @@ void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *, void *), void *
 {
 	struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
 
-	for (size_t b = 0; b <= t->mask; b++) {
-		struct hm__node *n = atomic_load_explicit(&t->buckets[b], memory_order_acquire);
-		for (; n; n = atomic_load_explicit(&n->next, memory_order_acquire))
-			fn(n->entry, arg);
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct hm__entry *e = atomic_load_explicit(&t->slots[i].entry,
+			memory_order_acquire);
+		if (e)
+			fn(e, arg);
 	}
 }

@@ -236,6 +236,8 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->entry = e;
 	v->global = global;
 	v->hooks = hooks;
+	v->plain = !global && !hooks.prepare && !hooks.commit && !hooks.rollback &&
+		   !hooks.release && hooks.handle;
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
@@ -385,29 +387,18 @@ void hm__versions_free(hm_loader *l)
 	}
 }
 
-bool hm__unref(struct hm_module *v)
+void hm__put_last(struct hm_module *v)
 {
-	/* acq_rel: as in hm_put() */
-	return v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1;
+	/* In a child after fork() there is no reaper and the locks may be
+	 * held by threads that do not exist: leak the copy instead. */
+	if (!hm__forked(v->entry->loader))
+		hm__version_retire(v);
 }
 
 void hm_put(hm_module *v)
 {
-	if (!v)
-		return;
-	/*
-	 * acq_rel: the release half orders this thread's use of v before the
-	 * finalisation; the acquire half makes the last putter see every other
-	 * thread's use.  (A release decrement plus an acquire fence would do,
-	 * but ThreadSanitizer does not model fences.)
-	 */
-	if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
-		/* In a child after fork() there is no reaper and the locks may
-		 * be held by threads that do not exist: leak the copy instead. */
-		if (hm__forked(v->entry->loader))
-			return;
-		hm__version_retire(v);
-	}
+	if (v)
+		hm__put(v);
 }
 
 const char *hm_module_path(const hm_module *v)

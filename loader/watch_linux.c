@@ -321,7 +321,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 {
 	size_t len = strlen(key);
 	bool global = hm__is_global_key(l, key);
-	struct hm__entry *e = hm__table_find(l, key, len, "");
+	struct hm__entry *e = hm__table_find(l, key, len);
 	struct hm__fileid id;
 	hm_module *v;
 

@@ -1,0 +1,113 @@
+/*
+ * request.c - the request path: hm_get(), hm_call(), hm_dispatch().
+ *
+ * For a module that is loaded and current this takes no lock: a lock-free
+ * table lookup (table.c), one compare-and-swap on the version's reference
+ * count, one re-read of the entry's current pointer, the hooks, and one
+ * decrement.  In stat mode it also reads the coarse clock, and stats the
+ * file when the check interval has passed.
+ *
+ * Everything here is inline in the exported functions, so that
+ * hm_dispatch() is one function calling strlen() and the hooks: no PLT
+ * calls between the library's own exported names, no argument checked
+ * twice.  What the fast path cannot serve goes to loader.c
+ * (hm__get_miss) and, for modules with more than a handler, dispatch.c
+ * (hm__chain).
+ */
+#include "internal.h"
+
+#include "fault.h" /* last: see fault.h */
+
+/* hm_get() once its arguments are checked. */
+__attribute__((always_inline)) static inline int hm__get(hm_loader *l, const char *path,
+	struct hm_module **out)
+{
+	struct hm__entry *e;
+	struct hm_module *v;
+	size_t len;
+
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	e = hm__find_request(l, path, len);
+	if (e && !e->is_global) {
+		if (l->check_ns >= 0 &&
+		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
+			hm__check_on_request(e);
+		/* acquire: pairs with the exchange that published v */
+		v = atomic_load_explicit(&e->current, memory_order_acquire);
+		if (v && hm__version_tryget(v)) {
+			/* v may have been recycled for another version between the
+			 * load and the CAS: keep it only if it is still current. */
+			if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
+				*out = v;
+				return 0;
+			}
+			hm__put(v);
+		}
+	}
+	return hm__get_miss(l, path, len, e, out);
+}
+
+/* hm_call() once its arguments and the fork are checked. */
+__attribute__((always_inline)) static inline int hm__call(struct hm_module *mod,
+	void *request)
+{
+	hm_loader *l = mod->entry->loader;
+	struct hm__thread *self = hm__self();
+	hm_ctx ctx = {
+		.loader = l,
+		.request = request,
+		.mod = mod,
+		.glob = mod->global,
+		.layer = HM_LAYER_MODULE,
+		.phase = HM__PHASE_CALL,
+	};
+	int rc;
+
+	if (self->depth >= l->max_depth)
+		return hm__fail(HM_ELOOP, "%s: more than %d nested calls", mod->entry->key,
+			l->max_depth);
+	hm__enter(&ctx, self);
+	if (mod->plain) {
+		/* No global, no hook but handle: the chain is the handler. */
+		if ((rc = mod->hooks.handle(&ctx)) < 0)
+			rc = hm__hook_failed(&ctx, "handle", rc);
+	} else {
+		rc = hm__chain(&ctx);
+	}
+	hm__leave(&ctx, self);
+	return rc;
+}
+
+int hm_get(hm_loader *l, const char *path, hm_module **out)
+{
+	if (!l || !path || !out)
+		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
+	return hm__get(l, path, out);
+}
+
+int hm_call(hm_module *mod, void *request)
+{
+	if (!mod)
+		return hm__fail(HM_EINVAL, "hm_call: NULL module");
+	if (hm__forked(mod->entry->loader))
+		return hm__fork_error(mod->entry->loader);
+	return hm__call(mod, request);
+}
+
+int hm_dispatch(hm_loader *l, const char *path, void *request)
+{
+	hm_module *mod;
+	int rc;
+
+	if (!l || !path)
+		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
+	if ((rc = hm__get(l, path, &mod)) < 0)
+		return rc;
+	rc = hm__call(mod, request);
+	hm__put(mod);
+	return rc;
+}
