@@ -120,6 +120,9 @@ struct hm_module {
 	struct hm__hooks hooks;
 	/* No global and no hook but handle: hm_call() runs just the handler. */
 	bool plain;
+	/* Found in a hazard slot when its references were gone: the request
+	 * clearing the slot wakes the reaper (hazard_linux.c). */
+	atomic_bool deferred;
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
@@ -186,12 +189,37 @@ HM__HIDDEN void hm__versions_free(hm_loader *l);
 
 /* ---- the cache: table (table.c) and entries (entry.c) -------------------- */
 
+/* ---- hazard slots (hazard_linux.c) --------------------------------------- */
+
+/* Nesting levels of hm_dispatch() protected by a slot; deeper ones take
+ * references. */
+#define HM__HAZARDS 8
+/* One thread's slots: slot[d] is the version its dispatch at depth d runs. */
+struct hm__hazards {
+	_Atomic(struct hm_module *) slot[HM__HAZARDS];
+	struct hm__hazards *next; /* the process's list; constant once linked */
+	atomic_bool used;         /* owned by a live thread */
+} __attribute__((aligned(64)));
+
 /* The thread-local state of a thread that uses a loader. */
 struct hm__thread {
 	struct hm__entry *waiting_for; /* protected by loader->graph_lock */
 	hm_ctx *current;               /* innermost call running on this thread */
 	int depth;                     /* nesting of calls */
+	struct hm__hazards *hz;        /* this thread's slots, once attached */
+	bool hz_failed;                /* no slots: hm_dispatch() takes references */
 };
+
+/* Give this thread slots; NULL (and hz_failed set) if it cannot have any. */
+HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
+/* Before finalising v, whose references are gone: is it still in a slot?
+ * Then it is marked deferred, and a request clearing its slot calls
+ * hm__hazard_wake(). */
+HM__HIDDEN bool hm__hazard_held(struct hm_module *v);
+/* Slots holding v now (for hm_status_get(); a snapshot). */
+HM__HIDDEN unsigned long hm__hazard_count(const struct hm_module *v);
+/* A request cleared its slot of a deferred version (version.c). */
+HM__HIDDEN void hm__hazard_wake(hm_loader *l);
 /*
  * initial-exec: reached with one %fs-relative access instead of a call to
  * __tls_get_addr on every request.  It costs 24 bytes of the static TLS
@@ -456,6 +484,8 @@ struct hm_loader {
 	size_t nlive;
 	struct hm_module *free_slots;
 	struct hm_module *reap_head, *reap_tail;
+	struct hm_module *deferred; /* found in a hazard slot: scanned again */
+	bool deferred_wake;         /* a slot holding one was cleared */
 	bool reaper_started, reaper_stop;
 	pthread_t reaper;
 	uint64_t pinned; /* versions still mapped after dlclose */

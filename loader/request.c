@@ -4,8 +4,10 @@
  * For a module that is loaded and current this takes no lock: a lock-free
  * table lookup (table.c), one compare-and-swap on the version's reference
  * count, one re-read of the entry's current pointer, the hooks, and one
- * decrement.  In stat mode it also reads the coarse clock, and stats the
- * file when the check interval has passed.
+ * decrement.  hm_dispatch() does without the two atomic operations: it
+ * holds the version in a hazard slot of its thread (hazard_linux.c).  In
+ * stat mode a request also reads the coarse clock, and stats the file when
+ * the check interval has passed.
  *
  * Everything here is inline in the exported functions, so that
  * hm_dispatch() is one function calling strlen() and the hooks: no PLT
@@ -98,6 +100,60 @@ int hm_call(hm_module *mod, void *request)
 	return hm__call(mod, request);
 }
 
+/*
+ * hm_dispatch() for the current version of path, protected by this
+ * thread's hazard slot instead of a reference (hazard_linux.c).  Returns
+ * false, having done nothing, when it cannot: then hm_dispatch() takes a
+ * reference the usual way.
+ */
+__attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader *l,
+	const char *path, void *request, int *rc)
+{
+	struct hm__thread *self = hm__self();
+	struct hm__hazards *hz = self->hz;
+	struct hm__entry *e;
+	struct hm_module *v;
+	size_t len;
+
+	if (self->depth >= HM__HAZARDS)
+		return false;
+	if (!hz && (self->hz_failed || !(hz = hm__hazards_attach(self))))
+		return false;
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	e = hm__find_request(l, path, len);
+	if (!e || e->is_global)
+		return false;
+	if (l->check_ns >= 0 &&
+	    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
+		hm__check_on_request(e);
+	/* acquire: pairs with the exchange that published v */
+	v = atomic_load_explicit(&e->current, memory_order_acquire);
+	if (!v)
+		return false;
+	_Atomic(struct hm_module *) *slot = &hz->slot[self->depth];
+	atomic_store_explicit(slot, v, memory_order_relaxed);
+	/*
+	 * The store above must be visible before the re-check below reads:
+	 * a store-load order no acquire or release gives.  Here only the
+	 * compiler is kept from reordering; the reaper's membarrier() before
+	 * it scans the slots is the fence's other, expensive half.
+	 */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&e->current, memory_order_acquire) != v) {
+		atomic_store_explicit(slot, NULL, memory_order_relaxed);
+		return false;
+	}
+	*rc = hm__call(v, request);
+	/* release: the reaper that reads NULL here may finalise v */
+	atomic_store_explicit(slot, NULL, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&v->deferred, memory_order_relaxed))
+		hm__hazard_wake(l);
+	return true;
+}
+
 int hm_dispatch(hm_loader *l, const char *path, void *request)
 {
 	hm_module *mod;
@@ -105,6 +161,10 @@ int hm_dispatch(hm_loader *l, const char *path, void *request)
 
 	if (!l || !path)
 		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	if (hm__dispatch_hazard(l, path, request, &rc))
+		return rc;
 	if ((rc = hm__get(l, path, &mod)) < 0)
 		return rc;
 	rc = hm__call(mod, request);

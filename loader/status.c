@@ -65,7 +65,8 @@ static int hm__snapshot_versions(hm_loader *l, struct hm__seen **out, size_t *n)
 		size_t i = 0;
 		for (struct hm_module *v = l->live; v && i < *n; v = v->live_next, i++)
 			(*out)[i] = (struct hm__seen){v->entry, v, v->gen,
-				atomic_load_explicit(&v->refs, memory_order_relaxed)};
+				atomic_load_explicit(&v->refs, memory_order_relaxed) +
+					hm__hazard_count(v)};
 		*n = i;
 	}
 	pthread_mutex_unlock(&l->ver_lock);

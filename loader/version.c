@@ -4,7 +4,9 @@
  * check that it really left the process.
  *
  * Finalisation runs on the loader's reaper thread, so the request that puts
- * the last reference on a stale version does not pay for fini and dlclose.
+ * the last reference on a stale version does not pay for fini and dlclose;
+ * and only once no hm_dispatch() runs the version any more: see
+ * hazard_linux.c.
  */
 #include "internal.h"
 
@@ -238,6 +240,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->hooks = hooks;
 	v->plain = !global && !hooks.prepare && !hooks.commit && !hooks.rollback &&
 		   !hooks.release && hooks.handle;
+	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
@@ -305,6 +308,54 @@ static void hm__finalise(struct hm_module *v)
 	hm_put(global);
 }
 
+/* Defer v, found in a hazard slot; ver_lock held. */
+static void hm__defer(hm_loader *l, struct hm_module *v)
+{
+	v->queue_next = l->deferred;
+	l->deferred = v;
+}
+
+/* Finalise v unless a dispatch still runs it (then defer it); no lock. */
+static void hm__finalise_unless_held(hm_loader *l, struct hm_module *v)
+{
+	if (hm__hazard_held(v)) {
+		pthread_mutex_lock(&l->ver_lock);
+		hm__defer(l, v);
+		pthread_mutex_unlock(&l->ver_lock);
+		return;
+	}
+	hm__finalise(v);
+}
+
+/* Look again at the deferred versions: a slot holding one was cleared. */
+static void hm__reap_deferred(hm_loader *l)
+{
+	struct hm_module *v, *next;
+
+	pthread_mutex_lock(&l->ver_lock);
+	v = l->deferred;
+	l->deferred = NULL;
+	l->deferred_wake = false;
+	pthread_mutex_unlock(&l->ver_lock);
+	for (; v; v = next) {
+		next = v->queue_next;
+		hm__finalise_unless_held(l, v);
+	}
+}
+
+void hm__hazard_wake(hm_loader *l)
+{
+	bool here;
+
+	pthread_mutex_lock(&l->ver_lock);
+	l->deferred_wake = true;
+	here = !l->reaper_started;
+	pthread_cond_broadcast(&l->ver_cond);
+	pthread_mutex_unlock(&l->ver_lock);
+	if (here) /* no reaper (it could not start): this thread does it */
+		hm__reap_deferred(l);
+}
+
 static void *hm__reaper(void *arg)
 {
 	hm_loader *l = arg;
@@ -313,6 +364,13 @@ static void *hm__reaper(void *arg)
 	for (;;) {
 		struct hm_module *v = l->reap_head;
 		if (!v) {
+			if (l->deferred_wake) {
+				pthread_mutex_unlock(&l->ver_lock);
+				hm__reap_deferred(l);
+				pthread_mutex_lock(&l->ver_lock);
+				continue;
+			}
+			/* hm_close() stops it once nothing is live: none deferred */
 			if (l->reaper_stop)
 				break;
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
@@ -321,7 +379,7 @@ static void *hm__reaper(void *arg)
 		if (!(l->reap_head = v->queue_next))
 			l->reap_tail = NULL;
 		pthread_mutex_unlock(&l->ver_lock);
-		hm__finalise(v);
+		hm__finalise_unless_held(l, v);
 		pthread_mutex_lock(&l->ver_lock);
 	}
 	pthread_mutex_unlock(&l->ver_lock);
@@ -360,7 +418,7 @@ void hm__version_retire(struct hm_module *v)
 	}
 	pthread_mutex_unlock(&l->ver_lock);
 	/* No reaper (it could not start, or close stopped it): do it here. */
-	hm__finalise(v);
+	hm__finalise_unless_held(l, v);
 }
 
 void hm__reaper_stop(hm_loader *l)
