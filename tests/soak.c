@@ -75,26 +75,49 @@ extern char **environ;
 #define WARMUP_S 1.0
 #define RSS_SLACK_KIB 1024
 #define COMPLAINTS_MAX 25 /* lines of detail; counts go on */
+#define REMOVAL_DELAY_MS 200 /* the library's default, set explicitly */
 
 /* ---- reporting ------------------------------------------------------------ */
 
 static atomic_int complaints;
 
-static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void complain(const char *fmt, ...)
+/* Request threads' complaints have a budget of their own: a burst of
+ * failed requests must not hide the log line or reloader step that says
+ * why. */
+static atomic_int request_complaints;
+
+static void vcomplain(atomic_int *budget, const char *fmt, va_list ap)
 {
-	int n = atomic_fetch_add(&complaints, 1);
-	va_list ap;
+	int n = atomic_fetch_add(budget, 1);
 
 	if (n >= COMPLAINTS_MAX) {
 		if (n == COMPLAINTS_MAX)
-			printf("soak: (further complaints are counted, not shown)\n");
+			printf("soak: (further complaints of this kind are counted, "
+			       "not shown)\n");
 		return;
 	}
-	va_start(ap, fmt);
 	fputs("soak: ", stdout);
 	vprintf(fmt, ap);
 	fputc('\n', stdout);
+}
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void complain(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcomplain(&complaints, fmt, ap);
+	va_end(ap);
+}
+
+static void complain_request(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void complain_request(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcomplain(&request_complaints, fmt, ap);
 	va_end(ap);
 }
 
@@ -121,6 +144,16 @@ struct key {
 	int expect_errors; /* > 0: a bad file or a re-add is under way */
 	/* Read by the request threads. */
 	atomic_uint_fast64_t absent;      /* odd: deleted, not back yet */
+	/*
+	 * odd: install(1) runs, or what it wrote is not loaded yet.  install
+	 * unlinks, then creates: the library hides that gap when it is
+	 * shorter than the removal delay.  A starved install can take longer;
+	 * then not-found is right.  Requests count it here, and the reloader
+	 * decides once it knows how long install took.
+	 */
+	atomic_uint_fast64_t installing;
+	atomic_long install_notfound;
+	double install_s; /* how long the last install ran (reloader's) */
 	atomic_uint_fast64_t min_version; /* the reloader saw it loaded */
 };
 
@@ -480,7 +513,11 @@ static bool put(struct key *k, enum writer how, const char *src)
 	}
 	case INSTALL: {
 		const char *install[] = {"install", "-m", "644", src, dst, NULL};
-		return tool(install);
+		double t0 = now_s();
+		atomic_fetch_add(&k->installing, 1); /* odd: see struct key */
+		bool ok = tool(install);
+		k->install_s = now_s() - t0;
+		return ok;
 	}
 	case LN: { /* a release directory, and a relative link to it */
 		snprintf(rel, sizeof rel, ".rel/%s-%u", k->file, ++seq);
@@ -569,6 +606,36 @@ static bool change_start(struct change *c, struct key *k, enum writer how, int s
 	return true;
 }
 
+/*
+ * What install(1) wrote is loaded: close its window.  Requests that found
+ * the module absent meanwhile were right only if install took longer than
+ * the removal delay (its unlink-create gap is within its run).
+ */
+/* Requests' outcomes (request threads add theirs at the end of a cycle). */
+static atomic_long served, notfound, failed, inconsistent;
+static long install_gap_notfound;
+
+static void install_done(struct key *k)
+{
+	if (atomic_load(&k->installing) % 2 == 0)
+		return;
+	atomic_fetch_add(&k->installing, 1);
+	long n = atomic_exchange(&k->install_notfound, 0);
+	if (n == 0)
+		return;
+	if (k->install_s * 1000 > REMOVAL_DELAY_MS) {
+		install_gap_notfound += n;
+		printf("soak: %s: install ran %.0f ms, longer than the %d ms removal delay: "
+		       "%ld requests found the module absent\n",
+			k->file, k->install_s * 1000, REMOVAL_DELAY_MS, n);
+		return;
+	}
+	atomic_fetch_add(&failed, n);
+	complain("%s: %ld requests found the module absent while install ran %.0f ms, "
+		 "within the %d ms removal delay", k->file, n, k->install_s * 1000,
+		REMOVAL_DELAY_MS);
+}
+
 /* Why rebound_done() is false, for the complaint. */
 static void describe_bindings(char *buf, size_t len)
 {
@@ -613,6 +680,7 @@ static bool change_finish(struct change *c)
 			return give_up("even after hm_refresh: %s", why);
 		}
 	}
+	install_done(k);
 	k->build = c->w.build;
 	link_done(k, c->how);
 	if (k == global) {
@@ -853,7 +921,6 @@ static void reload_until(double deadline)
 
 static pthread_barrier_t cycle_start, cycle_end;
 static atomic_bool stop, quit;
-static atomic_long served, notfound, failed, inconsistent;
 
 static const struct {
 	bool global;
@@ -960,23 +1027,34 @@ static void one_request(struct key *k, struct counts *c)
 	char why[256];
 
 	req.n = 0;
-	uint64_t absent = atomic_load(&k->absent);
+	uint64_t absent = atomic_load(&k->absent), installing = atomic_load(&k->installing);
 	uint64_t min_v = atomic_load(&k->min_version), min_g = atomic_load(&min_global);
 	int rc = hm_dispatch(loader, k->name, &req);
 	bool was_absent = absent % 2 || atomic_load(&k->absent) != absent;
+	bool was_installing = installing % 2 || atomic_load(&k->installing) != installing;
 
 	if (rc < 0) {
 		if (was_absent && (rc == HM_ENOENT || rc == HM_ECHANGED || rc == HM_ENOTELF)) {
 			c->notfound++;
 			return;
 		}
+		if (was_installing && rc == HM_ENOENT) { /* judged by install_done() */
+			atomic_fetch_add(&k->install_notfound, 1);
+			return;
+		}
 		c->failed++;
-		complain("request %s failed: %s: %s", k->name, hm_err_name(rc), hm_errmsg());
+		pthread_mutex_lock(&log_lock);
+		unsigned long step = doing_step;
+		enum op op = doing_op;
+		const char *key = doing_key;
+		pthread_mutex_unlock(&log_lock);
+		complain_request("request %s failed during step %lu (%s, %s): %s: %s", k->name,
+			step, op_name[op], key ? key : "-", hm_err_name(rc), hm_errmsg());
 		return;
 	}
 	if (!consistent(k, &req, rc, min_v, min_g, why, sizeof why)) {
 		c->inconsistent++;
-		complain("request %s inconsistent: %s", k->name, why);
+		complain_request("request %s inconsistent: %s", k->name, why);
 		return;
 	}
 	c->served++;
@@ -1049,6 +1127,7 @@ static void cycle(double seconds)
 	o.app = &app;
 	o.log = soak_log;
 	o.watch = HM_WATCH_INOTIFY;
+	o.removal_delay_ms = REMOVAL_DELAY_MS;
 	for (int i = 0; i <= NMOD; i++) { /* a new loader counts from 1 */
 		keys[i].loaded = 0;
 		atomic_store(&keys[i].min_version, 0);
@@ -1248,6 +1327,7 @@ int main(void)
 	printf("requests served:       %ld (%.0f/s)\n", atomic_load(&served),
 		(double)atomic_load(&served) / (seconds + warmup));
 	printf("  not found while deleted: %ld\n", atomic_load(&notfound));
+	printf("  not found while a slow install(1) ran: %ld\n", install_gap_notfound);
 	printf("failed requests:       %ld\n", atomic_load(&failed));
 	printf("inconsistent requests: %ld\n", atomic_load(&inconsistent));
 	printf("reloads done:          %lu (cp %lu, mv %lu, install %lu, ln -sf %lu, "
