@@ -53,11 +53,10 @@ __attribute__((always_inline)) static inline int hm__get(hm_loader *l, const cha
 	return hm__get_miss(l, path, len, e, out);
 }
 
-/* hm_call() once its arguments and the fork are checked. */
-__attribute__((always_inline)) static inline int hm__call(struct hm_module *mod,
-	void *request)
+/* hm_call() once its arguments and the fork are checked; l is mod's. */
+__attribute__((always_inline)) static inline int hm__call(hm_loader *l,
+	struct hm_module *mod, void *request)
 {
-	hm_loader *l = mod->entry->loader;
 	struct hm__thread *self = hm__self();
 	hm_ctx ctx = {
 		.loader = l,
@@ -97,7 +96,7 @@ int hm_call(hm_module *mod, void *request)
 		return hm__fail(HM_EINVAL, "hm_call: NULL module");
 	if (hm__forked(mod->entry->loader))
 		return hm__fork_error(mod->entry->loader);
-	return hm__call(mod, request);
+	return hm__call(mod->entry->loader, mod, request);
 }
 
 /*
@@ -145,7 +144,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 		atomic_store_explicit(slot, NULL, memory_order_relaxed);
 		return false;
 	}
-	*rc = hm__call(v, request);
+	*rc = hm__call(l, v, request);
 	/* release: the reaper that reads NULL here may finalise v */
 	atomic_store_explicit(slot, NULL, memory_order_release);
 	atomic_signal_fence(memory_order_seq_cst);
@@ -167,7 +166,7 @@ int hm_dispatch(hm_loader *l, const char *path, void *request)
 		return rc;
 	if ((rc = hm__get(l, path, &mod)) < 0)
 		return rc;
-	rc = hm__call(mod, request);
+	rc = hm__call(l, mod, request);
 	hm__put(mod);
 	return rc;
 }
