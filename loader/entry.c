@@ -146,6 +146,7 @@ static bool hm__err_of_file(int rc)
 	case HM_ENODESC:
 	case HM_EABI:
 	case HM_EINIT:
+	case HM_EPROBE:
 		return true;
 	default:
 		return false;

@@ -35,6 +35,8 @@ HM__HIDDEN int hm__fault(int err);
 #define inotify_add_watch(f, p, m) (hm__fault(ENOSPC) ? -1 : inotify_add_watch(f, p, m))
 #define eventfd(v, f) (hm__fault(EMFILE) ? -1 : eventfd(v, f))
 #define mmap(a, l, p, f, fd, o) (hm__fault(ENOMEM) ? MAP_FAILED : mmap(a, l, p, f, fd, o))
+#define pipe2(p, f) (hm__fault(EMFILE) ? -1 : pipe2(p, f))                 /* the probe */
+#define posix_spawn(...) (hm__fault(EAGAIN) ? EAGAIN : posix_spawn(__VA_ARGS__))
 #endif
 
 #endif

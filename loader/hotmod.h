@@ -74,7 +74,8 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(ECLOSED, -20, "loader is closing")                                 \
 	XX(ETIMEDOUT, -21, "timed out with references still held")            \
 	XX(ESYS, -22, "system call failed")                                   \
-	XX(EFORK, -23, "loader belongs to the parent process")
+	XX(EFORK, -23, "loader belongs to the parent process")                \
+	XX(EPROBE, -24, "module crashed the dynamic linker in a probe")
 
 enum hm_errno {
 #define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,
@@ -125,6 +126,9 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
 #define HM_OPEN_PRELOAD 0x1u   /* hm_open() loads every module under the root */
 #define HM_OPEN_NO_THREAD 0x2u /* no watcher thread: the embedder's loop
 				  polls hm_watch_fd() and calls hm_watch_process() */
+#define HM_OPEN_PROBE 0x4u     /* the system's dynamic linker loads each new
+				  file in short-lived processes first: a file
+				  that crashes it is refused (HM_EPROBE) */
 
 /*
  * Options for hm_open().  Initialise with hm_options_init(), then set what
@@ -223,7 +227,8 @@ struct hm_module_status {
 	const struct hm_version_status *versions;
 	/*
 	 * The last successful load, in ns: copying and checking the file,
-	 * dlopen and the descriptor, init, and all of it up to the swap.
+	 * dlopen and the descriptor (with HM_OPEN_PROBE, the probe before
+	 * them too), init, and all of it up to the swap.
 	 * load_started is CLOCK_MONOTONIC when it began.
 	 */
 	uint64_t load_copy_ns, load_dlopen_ns, load_init_ns, load_total_ns;

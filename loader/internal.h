@@ -84,6 +84,20 @@ HM__HIDDEN int hm__no_file(const hm_loader *l, const char *key);
 HM__HIDDEN int hm__stat_key(const hm_loader *l, const char *key,
 	struct hm__fileid *id);
 
+/* ---- the probe (probe_linux.c) ------------------------------------------- */
+
+/*
+ * HM_OPEN_PROBE: can this process run the dynamic linker in a probe?  Sets
+ * the message and returns HM_EINVAL when it cannot (no PT_INTERP).
+ */
+HM__HIDDEN int hm__probe_check(void);
+/*
+ * Have the dynamic linker map and relocate memfd's object, then look its
+ * descriptor up, in processes of its own and without running its code:
+ * HM_EPROBE when one of them crashed.
+ */
+HM__HIDDEN int hm__probe(hm_loader *l, int memfd, const char *key);
+
 /* ---- versions (version.c) ------------------------------------------------ */
 
 /* The hooks copied out of a module's descriptor. */

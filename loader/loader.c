@@ -86,8 +86,10 @@ static int hm__options_check(const struct hm_options *o)
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.trust");
 	if (o->watch < HM_WATCH_AUTO || o->watch > HM_WATCH_STAT)
 		return hm__fail(HM_EINVAL, "hm_open: options.watch is %d", o->watch);
-	if (o->flags & ~(HM_OPEN_PRELOAD | HM_OPEN_NO_THREAD))
+	if (o->flags & ~(HM_OPEN_PRELOAD | HM_OPEN_NO_THREAD | HM_OPEN_PROBE))
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.flags");
+	if ((o->flags & HM_OPEN_PROBE) && hm__probe_check() < 0)
+		return HM_EINVAL;
 	if (o->removal_delay_ms < 0)
 		return hm__fail(HM_EINVAL, "hm_open: options.removal_delay_ms is %d",
 			o->removal_delay_ms);

@@ -232,6 +232,8 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 		return HM__SAME;
 	}
 	t1 = hm__now();
+	if ((l->flags & HM_OPEN_PROBE) && (rc = hm__probe(l, memfd, e->key)) < 0)
+		goto fail;
 	if ((rc = hm__dlopen(&memfd, e->key, &dl)) < 0)
 		goto fail;
 	if ((rc = hm__read_desc(dl, e->key, &hooks)) < 0)

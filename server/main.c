@@ -37,6 +37,9 @@ static const char usage[] =
 	"  -g, --grace MS          on SIGTERM, wait this long for requests in flight\n"
 	"                          and module references (default 10000)\n"
 	"      --lazy              load modules on their first request, not at start\n"
+	"      --probe             have the dynamic linker load each new file in a\n"
+	"                          process of its own first: a corrupt file that\n"
+	"                          crashes it there is refused (about 2 ms a load)\n"
 	"  -q, --quiet             no access log\n"
 	"  -v, --verbose           log debug messages of the loader too\n"
 	"  -h, --help              this text\n"
@@ -119,6 +122,7 @@ int main(int argc, char **argv)
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
 		{"lazy", no_argument, NULL, 'L'},
+		{"probe", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -170,6 +174,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			opts.flags &= ~HM_OPEN_PRELOAD;
+			break;
+		case 'P':
+			opts.flags |= HM_OPEN_PROBE;
 			break;
 		case 'q':
 			s.quiet = true;

@@ -71,6 +71,14 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	o.trust = 0x100;
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
 	o.trust = 0;
+	o.flags = 0x8;
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "flags"));
+	o.flags = HM_OPEN_PROBE; /* this program has a dynamic linker to run */
+	o.watch = HM_WATCH_STAT;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	o.flags = 0;
 	o.root = "/nonexistent/hotmod";
 	ck_assert_int_eq(hm_open(&l, &o), HM_ENOENT);
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));

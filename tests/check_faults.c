@@ -169,6 +169,37 @@ START_TEST(test_every_failure_in_a_reload_keeps_the_working_version)
 }
 END_TEST
 
+/* The same with HM_OPEN_PROBE: the probe's calls fail too (its pipe, its
+ * process, reading its output), as system errors, never as a crash. */
+START_TEST(test_every_failure_in_a_probed_reload_keeps_the_working_version)
+{
+	long n, fired = 1;
+
+	for (n = 1; fired && n < WALK_MAX; n++) {
+		deploy_mv("probe_v1", root, "m.so");
+		hm_loader *l = open_plain(HM_WATCH_STAT, HM_OPEN_PROBE);
+		ck_assert_int_eq(serves(l), 1);
+		deploy_mv("probe_v2", root, "m.so");
+
+		hm__fault_arm(n);
+		int rc = hm_refresh(l, "m");
+		fired = hm__fault_fired();
+		hm__fault_arm(0);
+		if (rc == 1) {
+			ck_assert_int_eq(serves(l), 2);
+		} else {
+			failed_with_reason(rc);
+			ck_assert_int_ne(rc, HM_EPROBE); /* a failing call is no crash */
+			ck_assert_int_eq(serves(l), 1);
+			ck_assert_int_eq(hm_refresh(l, "m"), 1);
+			ck_assert_int_eq(serves(l), 2);
+		}
+		close_clean(l);
+	}
+	walked(n);
+}
+END_TEST
+
 START_TEST(test_every_failure_in_the_watcher_keeps_the_working_version)
 {
 	long n, fired = 1;
@@ -244,6 +275,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(c, test_every_failure_in_open_is_an_error_or_is_survived);
 	tcase_add_test(c, test_every_failure_in_a_first_load_is_an_error);
 	tcase_add_test(c, test_every_failure_in_a_reload_keeps_the_working_version);
+	tcase_add_test(c, test_every_failure_in_a_probed_reload_keeps_the_working_version);
 	tcase_add_test(c, test_every_failure_in_the_watcher_keeps_the_working_version);
 	tcase_add_test(c, test_every_failure_in_status_and_close_is_survived);
 	suite_add_tcase(s, c);
