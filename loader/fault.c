@@ -7,6 +7,7 @@
 
 #ifdef HM_FAULT_INJECTION
 #include <errno.h>
+#include "fault.h" /* hm__fault()'s prototype */
 
 /* Calls left before the one that fails; 0: disarmed.  Any thread may count. */
 static atomic_long hm__countdown;

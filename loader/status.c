@@ -72,7 +72,7 @@ static int hm__snapshot_versions(hm_loader *l, struct hm__seen **out, size_t *n)
 	pthread_mutex_unlock(&l->ver_lock);
 	if (!*out)
 		return HM_ENOMEM;
-	qsort(*out, *n, sizeof **out, hm__by_entry_then_newest);
+	qsort(*out, *n, sizeof **out, hm__by_entry_then_newest); /* never NULL */
 	return 0;
 }
 
@@ -157,7 +157,8 @@ int hm_status_get(hm_loader *l, struct hm_status **out)
 	hm__table_each(l, hm__collect, &es);
 	if (es.oom || hm__snapshot_versions(l, &seen, &nseen) < 0)
 		goto out;
-	qsort(es.v, es.n, sizeof *es.v, hm__by_key);
+	if (es.n > 0) /* es.v may be NULL then: qsort's pointer must not be */
+		qsort(es.v, es.n, sizeof *es.v, hm__by_key);
 	if (!(st = calloc(1, sizeof *st)) || !(mods = calloc(es.n ? es.n : 1, sizeof *mods)))
 		goto out;
 	st->modules = mods;

@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -69,19 +70,66 @@ static int hm__dlopen(int *memfd, const char *key, void **dl)
 	return 0;
 }
 
+/*
+ * Is [addr, addr + len) inside a loaded segment with the flags need (PF_R,
+ * PF_X) of the object lm, or of any loaded object if lm is NULL?  Asked of
+ * the program headers (dl_iterate_phdr): the address itself is not read.
+ * A corrupt relocation or symbol value can point anywhere, and the loader
+ * is about to read the descriptor there and call its hooks.
+ */
+struct hm__where {
+	uintptr_t addr;
+	size_t len;
+	const struct link_map *lm;
+	unsigned need;
+};
+
+static int hm__where_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	const struct hm__where *w = arg;
+
+	(void)size;
+	if (w->lm && (info->dlpi_addr != w->lm->l_addr || info->dlpi_name != w->lm->l_name))
+		return 0;
+	for (size_t i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & w->need) == w->need &&
+		    w->addr >= lo && w->addr - lo <= ph->p_memsz &&
+		    w->len <= ph->p_memsz - (w->addr - lo))
+			return 1;
+	}
+	return 0;
+}
+
+static bool hm__inside(const void *addr, size_t len, const struct link_map *lm,
+	unsigned need)
+{
+	struct hm__where w = {(uintptr_t)addr, len, lm, need};
+
+	return dl_iterate_phdr(hm__where_cb, &w) != 0;
+}
+
 /* Read the descriptor into hooks; the module may know fewer members. */
 static int hm__read_desc(void *dl, const char *key, struct hm__hooks *hooks)
 {
 	const struct hm_module_desc *d = dlsym(dl, HM_MODULE_SYMBOL);
 	struct hm_module_desc copy;
+	struct link_map *lm;
 
 	if (!d)
 		return hm__fail(HM_ENODESC, "%s: no '%s' symbol: define the descriptor "
 					    "with HM_MODULE()", key, HM_MODULE_SYMBOL);
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 ||
+	    (uintptr_t)d % _Alignof(struct hm_module_desc) != 0 ||
+	    !hm__inside(d, HM__DESC_MIN, lm, PF_R))
+		return hm__fail(HM_ENODESC, "%s: its '%s' symbol does not point into the "
+					    "module's own loaded data: the file is corrupt",
+			key, HM_MODULE_SYMBOL);
 	if (d->abi != HM_ABI_VERSION)
 		return hm__fail(HM_EABI, "%s: built for module ABI %u, this loader has %u",
 			key, (unsigned)d->abi, (unsigned)HM_ABI_VERSION);
-	if (d->size < HM__DESC_MIN || d->size > HM__DESC_MAX)
+	if (d->size < HM__DESC_MIN || d->size > HM__DESC_MAX || !hm__inside(d, d->size, lm, PF_R))
 		return hm__fail(HM_EABI, "%s: descriptor size %u is not plausible",
 			key, (unsigned)d->size);
 	memset(&copy, 0, sizeof copy);
@@ -95,6 +143,17 @@ static int hm__read_desc(void *dl, const char *key, struct hm__hooks *hooks)
 		.rollback = copy.rollback,
 		.release = copy.release,
 	};
+	/* Hooks are code of some loaded object (the module's, as a rule). */
+	static const char *const names[] = {"init", "fini", "prepare", "handle", "commit",
+		"rollback", "release"};
+	const void *const code[] = {(const void *)(uintptr_t)hooks->init,
+		(const void *)(uintptr_t)hooks->fini, (const void *)(uintptr_t)hooks->prepare,
+		(const void *)(uintptr_t)hooks->handle, (const void *)(uintptr_t)hooks->commit,
+		(const void *)(uintptr_t)hooks->rollback, (const void *)(uintptr_t)hooks->release};
+	for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
+		if (code[i] && !hm__inside(code[i], 1, NULL, PF_X))
+			return hm__fail(HM_ENODESC, "%s: its %s hook points outside any "
+						    "loaded code: the file is corrupt", key, names[i]);
 	return 0;
 }
 

@@ -204,8 +204,8 @@ static int find_phdr(struct buf *b, uint32_t type, int nth)
 	return -1;
 }
 
-/* File offset of a dynamic symbol's bytes, from the section headers. */
-static size_t symbol_offset(struct buf *b, const char *name)
+/* A dynamic symbol's entry, from the section headers. */
+static ElfW(Sym) *dynsym_entry(struct buf *b, const char *name)
 {
 	ElfW(Ehdr) *eh = (ElfW(Ehdr) *)b->p;
 	ElfW(Shdr) *sh = (ElfW(Shdr) *)(b->p + eh->e_shoff);
@@ -216,19 +216,28 @@ static size_t symbol_offset(struct buf *b, const char *name)
 			continue;
 		ElfW(Sym) *sym = (ElfW(Sym) *)(b->p + sh[i].sh_offset);
 		const char *str = (const char *)b->p + sh[sh[i].sh_link].sh_offset;
-		for (size_t j = 0; j < sh[i].sh_size / sizeof *sym; j++) {
-			if (strcmp(str + sym[j].st_name, name) != 0)
-				continue;
-			/* Its address, inside a loadable segment, to a file offset. */
-			for (unsigned k = 0; k < eh->e_phnum; k++) {
-				ElfW(Phdr) *ph = phdr(b, k);
-				if (ph->p_type == PT_LOAD && sym[j].st_value >= ph->p_vaddr &&
-				    sym[j].st_value + sym[j].st_size <= ph->p_vaddr + ph->p_filesz)
-					return (size_t)(sym[j].st_value - ph->p_vaddr + ph->p_offset);
-			}
-		}
+		for (size_t j = 0; j < sh[i].sh_size / sizeof *sym; j++)
+			if (strcmp(str + sym[j].st_name, name) == 0)
+				return &sym[j];
 	}
 	ck_abort_msg("no symbol %s", name);
+	return NULL;
+}
+
+/* File offset of a dynamic symbol's bytes. */
+static size_t symbol_offset(struct buf *b, const char *name)
+{
+	ElfW(Ehdr) *eh = (ElfW(Ehdr) *)b->p;
+	ElfW(Sym) *sym = dynsym_entry(b, name);
+
+	/* Its address, inside a loadable segment, to a file offset. */
+	for (unsigned k = 0; k < eh->e_phnum; k++) {
+		ElfW(Phdr) *ph = phdr(b, k);
+		if (ph->p_type == PT_LOAD && sym->st_value >= ph->p_vaddr &&
+		    sym->st_value + sym->st_size <= ph->p_vaddr + ph->p_filesz)
+			return (size_t)(sym->st_value - ph->p_vaddr + ph->p_offset);
+	}
+	ck_abort_msg("symbol %s is in no loadable segment", name);
 	return 0;
 }
 
@@ -913,6 +922,75 @@ static struct buf corrupt_tables(enum corruption c)
 #define CORPUS_LOADS 0
 #endif
 
+/*
+ * The descriptor is read where dlsym() says, and its hooks are called: a
+ * corrupt symbol value or relocation must not make the loader read or jump
+ * anywhere.  probe_v2 with
+ *  - the descriptor's symbol value moved far away, or off its alignment;
+ *  - the relocation that fills in its handle pointer aimed at the
+ *    descriptor itself (data, not code).
+ */
+enum desc_corruption { DESC_FAR_AWAY, DESC_MISALIGNED, HOOK_INTO_DATA };
+
+static struct buf corrupt_desc(enum desc_corruption c)
+{
+	struct buf b = read_file(fixture("probe_v2"));
+	ElfW(Sym) *sym = dynsym_entry(&b, HM_MODULE_SYMBOL);
+	ElfW(Addr) handle = sym->st_value + offsetof(struct hm_module_desc, handle);
+	ElfW(Dyn) *rela, *relasz;
+	bool found = false;
+
+	switch (c) {
+	case DESC_FAR_AWAY:
+		sym->st_value += FAR_AWAY;
+		break;
+	case DESC_MISALIGNED:
+		sym->st_value += 1;
+		break;
+	case HOOK_INTO_DATA:
+		ck_assert_ptr_nonnull(rela = dyn_entry(&b, DT_RELA));
+		ck_assert_ptr_nonnull(relasz = dyn_entry(&b, DT_RELASZ));
+		ElfW(Rela) *r = (ElfW(Rela) *)(b.p + file_offset(&b, rela->d_un.d_ptr,
+			relasz->d_un.d_val));
+		for (size_t i = 0; i < relasz->d_un.d_val / sizeof *r; i++)
+			if (r[i].r_offset == handle) {
+				r[i].r_addend = (ElfW(Sxword))sym->st_value;
+				found = true;
+			}
+		ck_assert_msg(found, "no relocation fills in the handle pointer");
+		break;
+	}
+	return b;
+}
+
+START_TEST(test_descriptor_or_hook_outside_the_module_is_refused_not_followed)
+{
+	static const struct {
+		enum desc_corruption c;
+		int code;
+		const char *why;
+	} cases[] = {
+		{DESC_FAR_AWAY, HM_ENODESC, "does not point into the module's own loaded data"},
+		{DESC_MISALIGNED, HM_ENODESC, "does not point into the module's own loaded data"},
+		{HOOK_INTO_DATA, HM_ENODESC, "its handle hook points outside any loaded code"},
+	};
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app);
+
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct buf b = corrupt_desc(cases[i].c);
+		put_bytes(root, "probe.so", b.p, b.len);
+		free(b.p);
+		assert_fails(hm_refresh(l, "probe"), cases[i].code, cases[i].why);
+		assert_serves(l, "probe", 1); /* the working version stays */
+	}
+	ck_assert_int_eq(app.inits, 1);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
 static hm_loader *open_probing(const char *root, struct fx_app *app, int watch)
 {
 	struct hm_options o;
@@ -1118,6 +1196,7 @@ static Suite *security_suite(void)
 
 	tc = tcase_create("descriptor");
 	tcase_add_test(tc, test_descriptor_with_an_implausible_size_is_refused);
+	tcase_add_test(tc, test_descriptor_or_hook_outside_the_module_is_refused_not_followed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fuzz-found");
