@@ -144,7 +144,7 @@ cg_table() {
 	done
 	echo
 	echo "Where hotmod's go (callgrind_annotate, self cost per request, by function;"
-	echo "hm_dispatch = hm_get + hm_call + hm_put):"
+	echo "hm_dispatch has its whole path inline: its lines are counted by source file):"
 	echo
 	echo "| function | object | instructions/request |"
 	echo "|---|---|---:|"

@@ -296,9 +296,10 @@ static int bm_memfd_copy(const char *path, size_t *size)
 
 /*
  * What the copy and dlopen phases are made of, timed here with a request
- * thread running as during the reloads: the plain copy, the two ways of
- * comparing it with the current version's bytes (the loader maps both
- * memfds; reading them would not), and dlopen/dlclose of the copy.
+ * thread running as during the reloads: the plain copy, two ways of
+ * comparing it with the current version's bytes (the loader reads both
+ * memfds; it mapped them until the mapping row showed what munmap's TLB
+ * shootdowns cost), and dlopen/dlclose of the copy.
  */
 static void bm_reference(hm_loader *l, const char *file, unsigned n)
 {
@@ -307,8 +308,8 @@ static void bm_reference(hm_loader *l, const char *file, unsigned n)
 	static const char *const what[5] = {
 		"event: rename() to a thread poll()ing inotify waking up",
 		"memfd copy: open, fstat, memfd_create, sendfile, seal",
-		"compare, as the loader does: mmap both, memcmp, munmap both",
-		"compare by pread() into two buffers instead",
+		"compare by mapping: mmap both, memcmp, munmap both",
+		"compare by pread() into two buffers, as the loader does",
 		"dlopen of /proc/self/fd/N, dlsym, dlclose",
 	};
 	size_t size;
