@@ -512,13 +512,20 @@ HM__HIDDEN void hm__check_on_request(struct hm__entry *e);
 /* Get path[0..len) when the fast path could not: e is its entry or NULL. */
 HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
 	struct hm__entry *e, struct hm_module **out);
-/* The entry for request path[0..len), whose key is path + ".so"; no lock. */
+/*
+ * The entry for a request path, whose key is the path without one leading
+ * '/' and with ".so"; NULL if there is none yet.  No lock.  *path and *len
+ * are set to the path as looked up.
+ */
 __attribute__((always_inline)) static inline struct hm__entry *
-hm__find_request(hm_loader *l, const char *path, size_t len)
+hm__find_request(hm_loader *l, const char **path, size_t *len)
 {
+	if (**path == '/')
+		(*path)++;
+	*len = strlen(*path);
 	/* acquire: pairs with the release store of a grown table */
 	return hm__table_probe(atomic_load_explicit(&l->table, memory_order_acquire),
-		hm__hash(path, len), path, len, true);
+		hm__hash(*path, *len), *path, *len, true);
 }
 
 /* ---- fork (loader.c) -------------------------------------------------------- */

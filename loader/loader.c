@@ -344,10 +344,7 @@ int hm_refresh(hm_loader *l, const char *path)
 		return hm__fail(HM_EINVAL, "hm_refresh: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
-	if (*path == '/')
-		path++;
-	len = strlen(path);
-	e = hm__find_request(l, path, len);
+	e = hm__find_request(l, &path, &len);
 	hm__busy_enter(l);
 	if (!e || e->is_global || !atomic_load_explicit(&e->current, memory_order_acquire)) {
 		/* Not loaded yet: loading it, even after a failure, is the refresh. */

@@ -30,10 +30,7 @@ __attribute__((always_inline)) static inline int hm__get(hm_loader *l, const cha
 
 	if (hm__forked(l))
 		return hm__fork_error(l);
-	if (*path == '/')
-		path++;
-	len = strlen(path);
-	e = hm__find_request(l, path, len);
+	e = hm__find_request(l, &path, &len);
 	if (e && !e->is_global) {
 		if (l->check_ns >= 0 &&
 		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
@@ -118,10 +115,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 		return false;
 	if (!hz && (self->hz_failed || !(hz = hm__hazards_attach(self))))
 		return false;
-	if (*path == '/')
-		path++;
-	len = strlen(path);
-	e = hm__find_request(l, path, len);
+	e = hm__find_request(l, &path, &len);
 	if (!e || e->is_global)
 		return false;
 	if (l->check_ns >= 0 &&

@@ -141,43 +141,15 @@ START_TEST(test_every_failure_in_a_first_load_is_an_error)
 }
 END_TEST
 
-START_TEST(test_every_failure_in_a_reload_keeps_the_working_version)
+/* Reload probe_v1 -> probe_v2 by hm_refresh() with the Nth call failing,
+ * on a loader opened with flags. */
+static void walk_reload(unsigned flags)
 {
 	long n, fired = 1;
 
 	for (n = 1; fired && n < WALK_MAX; n++) {
 		deploy_mv("probe_v1", root, "m.so");
-		hm_loader *l = open_plain(HM_WATCH_STAT, 0);
-		ck_assert_int_eq(serves(l), 1);
-		deploy_mv("probe_v2", root, "m.so");
-
-		hm__fault_arm(n);
-		int rc = hm_refresh(l, "m");
-		fired = hm__fault_fired();
-		hm__fault_arm(0);
-		if (rc == 1) {
-			ck_assert_int_eq(serves(l), 2);
-		} else {
-			failed_with_reason(rc);
-			ck_assert_int_eq(serves(l), 1); /* the old version serves on */
-			ck_assert_int_eq(hm_refresh(l, "m"), 1);
-			ck_assert_int_eq(serves(l), 2);
-		}
-		close_clean(l);
-	}
-	walked(n);
-}
-END_TEST
-
-/* The same with HM_OPEN_PROBE: the probe's calls fail too (its pipe, its
- * process, reading its output), as system errors, never as a crash. */
-START_TEST(test_every_failure_in_a_probed_reload_keeps_the_working_version)
-{
-	long n, fired = 1;
-
-	for (n = 1; fired && n < WALK_MAX; n++) {
-		deploy_mv("probe_v1", root, "m.so");
-		hm_loader *l = open_plain(HM_WATCH_STAT, HM_OPEN_PROBE);
+		hm_loader *l = open_plain(HM_WATCH_STAT, flags);
 		ck_assert_int_eq(serves(l), 1);
 		deploy_mv("probe_v2", root, "m.so");
 
@@ -190,13 +162,26 @@ START_TEST(test_every_failure_in_a_probed_reload_keeps_the_working_version)
 		} else {
 			failed_with_reason(rc);
 			ck_assert_int_ne(rc, HM_EPROBE); /* a failing call is no crash */
-			ck_assert_int_eq(serves(l), 1);
+			ck_assert_int_eq(serves(l), 1); /* the old version serves on */
 			ck_assert_int_eq(hm_refresh(l, "m"), 1);
 			ck_assert_int_eq(serves(l), 2);
 		}
 		close_clean(l);
 	}
 	walked(n);
+}
+
+START_TEST(test_every_failure_in_a_reload_keeps_the_working_version)
+{
+	walk_reload(0);
+}
+END_TEST
+
+/* The same with HM_OPEN_PROBE: the probe's calls fail too (its pipe, its
+ * process, reading its output), as system errors, never as a crash. */
+START_TEST(test_every_failure_in_a_probed_reload_keeps_the_working_version)
+{
+	walk_reload(HM_OPEN_PROBE);
 }
 END_TEST
 

@@ -120,7 +120,9 @@ static int dispatch(hm_loader *l, const char *path)
 			(path), rc_, rc_ < 0 ? hm_errmsg() : "", (v));        \
 	} while (0)
 
-static hm_loader *open_trusting(const char *root, struct fx_app *app, unsigned trust)
+/* A loader in the mode a test needs, its app's loader set. */
+static hm_loader *open_mode(const char *root, struct fx_app *app, int watch,
+	unsigned trust, unsigned flags)
 {
 	struct hm_options o;
 	hm_loader *l = NULL;
@@ -130,12 +132,18 @@ static hm_loader *open_trusting(const char *root, struct fx_app *app, unsigned t
 	o.app = app;
 	o.log = test_log_fn();
 	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = HM_WATCH_STAT;
+	o.watch = watch;
 	o.removal_delay_ms = 0;
 	o.trust = trust;
+	o.flags = flags;
 	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
 	app->loader = l;
 	return l;
+}
+
+static hm_loader *open_trusting(const char *root, struct fx_app *app, unsigned trust)
+{
+	return open_mode(root, app, HM_WATCH_STAT, trust, 0);
 }
 
 static void close_loader(hm_loader *l, struct fx_app *app)
@@ -993,20 +1001,7 @@ END_TEST
 
 static hm_loader *open_probing(const char *root, struct fx_app *app, int watch)
 {
-	struct hm_options o;
-	hm_loader *l = NULL;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = test_log_fn();
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = watch;
-	o.removal_delay_ms = 0;
-	o.flags = HM_OPEN_PROBE;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
+	return open_mode(root, app, watch, 0, HM_OPEN_PROBE);
 }
 
 /*
