@@ -37,9 +37,9 @@ static const char usage[] =
 	"  -g, --grace MS          on SIGTERM, wait this long for requests in flight\n"
 	"                          and module references (default 10000)\n"
 	"      --lazy              load modules on their first request, not at start\n"
-	"      --probe             have the dynamic linker load each new file in a\n"
-	"                          process of its own first: a corrupt file that\n"
-	"                          crashes it there is refused (about 2 ms a load)\n"
+	"      --no-probe          do not have the dynamic linker load each new file\n"
+	"                          in a process of its own first (saves about 2 ms\n"
+	"                          a load; a corrupt file may then crash the server)\n"
 	"  -q, --quiet             no access log\n"
 	"  -v, --verbose           log debug messages of the loader too\n"
 	"  -h, --help              this text\n"
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
 		{"lazy", no_argument, NULL, 'L'},
-		{"probe", no_argument, NULL, 'P'},
+		{"no-probe", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 	int c, sig, rc;
 
 	hm_options_init(&opts);
-	opts.flags = HM_OPEN_PRELOAD;
+	opts.flags = HM_OPEN_PRELOAD | HM_OPEN_PROBE;
 	while ((c = getopt_long(argc, argv, "r:l:t:w:i:g:qvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 			opts.flags &= ~HM_OPEN_PRELOAD;
 			break;
 		case 'P':
-			opts.flags |= HM_OPEN_PROBE;
+			opts.flags &= ~HM_OPEN_PROBE;
 			break;
 		case 'q':
 			s.quiet = true;
