@@ -13,6 +13,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
@@ -43,8 +44,14 @@
 
 #if __SIZEOF_POINTER__ == 8
 #define HM__ELFCLASS ELFCLASS64
+#define HM__ST_BIND ELF64_ST_BIND
+#define HM__ST_TYPE ELF64_ST_TYPE
+#define HM__ST_VISIBILITY ELF64_ST_VISIBILITY
 #else
 #define HM__ELFCLASS ELFCLASS32
+#define HM__ST_BIND ELF32_ST_BIND
+#define HM__ST_TYPE ELF32_ST_TYPE
+#define HM__ST_VISIBILITY ELF32_ST_VISIBILITY
 #endif
 
 /* Program headers read at most: real objects have about ten. */
@@ -150,4 +157,145 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 			return hm__fail(HM_ENOTELF,
 				"%s: the dynamic segment lies outside every loadable segment", what);
 	return 0;
+}
+
+/* Dynamic symbols and string bytes read at most: far beyond real modules,
+ * and a bound on what a corrupt count can make the loader read. */
+#define HM__SYMS_MAX (1u << 20)
+#define HM__DYN_MAX 4096u
+
+/* The file offset of [va, va + len) if it lies in the file part of one
+ * PT_LOAD. */
+static bool hm__file_offset(const ElfW(Phdr) *ph, unsigned n, uint64_t va, uint64_t len,
+	uint64_t *off)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr &&
+		    hm__inside(va - ph[i].p_vaddr, len, ph[i].p_filesz)) {
+			*off = ph[i].p_offset + (va - ph[i].p_vaddr);
+			return true;
+		}
+	return false;
+}
+
+/* Read len bytes at address va of the image into buf; false if they are
+ * not all in the file part of one PT_LOAD (or cannot be read). */
+static bool hm__read_va(int fd, const ElfW(Phdr) *ph, unsigned n, uint64_t va, void *buf,
+	size_t len)
+{
+	uint64_t off;
+
+	return hm__file_offset(ph, n, va, len, &off) && hm__pread_all(fd, buf, len, off) == 0;
+}
+
+/* How many dynamic symbols there are, from DT_HASH or DT_GNU_HASH; 0 when
+ * neither can be read. */
+static uint64_t hm__symbol_count(int fd, const ElfW(Phdr) *ph, unsigned n, uint64_t hash,
+	uint64_t gnu)
+{
+	uint32_t w[4];
+
+	if (hash)
+		return hm__read_va(fd, ph, n, hash, w, 2 * sizeof w[0]) ? w[1] : 0;
+	/* GNU hash: nbuckets, symoffset, bloom words, shift; bloom; buckets;
+	 * chains.  The count is where the chain of the highest bucket ends. */
+	if (!gnu || !hm__read_va(fd, ph, n, gnu, w, sizeof w) || w[0] == 0 ||
+	    w[0] > HM__SYMS_MAX || w[2] > HM__SYMS_MAX)
+		return 0;
+	uint64_t buckets = gnu + sizeof w + (uint64_t)w[2] * sizeof(ElfW(Addr));
+	uint64_t chains = buckets + (uint64_t)w[0] * sizeof(uint32_t);
+	uint32_t top = 0, b, c;
+	for (uint32_t i = 0; i < w[0]; i++) {
+		if (!hm__read_va(fd, ph, n, buckets + (uint64_t)i * sizeof b, &b, sizeof b))
+			return 0;
+		if (b > top)
+			top = b;
+	}
+	if (top < w[1])
+		return w[1];
+	for (uint64_t i = top; i < HM__SYMS_MAX; i++) {
+		if (!hm__read_va(fd, ph, n, chains + (i - w[1]) * sizeof c, &c, sizeof c))
+			return 0;
+		if (c & 1)
+			return i + 1;
+	}
+	return 0;
+}
+
+int hm__elf_symbol(int fd, const char *name, uint64_t *value)
+{
+	ElfW(Ehdr) eh;
+	ElfW(Phdr) ph[HM__PHNUM_MAX];
+	ElfW(Dyn) dyn[64];
+	uint64_t symtab = 0, strtab = 0, strsz = 0, syment = sizeof(ElfW(Sym)), hash = 0, gnu = 0;
+	const ElfW(Phdr) *dp = NULL;
+	size_t name_len = strlen(name);
+	int rc = HM_ENODESC;
+
+	/* hm__elf_check() passed on these sealed bytes: the headers hold. */
+	if (hm__pread_all(fd, &eh, sizeof eh, 0) < 0 ||
+	    hm__pread_all(fd, ph, (size_t)eh.e_phnum * sizeof ph[0], eh.e_phoff) < 0)
+		return HM_ESYS;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_DYNAMIC)
+			dp = &ph[i];
+	for (uint64_t at = 0, end = dp ? dp->p_filesz / sizeof dyn[0] : 0; at < end &&
+	     at < HM__DYN_MAX; at += sizeof dyn / sizeof dyn[0]) {
+		size_t k = end - at < sizeof dyn / sizeof dyn[0] ? (size_t)(end - at)
+								 : sizeof dyn / sizeof dyn[0];
+		if (hm__pread_all(fd, dyn, k * sizeof dyn[0], dp->p_offset + at * sizeof dyn[0]) < 0)
+			return HM_ESYS;
+		for (size_t j = 0; j < k; j++) {
+			switch (dyn[j].d_tag) {
+			case DT_NULL: end = 0; break;
+			case DT_SYMTAB: symtab = dyn[j].d_un.d_ptr; break;
+			case DT_STRTAB: strtab = dyn[j].d_un.d_ptr; break;
+			case DT_STRSZ: strsz = dyn[j].d_un.d_val; break;
+			case DT_SYMENT: syment = dyn[j].d_un.d_val; break;
+			case DT_HASH: hash = dyn[j].d_un.d_ptr; break;
+			case DT_GNU_HASH: gnu = dyn[j].d_un.d_ptr; break;
+			}
+			if (end == 0)
+				break;
+		}
+	}
+	uint64_t count = hm__symbol_count(fd, ph, eh.e_phnum, hash, gnu), str_off, sym_off;
+	if (!symtab || !strtab || syment != sizeof(ElfW(Sym)) || count == 0 ||
+	    count > HM__SYMS_MAX || !hm__file_offset(ph, eh.e_phnum, strtab, strsz, &str_off) ||
+	    !hm__file_offset(ph, eh.e_phnum, symtab, count * sizeof(ElfW(Sym)), &sym_off))
+		return HM_ENODESC; /* no readable symbol table: none to find */
+
+	/* Scan every symbol: no hash table is believed.  The names are
+	 * compared in place, name_len + 1 bytes read per candidate only. */
+	char *want = malloc(name_len + 1);
+	ElfW(Sym) *syms = malloc(256 * sizeof *syms);
+	if (!want || !syms) {
+		rc = HM_ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < count && rc == HM_ENODESC; i += 256) {
+		size_t k = count - i < 256 ? (size_t)(count - i) : 256;
+		if (hm__pread_all(fd, syms, k * sizeof *syms, sym_off + i * sizeof *syms) < 0) {
+			rc = HM_ESYS;
+			break;
+		}
+		for (size_t j = 0; j < k; j++) {
+			const ElfW(Sym) *s = &syms[j];
+			int bind = HM__ST_BIND(s->st_info), vis = HM__ST_VISIBILITY(s->st_other);
+			if (s->st_shndx == SHN_UNDEF || HM__ST_TYPE(s->st_info) != STT_OBJECT ||
+			    (bind != STB_GLOBAL && bind != STB_WEAK) ||
+			    (vis != STV_DEFAULT && vis != STV_PROTECTED) ||
+			    !hm__inside(s->st_name, name_len + 1, strsz) ||
+			    hm__pread_all(fd, want, name_len + 1, str_off + s->st_name) < 0 ||
+			    memcmp(want, name, name_len + 1) != 0)
+				continue;
+			*value = s->st_value;
+			rc = 0;
+			break;
+		}
+	}
+out:
+	free(want);
+	free(syms);
+	return rc;
 }

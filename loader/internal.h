@@ -54,6 +54,14 @@ HM__HIDDEN bool hm__segment_ok(const char *name);
 
 /* Check that fd holds a complete ELF shared object for this machine. */
 HM__HIDDEN int hm__elf_check(int fd, uint64_t size, const char *what);
+/*
+ * The value of the defined, global, default-visibility data symbol name in
+ * the object fd holds (checked by hm__elf_check), found by reading every
+ * entry of its dynamic symbol table, bounds-checked against the file: no
+ * hash table believed, nothing read outside the file.  0, HM_ENODESC (no
+ * such symbol, or no readable table), HM_ENOMEM or HM_ESYS; no message.
+ */
+HM__HIDDEN int hm__elf_symbol(int fd, const char *name, uint64_t *value);
 
 /* ---- files (file_linux.c) ------------------------------------------------ */
 

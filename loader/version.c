@@ -110,18 +110,32 @@ static bool hm__inside(const void *addr, size_t len, const struct link_map *lm,
 	return dl_iterate_phdr(hm__where_cb, &w) != 0;
 }
 
-/* Read the descriptor into hooks; the module may know fewer members. */
-static int hm__read_desc(void *dl, const char *key, struct hm__hooks *hooks)
+/*
+ * Read the descriptor into hooks; the module may know fewer members.  Not
+ * found with dlsym(): glibc's symbol lookup trusts the object's hash and
+ * symbol tables, and a corrupt one crashes it (fuzzing found it, also where
+ * HM_OPEN_PROBE's lookup in another process passed: the read that faults
+ * there depends on where the object is mapped).  The loader reads the
+ * symbol table from the sealed copy itself, every read bounded by the file.
+ */
+static int hm__read_desc(void *dl, int memfd, const char *key, struct hm__hooks *hooks)
 {
-	const struct hm_module_desc *d = dlsym(dl, HM_MODULE_SYMBOL);
+	const struct hm_module_desc *d;
 	struct hm_module_desc copy;
 	struct link_map *lm;
+	uint64_t value;
+	int rc;
 
-	if (!d)
+	if ((rc = hm__elf_symbol(memfd, HM_MODULE_SYMBOL, &value)) == HM_ENODESC)
 		return hm__fail(HM_ENODESC, "%s: no '%s' symbol: define the descriptor "
 					    "with HM_MODULE()", key, HM_MODULE_SYMBOL);
-	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0 ||
-	    (uintptr_t)d % _Alignof(struct hm_module_desc) != 0 ||
+	if (rc < 0)
+		return hm__fail(rc, "%s: reading its symbol table: %s", key,
+			rc == HM_ENOMEM ? "out of memory" : strerror(errno));
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0)
+		return hm__fail(HM_EDLOPEN, "%s: dlinfo: %s", key, dlerror());
+	d = (const struct hm_module_desc *)(lm->l_addr + (uintptr_t)value);
+	if ((uintptr_t)d % _Alignof(struct hm_module_desc) != 0 ||
 	    !hm__inside(d, HM__DESC_MIN, lm, PF_R))
 		return hm__fail(HM_ENODESC, "%s: its '%s' symbol does not point into the "
 					    "module's own loaded data: the file is corrupt",
@@ -295,7 +309,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 		goto fail;
 	if ((rc = hm__dlopen(&memfd, e->key, &dl)) < 0)
 		goto fail;
-	if ((rc = hm__read_desc(dl, e->key, &hooks)) < 0)
+	if ((rc = hm__read_desc(dl, memfd, e->key, &hooks)) < 0)
 		goto fail;
 	t2 = hm__now();
 	if ((v = hm__slot_get(l)) == NULL) {

@@ -793,6 +793,23 @@ START_TEST(test_dynamic_segment_outside_the_loaded_image_is_refused_not_crashed_
 END_TEST
 
 /*
+ * Regression (found by fuzz_module with HM_FUZZ_DLOPEN=all, fixed): mutated
+ * small modules whose dynamic symbol and hash tables send glibc's symbol
+ * lookup astray.  dlopen() passed, and dlsym(hotmod_module) died with
+ * SIGSEGV in do_lookup_x (reading a symbol entry past the table) and in
+ * check_match (a name far outside the string table), also after the probe's
+ * own lookup had passed (where the read lands depends on the mapping).  The
+ * loader no longer asks dlsym(): it scans the symbol table of the sealed
+ * copy itself, every read bounded by the file (elf.c, hm__elf_symbol).
+ */
+START_TEST(test_corrupt_symbol_tables_are_scanned_not_trusted)
+{
+	assert_refused_not_crashed("crash-dlsym-lookup");
+	assert_refused_not_crashed("crash-dlsym-check-match");
+}
+END_TEST
+
+/*
  * Found by fuzz_module: a complete ELF object with corrupt dynamic entries
  * made dlopen() die with SIGSEGV while relocating (elf_dynamic_do_Rela).
  * 656 bytes, mutated from small-badabi.so.  This input is refused now,
@@ -1196,6 +1213,7 @@ static Suite *security_suite(void)
 
 	tc = tcase_create("fuzz-found");
 	tcase_add_test(tc, test_dynamic_segment_outside_the_loaded_image_is_refused_not_crashed_on);
+	tcase_add_test(tc, test_corrupt_symbol_tables_are_scanned_not_trusted);
 	tcase_add_test(tc, test_corrupt_dynamic_section_is_refused_not_crashed_on);
 	suite_add_tcase(s, tc);
 
