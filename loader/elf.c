@@ -188,38 +188,57 @@ static bool hm__read_va(int fd, const ElfW(Phdr) *ph, unsigned n, uint64_t va, v
 	return hm__file_offset(ph, n, va, len, &off) && hm__pread_all(fd, buf, len, off) == 0;
 }
 
-/* How many dynamic symbols there are, from DT_HASH or DT_GNU_HASH; 0 when
- * neither can be read. */
-static uint64_t hm__symbol_count(int fd, const ElfW(Phdr) *ph, unsigned n, uint64_t hash,
-	uint64_t gnu)
+/* How many dynamic symbols there are, from DT_HASH or DT_GNU_HASH: 0, or
+ * HM_ENODESC when neither can be read, or HM_ENOMEM. */
+static int hm__symbol_count(int fd, const ElfW(Phdr) *ph, unsigned n, uint64_t hash,
+	uint64_t gnu, uint64_t *count)
 {
 	uint32_t w[4];
 
-	if (hash)
-		return hm__read_va(fd, ph, n, hash, w, 2 * sizeof w[0]) ? w[1] : 0;
+	if (hash) {
+		if (!hm__read_va(fd, ph, n, hash, w, 2 * sizeof w[0]))
+			return HM_ENODESC;
+		*count = w[1];
+		return 0;
+	}
 	/* GNU hash: nbuckets, symoffset, bloom words, shift; bloom; buckets;
 	 * chains.  The count is where the chain of the highest bucket ends. */
 	if (!gnu || !hm__read_va(fd, ph, n, gnu, w, sizeof w) || w[0] == 0 ||
 	    w[0] > HM__SYMS_MAX || w[2] > HM__SYMS_MAX)
-		return 0;
+		return HM_ENODESC;
 	uint64_t buckets = gnu + sizeof w + (uint64_t)w[2] * sizeof(ElfW(Addr));
 	uint64_t chains = buckets + (uint64_t)w[0] * sizeof(uint32_t);
-	uint32_t top = 0, b, c;
-	for (uint32_t i = 0; i < w[0]; i++) {
-		if (!hm__read_va(fd, ph, n, buckets + (uint64_t)i * sizeof b, &b, sizeof b))
-			return 0;
-		if (b > top)
-			top = b;
+	uint32_t *b = malloc((size_t)w[0] * sizeof *b), top = 0, c[64];
+
+	if (!b)
+		return HM_ENOMEM;
+	bool ok = hm__read_va(fd, ph, n, buckets, b, (size_t)w[0] * sizeof *b);
+	for (uint32_t i = 0; ok && i < w[0]; i++)
+		if (b[i] > top)
+			top = b[i];
+	free(b);
+	if (!ok)
+		return HM_ENODESC;
+	if (top < w[1]) {
+		*count = w[1];
+		return 0;
 	}
-	if (top < w[1])
-		return w[1];
-	for (uint64_t i = top; i < HM__SYMS_MAX; i++) {
-		if (!hm__read_va(fd, ph, n, chains + (i - w[1]) * sizeof c, &c, sizeof c))
-			return 0;
-		if (c & 1)
-			return i + 1;
+	/* The chain's last entry has bit 0 set; read it 64 entries at a time,
+	 * fewer where the file ends. */
+	for (uint64_t i = top; i < HM__SYMS_MAX;) {
+		uint64_t at = chains + (i - w[1]) * sizeof c[0];
+		size_t k = sizeof c / sizeof c[0];
+		while (k > 0 && !hm__read_va(fd, ph, n, at, c, k * sizeof c[0]))
+			k /= 2;
+		if (k == 0)
+			return HM_ENODESC;
+		for (size_t j = 0; j < k; j++, i++)
+			if (c[j] & 1) {
+				*count = i + 1;
+				return 0;
+			}
 	}
-	return 0;
+	return HM_ENODESC;
 }
 
 int hm__elf_symbol(int fd, const char *name, uint64_t *value)
@@ -259,7 +278,10 @@ int hm__elf_symbol(int fd, const char *name, uint64_t *value)
 				break;
 		}
 	}
-	uint64_t count = hm__symbol_count(fd, ph, eh.e_phnum, hash, gnu), str_off, sym_off;
+	uint64_t count = 0, str_off, sym_off;
+	if ((rc = hm__symbol_count(fd, ph, eh.e_phnum, hash, gnu, &count)) == HM_ENOMEM)
+		return rc;
+	rc = HM_ENODESC;
 	if (!symtab || !strtab || syment != sizeof(ElfW(Sym)) || count == 0 ||
 	    count > HM__SYMS_MAX || !hm__file_offset(ph, eh.e_phnum, strtab, strsz, &str_off) ||
 	    !hm__file_offset(ph, eh.e_phnum, symtab, count * sizeof(ElfW(Sym)), &sym_off))
