@@ -20,32 +20,39 @@
 
 #include "fault.h" /* last: see fault.h */
 
-/* hm_get() once its arguments are checked. */
-__attribute__((always_inline)) static inline int hm__get(hm_loader *l, const char *path,
-	struct hm_module **out)
+/*
+ * The entry a request path names, if it is a module that has one (a global
+ * module's entry is NULL here: hm__get_miss refuses its path), after its
+ * stat check when one is due.  *path and *len: the path as looked up.
+ */
+__attribute__((always_inline)) static inline struct hm__entry *hm__request_entry(
+	hm_loader *l, const char **path, size_t *len)
 {
-	struct hm__entry *e;
-	struct hm_module *v;
-	size_t len;
+	struct hm__entry *e = hm__find_request(l, path, len);
 
-	if (hm__forked(l))
-		return hm__fork_error(l);
-	e = hm__find_request(l, &path, &len);
-	if (e && !e->is_global) {
-		if (l->check_ns >= 0 &&
-		    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
-			hm__check_on_request(e);
-		/* acquire: pairs with the exchange that published v */
-		v = atomic_load_explicit(&e->current, memory_order_acquire);
-		if (v && hm__version_tryget(v)) {
-			/* v may have been recycled for another version between the
-			 * load and the CAS: keep it only if it is still current. */
-			if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
-				*out = v;
-				return 0;
-			}
-			hm__put(v);
+	if (!e || e->is_global)
+		return NULL;
+	if (l->check_ns >= 0 &&
+	    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
+		hm__check_on_request(e);
+	return e;
+}
+
+/* A reference to e's current version (e may be NULL), else hm__get_miss. */
+__attribute__((always_inline)) static inline int hm__get_entry(hm_loader *l,
+	struct hm__entry *e, const char *path, size_t len, struct hm_module **out)
+{
+	/* acquire: pairs with the exchange that published v */
+	struct hm_module *v = e ? atomic_load_explicit(&e->current, memory_order_acquire) : NULL;
+
+	if (v && hm__version_tryget(v)) {
+		/* v may have been recycled for another version between the load
+		 * and the CAS: keep it only if it is still current. */
+		if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
+			*out = v;
+			return 0;
 		}
+		hm__put(v);
 	}
 	return hm__get_miss(l, path, len, e, out);
 }
@@ -82,9 +89,15 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 
 int hm_get(hm_loader *l, const char *path, hm_module **out)
 {
+	struct hm__entry *e;
+	size_t len;
+
 	if (!l || !path || !out)
 		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
-	return hm__get(l, path, out);
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	e = hm__request_entry(l, &path, &len);
+	return hm__get_entry(l, e, path, len, out);
 }
 
 int hm_call(hm_module *mod, void *request)
@@ -97,30 +110,22 @@ int hm_call(hm_module *mod, void *request)
 }
 
 /*
- * hm_dispatch() for the current version of path, protected by this
- * thread's hazard slot instead of a reference (hazard_linux.c).  Returns
- * false, having done nothing, when it cannot: then hm_dispatch() takes a
- * reference the usual way.
+ * hm_dispatch() of e's current version, protected by this thread's hazard
+ * slot instead of a reference (hazard_linux.c).  Returns false, having
+ * done nothing, when it cannot: then hm_dispatch() takes a reference the
+ * usual way.
  */
 __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader *l,
-	const char *path, void *request, int *rc)
+	struct hm__entry *e, void *request, int *rc)
 {
 	struct hm__thread *self = hm__self();
 	struct hm__hazards *hz = self->hz;
-	struct hm__entry *e;
 	struct hm_module *v;
-	size_t len;
 
 	if (self->depth >= HM__HAZARDS)
 		return false;
 	if (!hz && (self->hz_failed || !(hz = hm__hazards_attach(self))))
 		return false;
-	e = hm__find_request(l, &path, &len);
-	if (!e || e->is_global)
-		return false;
-	if (l->check_ns >= 0 &&
-	    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
-		hm__check_on_request(e);
 	/* acquire: pairs with the exchange that published v */
 	v = atomic_load_explicit(&e->current, memory_order_acquire);
 	if (!v)
@@ -149,16 +154,20 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 
 int hm_dispatch(hm_loader *l, const char *path, void *request)
 {
+	struct hm__entry *e;
 	hm_module *mod;
+	size_t len;
 	int rc;
 
 	if (!l || !path)
 		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
-	if (hm__dispatch_hazard(l, path, request, &rc))
+	/* Looked up once, whichever way the version is then held. */
+	e = hm__request_entry(l, &path, &len);
+	if (e && hm__dispatch_hazard(l, e, request, &rc))
 		return rc;
-	if ((rc = hm__get(l, path, &mod)) < 0)
+	if ((rc = hm__get_entry(l, e, path, len, &mod)) < 0)
 		return rc;
 	rc = hm__call(l, mod, request);
 	hm__put(mod);
