@@ -137,6 +137,15 @@ int logged(const char *needle)
 	return found;
 }
 
+int logged_in_order(const char *first, const char *then)
+{
+	pthread_mutex_lock(&log_mu);
+	const char *a = strstr(log_buf, first);
+	int found = a && strstr(a + strlen(first), then) != NULL;
+	pthread_mutex_unlock(&log_mu);
+	return found;
+}
+
 static bool wait_in(const char *buf, const char *needle)
 {
 	struct timespec deadline;

@@ -26,6 +26,8 @@ char *at(const char *root, const char *rel);
 hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms);
 /* Lines logged by loaders opened with open_loader, for assertions. */
 int logged(const char *needle);
+/* first was logged, and then, later, then (other lines may come between). */
+int logged_in_order(const char *first, const char *then);
 /* Wait until a loader logged a line containing needle; false after a
  * generous bound (the test then fails instead of hanging). */
 bool wait_logged(const char *needle);
