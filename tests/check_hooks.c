@@ -210,9 +210,5 @@ static Suite *hooks_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hooks_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(hooks_suite(), CK_NORMAL);
 }

@@ -1924,10 +1924,7 @@ int main(void)
 		fprintf(stderr, "check_httpd: curl_global_init failed\n");
 		return EXIT_FAILURE;
 	}
-	SRunner *sr = srunner_create(httpd_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int rc = run_suite(httpd_suite(), CK_NORMAL);
 	curl_global_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return rc;
 }

@@ -1386,13 +1386,7 @@ static Suite *load_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(load_suite());
-	int failed;
-
 	/* Directories made by mkdir -p must not come out group-writable. */
 	umask(022);
-	srunner_run_all(sr, CK_VERBOSE);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(load_suite(), CK_VERBOSE);
 }

@@ -673,9 +673,5 @@ static Suite *reload_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(reload_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(reload_suite(), CK_NORMAL);
 }

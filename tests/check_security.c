@@ -1227,12 +1227,6 @@ static Suite *security_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(security_suite());
-	int failed;
-
 	umask(022);
-	srunner_run_all(sr, CK_VERBOSE);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(security_suite(), CK_VERBOSE);
 }

@@ -238,3 +238,13 @@ bool gate_wait(struct gate *g, int n)
 	pthread_mutex_unlock(&g->mu);
 	return ok;
 }
+
+int run_suite(Suite *s, enum print_output mode)
+{
+	SRunner *sr = srunner_create(s);
+
+	srunner_run_all(sr, mode);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

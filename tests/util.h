@@ -54,4 +54,7 @@ struct gate {
 void gate_add(struct gate *g, int n);
 bool gate_wait(struct gate *g, int n); /* until value >= n */
 
+/* Run every test of s, print as mode says; EXIT_SUCCESS if none failed. */
+int run_suite(Suite *s, enum print_output mode);
+
 #endif
