@@ -337,6 +337,15 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			rc = hm__fail(e->last_code, "%s", e->last_msg);
 			break;
 		}
+		if (hm__watch_busy(l, e->key)) {
+			/* Its writer is not done: a copy now could be a prefix that
+			 * holds every segment (the section headers come last), and
+			 * load, to be replaced when the write ends.  The watcher
+			 * loads it then. */
+			rc = hm__fail(HM_ECHANGED, "%s: being written: it loads when its "
+						   "writer is done", e->key);
+			break;
+		}
 		rc = hm__load_locked(e, &id, force ? HM__R_RETRY : 0, put, &note);
 		force = false; /* one forced attempt */
 		pthread_mutex_unlock(&e->lock);

@@ -309,6 +309,42 @@ START_TEST(test_touch_and_chmod_load_nothing)
 }
 END_TEST
 
+/*
+ * A request for a module with no version must not load its file while a
+ * writer still has it open: everything written so far may already hold
+ * every loadable segment (the section headers come last), so the copy
+ * would load, and be replaced when the write ends.  The request gets
+ * HM_ECHANGED; once the writer closes, the file serves as version 1.
+ */
+START_TEST(test_a_file_still_being_written_is_not_loaded_by_a_request)
+{
+	char *path = at(root, "m.so");
+	uint64_t version = 0;
+	char buf[65536];
+	ssize_t n;
+
+	deploy_cp("probe_v1", root, "n.so");
+	l = open_watching(HM_OPEN_PRELOAD);
+	int in = open(fixture("probe_v1"), O_RDONLY);
+	int out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		ck_assert_int_eq(write(out, buf, (size_t)n), n); /* all of it, still open */
+	close(in);
+	/* A later change proves the watcher has read the events above. */
+	deploy_mv("probe_v2", root, "n.so");
+	ck_assert(wait_logged("n.so version 2 loaded"));
+	ck_assert_int_eq(serve("m", NULL), HM_ECHANGED);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "being written"));
+
+	ck_assert_int_eq(close(out), 0);
+	ck_assert(wait_logged("m.so version 1 loaded"));
+	ck_assert_int_eq(serve("m", &version), 1);
+	ck_assert_uint_eq(version, 1);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_deleted_module_stops_serving_and_returns_when_readded)
 {
 	char *path = at(root, "m.so");
@@ -653,6 +689,7 @@ static Suite *reload_suite(void)
 	tcase_add_test(w, test_wrong_abi_never_replaces_the_working_version);
 	tcase_add_test(w, test_touch_and_chmod_load_nothing);
 	tcase_add_test(w, test_deleted_module_stops_serving_and_returns_when_readded);
+	tcase_add_test(w, test_a_file_still_being_written_is_not_loaded_by_a_request);
 	tcase_add_test(w, test_new_subdirectory_with_modules_is_watched_and_loaded);
 	tcase_add_test(w, test_new_global_serves_new_requests_while_old_pair_finishes);
 	suite_add_tcase(s, w);
