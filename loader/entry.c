@@ -475,21 +475,22 @@ void hm__entry_drop_each(struct hm__entry *e, void *arg)
 int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
 {
 	hm_loader *l = e->loader;
-	size_t glen = strlen(l->global_name);
-	char key[HM__PATH_MAX + 256];
+	char key[HM__KEY_MAX + 1];
 	struct hm__fileid id;
-	int rc;
+	int rc, len;
 
 	*out = NULL;
 	if (e->is_global)
 		return 0;
-	memcpy(key, e->key, e->dir_len);
-	memcpy(key + e->dir_len, l->global_name, glen);
-	key[e->dir_len + glen] = '\0';
-	if ((*out = hm__table_find(l, key, e->dir_len + glen)) != NULL)
+	/* Every entry's key passed the rule, so this fits; if it did not, the
+	 * module fails to load, with the reason, instead of overflowing. */
+	if ((len = hm__global_key(key, sizeof key, e->key, e->key_len, l->global_name)) < 0)
+		return hm__fail(HM_EBADPATH, "%s: its global module's key: %s", e->key,
+			hm__name_why(len));
+	if ((*out = hm__table_find(l, key, (size_t)len)) != NULL)
 		return 0;
 	/* Entries only for files that exist: hostile names cannot grow the table. */
 	if ((rc = hm__stat_key(l, key, &id)) < 0)
 		return rc == HM_ENOENT ? 0 : rc;
-	return hm__table_insert(l, key, e->dir_len + glen, true, out);
+	return hm__table_insert(l, key, (size_t)len, true, out);
 }

@@ -1,5 +1,10 @@
 /*
  * error.c - error codes, the per-thread message, logging, version queries.
+ *
+ * Messages quote names, dlerror() text and module strings, any of which may
+ * hold any byte: what is stored for hm_errmsg() and what is handed to the
+ * log callback is escaped (names.h), so that no message forges a log line
+ * or drives a terminal, whatever its source.
  */
 #include "internal.h"
 
@@ -53,24 +58,28 @@ const char *hm__msg(void)
 
 int hm__fail(int code, const char *fmt, ...)
 {
+	/* Formatted apart: an argument may be this thread's message itself. */
+	char raw[HM__MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(hm__errbuf, sizeof hm__errbuf, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	hm__escape(hm__errbuf, sizeof hm__errbuf, raw, strlen(raw));
 	return code;
 }
 
 void hm__log(const hm_loader *l, int level, const char *fmt, ...)
 {
-	char buf[HM__MSG_MAX + 128];
+	char raw[HM__MSG_MAX + 128], buf[2 * sizeof raw];
 	va_list ap;
 
 	if (!l->log)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	hm__escape(buf, sizeof buf, raw, strlen(raw));
 	l->log(l->log_arg, level, buf);
 }
 

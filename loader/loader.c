@@ -74,9 +74,10 @@ static int hm__options_check(const struct hm_options *o)
 
 	if (!o->root || !*o->root)
 		return hm__fail(HM_EINVAL, "hm_open: options.root is required");
-	if (!g || !*g || strchr(g, '/') || g[0] == '.' || strlen(g) > 255)
+	if (!g || !hm__global_name_ok(g))
 		return hm__fail(HM_EINVAL, "hm_open: options.global_name must be a "
-					   "plain file name");
+					   "plain file name: 1 to " HM__NUM(HM__NAME_MAX)
+					   " bytes of [A-Za-z0-9._-], not starting with '.'");
 	if (o->check_interval_ms < HM_CHECK_NEVER)
 		return hm__fail(HM_EINVAL, "hm_open: options.check_interval_ms is %d",
 			o->check_interval_ms);
@@ -289,7 +290,7 @@ static void hm__busy_leave(hm_loader *l)
 static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 	struct hm__entry *e, hm_module **out, bool force)
 {
-	char key[HM__PATH_MAX + 4];
+	char key[HM__KEY_MAX + 1];
 	struct hm__fileid id;
 	int rc;
 
@@ -299,8 +300,8 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 	if (!e || e->is_global) {
 		if ((rc = hm__path_check(path, len, l->global_name)) < 0)
 			return rc;
-		memcpy(key, path, len);
-		memcpy(key + len, ".so", 4);
+		if (hm__path_key(key, sizeof key, path, len) < 0) /* cannot be: checked */
+			return hm__fail(HM_EBADPATH, "module path: too long");
 		/* Entries only for files that exist: hostile names cannot grow
 		 * the table. */
 		if ((rc = hm__stat_key(l, key, &id)) < 0)

@@ -75,8 +75,14 @@ struct hm__batch {
 		int flags;
 	} *keys;
 	size_t n, cap;
-	char **dirs; /* new directories to watch and scan */
-	size_t ndirs, capdirs;
+	/* Names that came in and need work with no lock held: new directories
+	 * to check, watch and scan; files refused by the name rule, to log. */
+	struct hm__batch_name {
+		char *dir; /* a watched directory: "" or "a/b/" */
+		char *name;
+		bool is_dir;
+	} *names;
+	size_t nnames, capnames;
 	bool rescan;
 	/* Logged after the watcher lock is dropped. */
 	bool root_removed;
@@ -134,14 +140,17 @@ static void hm__wdir_remove(struct hm__watch *w, struct hm__wdir *d)
 	*d = w->dirs[--w->ndirs];
 }
 
-/* Watch dir ("" or "a/b/"); failures are logged, the rest still works. */
+/* Watch dir ("" or "a/b/", checked by hm__subdir_key); failures are
+ * logged, the rest still works. */
 static bool hm__watch_add(hm_loader *l, const char *dir)
 {
 	struct hm__watch *w = l->watch;
-	char path[PATH_MAX];
+	char path[sizeof "/proc/self/fd//" + 12 + HM__DIR_MAX];
 	int wd;
 
-	snprintf(path, sizeof path, "/proc/self/fd/%d/%s", l->rootfd, dir);
+	if ((size_t)snprintf(path, sizeof path, "/proc/self/fd/%d/%s", l->rootfd, dir) >=
+	    sizeof path)
+		return false; /* cannot be: dir holds at most HM__DIR_MAX bytes */
 	wd = inotify_add_watch(w->fd, path, HM__WATCH_MASK);
 	if (wd < 0) {
 		hm__log(l, HM_LOG_WARN, "%s: cannot watch %s: %s%s", l->root,
@@ -259,27 +268,34 @@ static void hm__pending_add(hm_loader *l, const char *key, int flags)
 		hm__log(l, HM_LOG_ERROR, "%s: out of memory: a removal may be missed", key);
 }
 
-static bool hm__is_global_key(const hm_loader *l, const char *key)
+/*
+ * A name in dir that the rule refuses (a byte a request cannot hold, too
+ * long, too deep): skipped, and said in the log - at most HM__SKIP_BURST
+ * lines a minute, since anyone who can write into a served directory can
+ * make up names.  The name is escaped like every logged byte.
+ */
+#define HM__SKIP_BURST 8
+#define HM__SKIP_WINDOW_NS (60 * (int64_t)1000000000)
+static void hm__skip_log(hm_loader *l, const char *dir, const char *name, bool is_dir,
+	int why)
 {
-	const char *base = strrchr(key, '/');
-	return strcmp(base ? base + 1 : key, l->global_name) == 0;
-}
+	int64_t now = hm__now();
+	long long start = atomic_load_explicit(&l->skip_window, memory_order_relaxed);
 
-/* A file a request could name: "a/b.so" with plain segments, not the global. */
-static bool hm__module_key_ok(const hm_loader *l, const char *key, size_t len)
-{
-	char copy[PATH_MAX];
-
-	if (len <= 3 || len >= sizeof copy || strcmp(key + len - 3, ".so") != 0 ||
-	    hm__is_global_key(l, key))
-		return false;
-	memcpy(copy, key, len - 3);
-	copy[len - 3] = '\0';
-	char *save = NULL;
-	for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
-		if (!hm__segment_ok(seg))
-			return false;
-	return true;
+	/* relaxed: a count, not a guard; a race costs a line more or less */
+	if (now - start >= HM__SKIP_WINDOW_NS &&
+	    atomic_compare_exchange_strong_explicit(&l->skip_window, &start, now,
+		    memory_order_relaxed, memory_order_relaxed))
+		atomic_store_explicit(&l->skip_logged, 0, memory_order_relaxed);
+	unsigned n = atomic_fetch_add_explicit(&l->skip_logged, 1, memory_order_relaxed);
+	if (n < HM__SKIP_BURST)
+		/* The reason first: a long name may be cut off the line. */
+		hm__log(l, HM_LOG_WARN, "%s: skipped %s (%s): \"%s%s%s\"", l->root,
+			is_dir ? "directory" : "file", hm__name_why(why), dir, name,
+			is_dir ? "/" : "");
+	else if (n == HM__SKIP_BURST)
+		hm__log(l, HM_LOG_WARN, "%s: more names are skipped; not logged for a "
+					"minute", l->root);
 }
 
 static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
@@ -320,11 +336,16 @@ static void hm__rebind_one(struct hm__entry *e, void *arg)
 static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 {
 	size_t len = strlen(key);
-	bool global = hm__is_global_key(l, key);
-	struct hm__entry *e = hm__table_find(l, key, len);
+	/* Built by hm__file_key already: checked again, as a second defence. */
+	int kind = hm__key_kind(key, len, l->global_name);
+	bool global = kind == HM__KEY_GLOBAL;
+	struct hm__entry *e;
 	struct hm__fileid id;
 	hm_module *v;
 
+	if (kind < 0)
+		return;
+	e = hm__table_find(l, key, len);
 	if (!e && global && !preload) {
 		/* Not loaded: modules of its directory that are loaded find
 		 * and load it when they are rebound; others will on their load. */
@@ -335,9 +356,6 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 	}
 	if (!e) {
 		if (!preload)
-			return;
-		/* Only names a request could ask for become module entries. */
-		if (!global && !hm__module_key_ok(l, key, len))
 			return;
 		/* A file of the tree that is refused (a link out of the root) gets
 		 * an entry too, so that the status shows why: the tree is bounded,
@@ -365,9 +383,13 @@ static int hm__opendir_beneath(const hm_loader *l, const char *dir)
 {
 	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS};
-	char path[PATH_MAX];
+	char path[HM__DIR_MAX + 1];
 	size_t n = strlen(dir);
 
+	if (n > HM__DIR_MAX) { /* cannot be: checked by hm__subdir_key */
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	if (n == 0) {
 		snprintf(path, sizeof path, ".");
 	} else { /* without the trailing '/' */
@@ -376,17 +398,35 @@ static int hm__opendir_beneath(const hm_loader *l, const char *dir)
 	return (int)syscall(SYS_openat2, l->rootfd, path, &how, sizeof how);
 }
 
-/*
- * Watch dir, then list it (in that order: a file created in between is seen
- * by one or the other), look at each module file, globals first, and
- * descend.  Symbolic links to directories are not followed.
- */
-static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
+static void hm__scan_dir(hm_loader *l, const char *dir, bool preload);
+
+/* The subdirectory name of dir (found by a scan or an event): only one a
+ * request could name a file in is watched and scanned. */
+static void hm__scan_sub(hm_loader *l, const char *dir, const char *name, bool preload)
 {
-	char key[PATH_MAX];
+	char sub[HM__DIR_MAX + 1];
+	int n = hm__subdir_key(sub, sizeof sub, dir, strlen(dir), name);
+
+	if (n < 0)
+		hm__skip_log(l, dir, name, true, n);
+	else
+		hm__scan_dir(l, sub, preload);
+}
+
+/*
+ * Watch dir ("" or "a/b/", checked), then list it (in that order: a file
+ * created in between is seen by one or the other), look at each module
+ * file, globals first, and descend.  Symbolic links to directories are not
+ * followed.  Every key comes from hm__file_key: what the rule refuses is
+ * skipped, and said.
+ */
+static void hm__scan_dir(hm_loader *l, const char *dir, bool preload)
+{
+	char key[HM__KEY_MAX + 1];
+	size_t dir_len = strlen(dir);
 	struct dirent *de;
 	DIR *d;
-	int fd;
+	int fd, kind, n;
 
 	if (l->watch)
 		hm__watch_add(l, dir);
@@ -398,12 +438,11 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 				*dir ? dir : "the root", strerror(errno));
 		return;
 	}
-	snprintf(key, sizeof key, "%s%s", dir, l->global_name);
-	hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
+	if (hm__file_key(key, sizeof key, dir, dir_len, l->global_name, l->global_name,
+		    &kind) >= 0)
+		hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
-			continue;
-		if ((size_t)snprintf(key, sizeof key, "%s%s", dir, de->d_name) >= sizeof key)
 			continue;
 		bool is_dir = de->d_type == DT_DIR;
 		if (de->d_type == DT_UNKNOWN) { /* file systems without d_type */
@@ -411,14 +450,16 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 			is_dir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 				 S_ISDIR(st.st_mode);
 		}
-		if (!is_dir) {
-			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
-		} else if (depth + 1 < HM__SEGMENTS_MAX &&
-			   hm__segment_ok(de->d_name)) {
-			/* only directories a request could name */
-			strcat(key, "/");
-			hm__scan_dir(l, key, depth + 1, preload);
+		if (is_dir) {
+			hm__scan_sub(l, dir, de->d_name, preload);
+			continue;
 		}
+		n = hm__file_key(key, sizeof key, dir, dir_len, de->d_name, l->global_name,
+			&kind);
+		if (n >= 0)
+			hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
+		else if (n != HM__NAME_NOTMOD)
+			hm__skip_log(l, dir, de->d_name, false, n);
 	}
 	closedir(d);
 }
@@ -432,7 +473,7 @@ static void hm__refresh_each(struct hm__entry *e, void *arg)
 
 void hm__scan(hm_loader *l, bool preload)
 {
-	hm__scan_dir(l, "", 0, preload);
+	hm__scan_dir(l, "", preload);
 	/* Files under directories that went away are not in the scan. */
 	hm__table_each(l, hm__refresh_each, NULL);
 }
@@ -443,10 +484,12 @@ static void hm__batch_free(struct hm__batch *b)
 {
 	for (size_t i = 0; i < b->n; i++)
 		free(b->keys[i].key);
-	for (size_t i = 0; i < b->ndirs; i++)
-		free(b->dirs[i]);
+	for (size_t i = 0; i < b->nnames; i++) {
+		free(b->names[i].dir);
+		free(b->names[i].name);
+	}
 	free(b->keys);
-	free(b->dirs);
+	free(b->names);
 }
 
 static void hm__batch_key(struct hm__batch *b, const char *key, int flags)
@@ -463,20 +506,21 @@ static void hm__batch_key(struct hm__batch *b, const char *key, int flags)
 	b->keys[b->n++] = (struct hm__batch_key){.key = copy, .flags = flags};
 }
 
-static void hm__batch_dir(struct hm__batch *b, const char *dir, const char *name)
+/* A name in the watched dir, checked (and scanned or logged) after the lock. */
+static void hm__batch_name(struct hm__batch *b, const char *dir, const char *name,
+	bool is_dir)
 {
-	char *copy;
+	char *dcopy = strdup(dir), *ncopy = strdup(name);
 
-	if (asprintf(&copy, "%s%s/", dir, name) < 0) {
+	if (!dcopy || !ncopy ||
+	    !hm__grow((void **)&b->names, &b->capnames, b->nnames, sizeof *b->names)) {
+		free(dcopy);
+		free(ncopy);
 		b->rescan = true;
 		return;
 	}
-	if (!hm__grow((void **)&b->dirs, &b->capdirs, b->ndirs, sizeof *b->dirs)) {
-		free(copy);
-		b->rescan = true;
-		return;
-	}
-	b->dirs[b->ndirs++] = copy;
+	b->names[b->nnames++] =
+		(struct hm__batch_name){.dir = dcopy, .name = ncopy, .is_dir = is_dir};
 }
 
 /* Sort one event into the batch; w->lock held. */
@@ -506,17 +550,21 @@ static void hm__event(hm_loader *l, const struct inotify_event *ev, struct hm__b
 		return;
 	if (ev->mask & IN_ISDIR) {
 		if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-			hm__batch_dir(b, d->dir, ev->name);
+			hm__batch_name(b, d->dir, ev->name, true);
 		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 			b->rescan = true; /* removed or moved away: its files too */
 		return; /* ATTRIB of a directory changes no module */
 	}
-	size_t n = strlen(ev->name);
-	if (strcmp(ev->name, l->global_name) != 0 &&
-	    (n <= 3 || strcmp(ev->name + n - 3, ".so") != 0))
+	/* Only a module or a global, by the rule; another ".so" is said once
+	 * it is complete (a name, not a write, is what is wrong). */
+	char key[HM__KEY_MAX + 1];
+	int kind, n = hm__file_key(key, sizeof key, d->dir, strlen(d->dir), ev->name,
+		l->global_name, &kind);
+	if (n < 0) {
+		if (n != HM__NAME_NOTMOD && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
+			hm__batch_name(b, d->dir, ev->name, false);
 		return;
-	char key[PATH_MAX];
-	snprintf(key, sizeof key, "%s%s", d->dir, ev->name);
+	}
 	/*
 	 * Events come in order; a file's last one says what to do.  A file
 	 * being written (CREATE, MODIFY) is looked at when its writer is done
@@ -619,17 +667,21 @@ static int hm__watch_run(hm_loader *l)
 					"or a directory went away)", l->root);
 		hm__scan(l, preload);
 	} else {
-		for (size_t i = 0; i < b.ndirs; i++) {
-			int depth = 0; /* segments above it: "a/b/" is at depth 2 */
-			for (const char *p = b.dirs[i]; *p; p++)
-				depth += *p == '/';
-			if (depth < HM__SEGMENTS_MAX)
-				hm__scan_dir(l, b.dirs[i], depth, preload);
+		for (size_t i = 0; i < b.nnames; i++) {
+			struct hm__batch_name *bn = &b.names[i];
+			char key[HM__KEY_MAX + 1];
+			int kind;
+			if (bn->is_dir)
+				hm__scan_sub(l, bn->dir, bn->name, preload);
+			else
+				hm__skip_log(l, bn->dir, bn->name, false,
+					hm__file_key(key, sizeof key, bn->dir, strlen(bn->dir),
+						bn->name, l->global_name, &kind));
 		}
 		for (size_t i = 0; i < b.n; i++)
 			hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
 	}
-	handled = (int)(b.n + b.ndirs) + b.rescan;
+	handled = (int)(b.n + b.nnames) + b.rescan;
 	hm__batch_free(&b);
 	return handled;
 }
@@ -783,7 +835,7 @@ int hm__watch_start(hm_loader *l, int mode)
 	}
 	/* Watch every directory now; hm_open() preloads after, if asked. */
 	if (!(l->flags & HM_OPEN_PRELOAD))
-		hm__scan_dir(l, "", 0, false);
+		hm__scan_dir(l, "", false);
 	return 0;
 }
 

@@ -8,6 +8,8 @@
  */
 #include "server.h"
 
+#include "names.h"
+
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -50,9 +52,14 @@ static const char usage[] =
 
 static bool verbose;
 
+/*
+ * Every line is escaped (loader/names.h): its arguments may hold a file
+ * name, a module's message or a client's bytes, and a newline there must
+ * not forge a line, nor ESC drive the operator's terminal.
+ */
 void srv_log(const char *level, const char *fmt, ...)
 {
-	char msg[1024], when[32];
+	char raw[1024], msg[2 * sizeof raw], when[32];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -61,8 +68,9 @@ void srv_log(const char *level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	hm__escape(msg, sizeof msg, raw, strlen(raw));
 	/* One write per line, so that lines from threads never interleave. */
 	fprintf(stderr, "%s %s: %s\n", when, level, msg);
 }

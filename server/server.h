@@ -33,7 +33,8 @@ struct srv {
 	int (*serve)(struct srv *s, const char *path, hm_http *r);
 };
 
-/* Log a line to stderr with a time stamp: "2026-11-22T10:00:00Z level: msg". */
+/* Log a line to stderr with a time stamp: "2026-11-22T10:00:00Z level: msg",
+ * every byte outside printable ASCII and UTF-8 escaped (loader/names.h). */
 void srv_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* hm_options.log for the loader. */
 void srv_loader_log(void *arg, int level, const char *msg);

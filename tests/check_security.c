@@ -38,6 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "names.h" /* hm__escape: loader/escape.c is compiled in */
+
 /* ---- interposed libc calls ---------------------------------------------- */
 
 /* Armed: the loader's next open of "/proc/self/fd/N" opens this instead. */
@@ -295,6 +297,344 @@ START_TEST(test_requests_for_missing_or_bad_paths_leave_no_entry_behind)
 	hm_status_free(st);
 	close_loader(l, &app);
 	rmroot(root);
+}
+END_TEST
+
+/* ---- names: one rule on every way in, and escaped messages -------------------- */
+
+/* levels directories of 250 bytes under the root, then tail: a relative path. */
+static char *deep_path(int levels, const char *tail)
+{
+	char *p = malloc((size_t)levels * 251 + strlen(tail) + 1), *o = p;
+
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < levels; i++, o += 251) {
+		memset(o, 'a' + i, 250);
+		o[250] = '/';
+	}
+	strcpy(o, tail);
+	return p;
+}
+
+/* A byte no log line may hold: C0, DEL, C1 as UTF-8, or a byte that is
+ * not UTF-8 (a raw C1 byte among them). */
+static bool has_raw_control(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p;
+		size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
+			c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		if (c < 0x20 || c == 0x7f || n == 0 || (c == 0xc2 && p[1] <= 0x9f))
+			return true;
+		for (size_t k = 1; k < n; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				return true;
+		p += n;
+	}
+	return false;
+}
+
+/* The suite's logger, after counting the lines that hold a raw control
+ * byte and those that say a name was skipped. */
+static atomic_int raw_lines, skip_lines;
+static void strict_log(void *arg, int level, const char *msg)
+{
+	if (has_raw_control(msg)) {
+		atomic_fetch_add(&raw_lines, 1);
+		fprintf(stderr, "a log line holds a raw control byte: ");
+		for (const char *p = msg; *p; p++)
+			fprintf(stderr, "%02x", (unsigned char)*p);
+		fputc('\n', stderr);
+	}
+	if (strstr(msg, ": skipped ") || strstr(msg, "more names are skipped"))
+		atomic_fetch_add(&skip_lines, 1);
+	test_log_fn()(arg, level, msg);
+}
+
+static hm_loader *open_strict(const char *root, struct fx_app *app, int watch,
+	unsigned flags)
+{
+	struct hm_options o;
+	hm_loader *l = NULL;
+
+	log_reset();
+	atomic_store(&raw_lines, 0);
+	atomic_store(&skip_lines, 0);
+	hm_options_init(&o);
+	o.root = root;
+	o.app = app;
+	o.log = strict_log;
+	o.check_interval_ms = HM_CHECK_NEVER;
+	o.watch = watch;
+	o.removal_delay_ms = 0;
+	o.flags = flags;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	app->loader = l;
+	return l;
+}
+
+static size_t module_count(hm_loader *l)
+{
+	struct hm_status *st;
+	size_t n;
+
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	n = st->nmodules;
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(!has_raw_control(st->modules[i].path) &&
+				      !has_raw_control(st->modules[i].last_error_msg ?
+							       st->modules[i].last_error_msg : ""),
+			"status entry %zu holds a raw control byte", i);
+	hm_status_free(st);
+	return n;
+}
+
+/*
+ * KNOWN BUG before issue 10: the global module's key was built in a
+ * buffer of 1,280 bytes from a directory of up to PATH_MAX: six nested
+ * directories of 250 bytes with a module inside overflowed the stack at
+ * preload (hotmod-httpd died at start).  Now a directory is scanned only
+ * if a request could name a file in it (names.h), and the one that is not
+ * is said in the log; the deepest one a request can name still serves.
+ */
+START_TEST(test_deep_directories_are_skipped_at_preload_not_overflowed)
+{
+	char *root = mkroot(), *deep = deep_path(6, "x.so"), *deep_global = deep_path(6,
+		"_global.so"), *served = deep_path(4, "y.so");
+	struct fx_app app = {0};
+	hm_loader *l;
+
+	deploy_cp("probe_v1", root, deep);
+	deploy_cp("global_v1", root, deep_global);
+	deploy_cp("probe_v1", root, served);
+	l = open_strict(root, &app, HM_WATCH_STAT, HM_OPEN_PRELOAD);
+	ck_assert(logged("skipped directory (a request cannot name it: a path is at most "
+			 "1024 bytes"));
+	served[strlen(served) - 3] = '\0'; /* 1,005 bytes: within the limit */
+	assert_serves(l, served, 1);
+	deep[strlen(deep) - 3] = '\0';
+	assert_fails(dispatch(l, deep), HM_EBADPATH, "longer than 1024 bytes");
+	ck_assert_uint_eq(module_count(l), 1);
+	ck_assert_int_eq(atomic_load(&raw_lines), 0);
+	close_loader(l, &app);
+	free(deep);
+	free(deep_global);
+	free(served);
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * The same shapes made while the watcher runs, by someone who can only
+ * create directories: each is skipped with a line that says why, and the
+ * watcher thread goes on (it crashed on the deep one before issue 10).
+ * Every shape of name over the rule: a path too long, a segment too long,
+ * too many segments, a module's name too long.
+ */
+START_TEST(test_deep_or_long_names_made_after_start_are_skipped_by_the_watcher)
+{
+	char seg251[252], file251[260], sixteen[64] = "";
+	char *deep = deep_path(6, "x.so"), *deep_global = deep_path(6, "_global.so");
+	memset(seg251, 'l', 251);
+	seg251[251] = '\0';
+	snprintf(file251, sizeof file251, "%s.so", seg251);
+	for (int i = 0; i < 16; i++) /* "a/b/.../p/": sixteen directories */
+		snprintf(sixteen + strlen(sixteen), sizeof sixteen - strlen(sixteen), "%c/",
+			'a' + i);
+	strcat(sixteen, "q.so");
+	char long_dir[300];
+	snprintf(long_dir, sizeof long_dir, "%s/z.so", seg251);
+	const struct {
+		const char *rel, *rel2, *says;
+	} shapes[] = {
+		{deep, deep_global, "skipped directory (a request cannot name it: a path is "
+				    "at most 1024 bytes"},
+		{long_dir, NULL, "skipped directory (a request cannot name it: a name is at "
+				 "most 250 bytes"},
+		{sixteen, NULL, "skipped directory (a request cannot name it: a path has at "
+				"most 16 segments)"},
+		{file251, NULL, "skipped file (a request cannot name it: a name is at most "
+				"250 bytes"},
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		char *root = mkroot();
+		struct fx_app app = {0};
+		hm_loader *l = open_strict(root, &app, HM_WATCH_INOTIFY, HM_OPEN_PRELOAD);
+
+		deploy_cp("probe_v1", root, shapes[i].rel);
+		if (shapes[i].rel2)
+			deploy_cp("global_v1", root, shapes[i].rel2);
+		ck_assert_msg(wait_logged(shapes[i].says), "shape %zu not said", i);
+		deploy_cp("probe_v1", root, "after.so"); /* the watcher goes on */
+		ck_assert(wait_logged("after.so version 1 loaded"));
+		ck_assert_uint_eq(module_count(l), 1);
+		ck_assert_int_eq(atomic_load(&raw_lines), 0);
+		close_loader(l, &app);
+		rmroot(root);
+	}
+	free(deep);
+	free(deep_global);
+}
+END_TEST
+
+/*
+ * Anyone who can write into a served directory can make up names by the
+ * thousand: the lines that say so are a few a minute, not one a name.
+ */
+START_TEST(test_made_up_names_are_said_a_few_times_not_once_each)
+{
+	char *root = mkroot(), rel[64];
+	struct fx_app app = {0};
+	hm_loader *l;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(rel, sizeof rel, "bad name %d/m.so", i);
+		deploy_cp("probe_v1", root, rel);
+	}
+	l = open_strict(root, &app, HM_WATCH_STAT, HM_OPEN_PRELOAD);
+	ck_assert(logged("more names are skipped"));
+	ck_assert_int_le(atomic_load(&skip_lines), 9);
+	ck_assert_int_eq(hm_rescan(l), 0);
+	ck_assert_int_le(atomic_load(&skip_lines), 9);
+	ck_assert_uint_eq(module_count(l), 0);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * KNOWN BUG before issue 10: a directory made while the watcher runs was
+ * watched and scanned whatever its name, and its global module's key was
+ * never checked: a name with a newline and ESC put a forged line and an
+ * escape sequence into the log ("... _global.so version 1 loaded").  Now
+ * such a directory is skipped, said once, escaped; a file name like it is
+ * skipped too; and no log line holds a raw control byte.
+ */
+START_TEST(test_names_with_control_bytes_forge_no_log_line)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l;
+
+	deploy_cp("probe_v1", root, "pub/m.so");
+	l = open_strict(root, &app, HM_WATCH_INOTIFY, HM_OPEN_PRELOAD);
+	deploy_cp("global_v1", root, "pub/x\n<forged line>\x1b]0;title\a/_global.so");
+	deploy_cp("probe_v1", root, "pub/x\n<forged line>\x1b]0;title\a/m.so");
+	deploy_cp("probe_v1", root, "pub/c1\xc2\x9b" "31m/m.so");
+	deploy_cp("probe_v1", root, "pub/e\x1b[31m.so");
+	ck_assert(wait_logged("\"pub/x\\n<forged line>\\x1b]0;title\\x07/\""));
+	ck_assert(wait_logged("\"pub/c1\\u009b31m/\""));
+	ck_assert(wait_logged("skipped file (a request cannot name it: a name is "
+			      "[A-Za-z0-9._-], not starting with '.'): \"pub/e\\x1b[31m.so\""));
+	deploy_cp("probe_v1", root, "after.so"); /* after the names, in the queue */
+	ck_assert(wait_logged("after.so version 1 loaded"));
+	ck_assert_int_eq(atomic_load(&raw_lines), 0);
+	ck_assert_uint_eq(module_count(l), 2); /* pub/m.so, after.so */
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * The second defence: whatever a message quotes (here the root's name,
+ * which the operator chose) is escaped in hm_errmsg() and in the log; and
+ * options.global_name follows the rule of names.
+ */
+START_TEST(test_messages_escape_control_bytes_wherever_they_come_from)
+{
+	char *parent = mkroot(), *root = at(parent, "r\n<forged>\x1b[2J\xc2\x85\x7f");
+	struct fx_app app = {0};
+	struct hm_options o;
+	hm_loader *l;
+
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	l = open_strict(root, &app, HM_WATCH_STAT, 0);
+	ck_assert_int_eq(dispatch(l, "missing"), HM_ENOENT);
+	ck_assert_msg(!has_raw_control(hm_errmsg()), "raw control byte in: %s", hm_errmsg());
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/r\\n<forged>\\x1b[2J\\u0085\\x7f"));
+	close_loader(l, &app);
+
+	hm_options_init(&o);
+	o.root = parent;
+	o.global_name = "_glo\nbal.so";
+	assert_fails(hm_open(&l, &o), HM_EINVAL, "global_name must be a plain file name");
+	o.global_name = "_global .so";
+	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+	ck_assert_int_eq(rmdir(root), 0);
+	free(root);
+	rmroot(parent);
+}
+END_TEST
+
+/*
+ * hm__escape (loader/names.h), the one escaping of the library, the server
+ * and the tool, fed hostile bytes: every control byte, C1 raw and as
+ * UTF-8, invalid UTF-8 of every kind, overlong forms, surrogates, cut
+ * sequences; valid text passes unchanged, escaping twice changes nothing,
+ * and a short buffer cuts between escapes and characters, never inside.
+ */
+START_TEST(test_escaping_leaves_no_control_byte_and_passes_text_unchanged)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} cases[] = {
+#define C(in, out) {in, sizeof in - 1, out}
+		C("plain/text_1.so - ok", "plain/text_1.so - ok"),
+		C("a\nb\rc\td", "a\\nb\\rc\\td"),
+		C("\x1b]0;title\a", "\\x1b]0;title\\x07"),
+		C("nul\0del\x7f", "nul\\x00del\\x7f"),
+		C("\x01\x1f", "\\x01\\x1f"),
+		C("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80"),
+		C("\xc2\x80\xc2\x85\xc2\x9b\xc2\x9f\xc2\xa0", "\\u0080\\u0085\\u009b\\u009f\xc2\xa0"),
+		C("\x85\x9b", "\\x85\\x9b"),                       /* C1 bytes, raw */
+		C("\xc0\x8a\xc1\xbf", "\\xc0\\x8a\\xc1\\xbf"),     /* overlong '\n', DEL */
+		C("\xc0\x80", "\\xc0\\x80"),                       /* overlong NUL */
+		C("\xe0\x80\x8a", "\\xe0\\x80\\x8a"),              /* overlong, 3 bytes */
+		C("\xe0\x82\x85", "\\xe0\\x82\\x85"),              /* overlong U+0085 */
+		C("\xf0\x80\x80\x8a", "\\xf0\\x80\\x80\\x8a"),     /* overlong, 4 bytes */
+		C("\xed\xa0\x80", "\\xed\\xa0\\x80"),              /* a surrogate */
+		C("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"),     /* over U+10FFFF */
+		C("\xf5\xff\xfe", "\\xf5\\xff\\xfe"),
+		C("ab\xe6\x97", "ab\\xe6\\x97"),                   /* cut at the end */
+		C("\xe6\x97z", "\\xe6\\x97z"),                     /* cut inside */
+		C("\x80z", "\\x80z"),                              /* a stray continuation */
+		C("\xe2\x80\xa8\xe2\x80\xa9", "\\u2028\\u2029"),   /* line separators */
+		C("\xe2\x80\xae\xe2\x81\xa6", "\\u202e\\u2066"),   /* bidi controls */
+		C("back\\slash \\x1b", "back\\slash \\x1b"),       /* not escaped */
+#undef C
+	};
+	char out[256], twice[256];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = hm__escape(out, sizeof out, cases[i].in, cases[i].len);
+		ck_assert_msg(strcmp(out, cases[i].out) == 0, "case %zu: got \"%s\"", i, out);
+		ck_assert_uint_eq(n, strlen(out));
+		ck_assert(!has_raw_control(out));
+		hm__escape(twice, sizeof twice, out, n);
+		ck_assert_msg(strcmp(twice, out) == 0, "case %zu: escaping twice changed it", i);
+	}
+	/* Every pair of bytes: nothing raw comes out. */
+	for (unsigned a = 0; a < 256; a++)
+		for (unsigned b = 0; b < 256; b++) {
+			char in[3] = {(char)a, (char)b, 'z'};
+			hm__escape(out, sizeof out, in, sizeof in);
+			ck_assert_msg(!has_raw_control(out), "%02x %02x: %s", a, b, out);
+		}
+	/* A short buffer: whole escapes and characters, or nothing of them. */
+	ck_assert_uint_eq(hm__escape(out, 4, "ab\ncd", 5), 2);
+	ck_assert_str_eq(out, "ab");
+	ck_assert_uint_eq(hm__escape(out, 5, "ab\ncd", 5), 4);
+	ck_assert_str_eq(out, "ab\\n");
+	ck_assert_uint_eq(hm__escape(out, 3, "a\xe6\x97\xa5", 4), 1);
+	ck_assert_str_eq(out, "a");
+	ck_assert_uint_eq(hm__escape(out, 1, "abc", 3), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_uint_eq(hm__escape(out, 0, "abc", 3), 0);
 }
 END_TEST
 
@@ -1184,6 +1524,15 @@ static Suite *security_suite(void)
 
 	tc = tcase_create("paths");
 	tcase_add_test(tc, test_requests_for_missing_or_bad_paths_leave_no_entry_behind);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("names");
+	tcase_add_test(tc, test_deep_directories_are_skipped_at_preload_not_overflowed);
+	tcase_add_test(tc, test_deep_or_long_names_made_after_start_are_skipped_by_the_watcher);
+	tcase_add_test(tc, test_made_up_names_are_said_a_few_times_not_once_each);
+	tcase_add_test(tc, test_names_with_control_bytes_forge_no_log_line);
+	tcase_add_test(tc, test_messages_escape_control_bytes_wherever_they_come_from);
+	tcase_add_test(tc, test_escaping_leaves_no_control_byte_and_passes_text_unchanged);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("opening");

@@ -11,11 +11,15 @@
  * document hotmod-httpd serves at /_hotmod/status (server/status_json.c).
  * The answer is untrusted input: every size is bounded, every field is
  * checked before the table is printed, and text is printed as ASCII only.
+ * A file name given to "check" may hold any byte too (a deploy script may
+ * pass names it did not choose): it is printed escaped (loader/names.h).
  */
 #include "config.h"
 
 #include <hotmod.h>
 #include <hotmod_module.h>
+
+#include "names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +79,7 @@ static int usage_error(const char *fmt, ...)
 /* One file to check, and where its copy lives while it is checked. */
 struct check_job {
 	const char *file;   /* as given */
+	char shown[4 * PATH_MAX]; /* file as printed: escaped */
 	const char *global; /* -g: the global module to check it under, or NULL */
 	bool quiet;
 	bool is_global; /* the file itself is a global module */
@@ -96,18 +101,11 @@ static const char *const hook_names[] = {
 #define HOOK_BIT(i) (1u << (i))
 #define HOOK_HANDLE 3
 
-/* A module name a request could ask for: what the loader will load. */
+/* A module name a request could ask for, by the loader's rule (names.h). */
 static bool servable_stem(const char *s, size_t len)
 {
-	if (len == 0 || len > 250 || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return len + 3 != strlen(GLOBAL_NAME) || strncmp(s, GLOBAL_NAME, len) != 0;
+	return hm__segment_okn(s, len) &&
+	       (len + 3 != strlen(GLOBAL_NAME) || strncmp(s, GLOBAL_NAME, len) != 0);
 }
 
 /*
@@ -170,17 +168,18 @@ static ssize_t read_full(int fd, void *buf, size_t len)
  */
 static int copy_in(const char *src, const char *root, const char *name, mode_t *mode)
 {
-	char dst[PATH_MAX], buf[65536];
+	char dst[PATH_MAX], buf[65536], shown[4 * PATH_MAX];
 	struct stat st;
 	int in, out = -1, rc = -1;
 	ssize_t n;
 
+	hm__escape(shown, sizeof shown, src, strlen(src));
 	if ((in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
-		fprintf(stderr, "%s: cannot open: %s\n", src, strerror(errno));
+		fprintf(stderr, "%s: cannot open: %s\n", shown, strerror(errno));
 		return -1;
 	}
 	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "%s: %s: not a regular file\n", src, hm_err_name(HM_ENOTREG));
+		fprintf(stderr, "%s: %s: not a regular file\n", shown, hm_err_name(HM_ENOTREG));
 		goto out;
 	}
 	*mode = st.st_mode;
@@ -200,10 +199,10 @@ static int copy_in(const char *src, const char *root, const char *name, mode_t *
 	rc = 0;
 	goto out;
 sys_fail:
-	fprintf(stderr, "%s: cannot copy to %s: %s\n", src, dst, strerror(errno));
+	fprintf(stderr, "%s: cannot copy to %s: %s\n", shown, dst, strerror(errno));
 out:
 	if (out >= 0 && close(out) < 0 && rc == 0) {
-		fprintf(stderr, "%s: cannot copy to %s: %s\n", src, dst, strerror(errno));
+		fprintf(stderr, "%s: cannot copy to %s: %s\n", shown, dst, strerror(errno));
 		rc = -1;
 	}
 	close(in);
@@ -234,7 +233,7 @@ static int make_root(struct check_job *job)
 		    sizeof job->root ||
 		!mkdtemp(job->root)) { /* mode 0700: the loader checks the root too */
 		fprintf(stderr, "%s: cannot make a temporary directory in %s: %s\n",
-			job->file, tmp, strerror(errno));
+			job->shown, tmp, strerror(errno));
 		job->root[0] = '\0';
 		return -1;
 	}
@@ -242,7 +241,7 @@ static int make_root(struct check_job *job)
 		return -1;
 	job->copied = true;
 	if (!job->quiet)
-		warn_writable(job->file, mode);
+		warn_writable(job->shown, mode);
 	if (job->global && !job->is_global) {
 		if (copy_in(job->global, job->root, GLOBAL_NAME, &mode) < 0)
 			return -1;
@@ -291,7 +290,7 @@ static void child_log(void *arg, int level, const char *msg)
 
 	if (level != HM_LOG_WARN || job->quiet)
 		return;
-	n = snprintf(line, sizeof line, "%s: warning: %s\n", job->file, msg);
+	n = snprintf(line, sizeof line, "%s: warning: %s\n", job->shown, msg);
 	if (n > 0)
 		write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
@@ -447,7 +446,7 @@ static int run_child(const struct check_job *job, struct check_result *r)
 	fflush(stdout);
 	fflush(stderr);
 	if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
-		fprintf(stderr, "%s: cannot start a process to check it: %s\n", job->file,
+		fprintf(stderr, "%s: cannot start a process to check it: %s\n", job->shown,
 			strerror(errno));
 		return -1;
 	}
@@ -460,23 +459,23 @@ static int run_child(const struct check_job *job, struct check_result *r)
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
-			fprintf(stderr, "%s: waitpid: %s\n", job->file, strerror(errno));
+			fprintf(stderr, "%s: waitpid: %s\n", job->shown, strerror(errno));
 			return -1;
 		}
 	}
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
 		fprintf(stderr, "%s: timed out: load, init and fini took more than %d s\n",
-			job->file, CHECK_TIMEOUT_S);
+			job->shown, CHECK_TIMEOUT_S);
 		return -1;
 	}
 	if (WIFSIGNALED(status)) {
-		fprintf(stderr, "%s: crashed: %s during load, init or fini\n", job->file,
+		fprintf(stderr, "%s: crashed: %s during load, init or fini\n", job->shown,
 			signal_name(WTERMSIG(status), buf, sizeof buf));
 		return -1;
 	}
 	if (n != (ssize_t)sizeof *r) {
 		fprintf(stderr, "%s: crashed: exited with status %d during load, init or "
-				"fini%s\n", job->file, WEXITSTATUS(status), SANITIZER_NOTE);
+				"fini%s\n", job->shown, WEXITSTATUS(status), SANITIZER_NOTE);
 		return -1;
 	}
 	r->msg[sizeof r->msg - 1] = '\0';
@@ -486,10 +485,10 @@ static int run_child(const struct check_job *job, struct check_result *r)
 static void print_ok(const struct check_job *job, const struct check_result *r)
 {
 	if (job->is_global) {
-		printf("%s: ok: global module\n", job->file);
+		printf("%s: ok: global module\n", job->shown);
 		return;
 	}
-	printf("%s: ok: module, hooks:", job->file);
+	printf("%s: ok: module, hooks:", job->shown);
 	for (unsigned i = 0; i < sizeof hook_names / sizeof hook_names[0]; i++)
 		if (r->hooks & HOOK_BIT(i))
 			printf(" %s", hook_names[i]);
@@ -506,10 +505,14 @@ static bool check_file(const char *file, const char *global, bool quiet)
 	struct check_result r;
 	bool ok = false;
 
+	hm__escape(job.shown, sizeof job.shown, file, strlen(file));
 	choose_name(&job);
 	if (make_root(&job) == 0 && run_child(&job, &r) == 0) {
+		/* The loader's message is escaped already; escaping is idempotent. */
+		char msg[4 * sizeof r.msg];
+		hm__escape(msg, sizeof msg, r.msg, strlen(r.msg));
 		if (r.err)
-			fprintf(stderr, "%s: %s: %s\n", file, hm_err_name(r.err), r.msg);
+			fprintf(stderr, "%s: %s: %s\n", job.shown, hm_err_name(r.err), msg);
 		else if (!quiet)
 			print_ok(&job, &r);
 		ok = r.err == 0;

@@ -1,0 +1,69 @@
+/*
+ * names.h - the one rule for the names hotmod serves, and the escaping of
+ * untrusted text before it reaches a log or a terminal.  Never installed.
+ *
+ * Shared by the library (path.c holds the checks and the builders of keys
+ * and paths built on these limits), hotmod-httpd and the hotmod tool,
+ * which compile loader/escape.c in: the rule and the escaping are written
+ * once.  docs/SECURITY.md ("Request paths and names") states the rule.
+ */
+#ifndef HOTMOD_NAMES_H
+#define HOTMOD_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * A request path "a/b" (without ".so"): at most HM__PATH_MAX bytes in
+ * HM__SEGMENTS_MAX segments of at most HM__SEGMENT_MAX bytes, so that a
+ * module's file name (segment + ".so") fits NAME_MAX.  A directory ("a/b/",
+ * "" for the root) is watched and scanned only if a request could name a
+ * file in it: at most HM__DIR_MAX bytes, HM__SEGMENTS_MAX - 1 segments.  A
+ * key is a file's path under the root: a module's ("a/b.so") or a global
+ * module's ("a/b/" + options.global_name, at most HM__NAME_MAX bytes).
+ * Every buffer that holds one is sized from these.
+ */
+#define HM__PATH_MAX 1024
+#define HM__SEGMENTS_MAX 16
+#define HM__SEGMENT_MAX 250
+#define HM__NAME_MAX 255
+#define HM__DIR_MAX (HM__PATH_MAX - 1)
+#define HM__KEY_MAX (HM__DIR_MAX + HM__NAME_MAX)
+/* A limit in a message: "at most " HM__NUM(HM__PATH_MAX) " bytes". */
+#define HM__NUM_(x) #x
+#define HM__NUM(x) HM__NUM_(x)
+
+/* A byte a segment may hold. */
+static inline bool hm__name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/* s[0..n) is one segment: 1 to HM__SEGMENT_MAX bytes of [A-Za-z0-9._-],
+ * not starting with '.' (no ".", "..", no hidden name). */
+static inline bool hm__segment_okn(const char *s, size_t n)
+{
+	if (n == 0 || n > HM__SEGMENT_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!hm__name_char((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Copy src[0..len) into dst (size bytes, NUL-terminated) with every byte
+ * that is not printable ASCII or valid UTF-8 of a printable character
+ * escaped: \n, \r, \t, \xHH for the other C0 bytes, DEL, NUL and every byte
+ * of invalid UTF-8 (overlong forms, surrogates, stray or cut sequences),
+ * and \uHHHH for C1 controls (U+0080..U+009F), the line and paragraph
+ * separators and the bidirectional controls.  A backslash is not escaped,
+ * so escaped text passes unchanged (escaping twice does no harm).  What
+ * does not fit is cut off, never in the middle of an escape or of a
+ * character.  Returns the length written.
+ */
+size_t hm__escape(char *dst, size_t size, const char *src, size_t len)
+	__attribute__((visibility("hidden")));
+
+#endif /* HOTMOD_NAMES_H */
