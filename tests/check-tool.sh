@@ -149,6 +149,34 @@ if [ -f "$hello" ]; then
 	cp "$hello" "$tmp/no name.so"
 	expect "checks a file whose name no request could ask for" 0 "no name.so: ok" \
 		"$hotmod" check "$tmp/no name.so"
+
+	# A name with a newline and ESC is printed escaped: one line, no ESC.
+	bad=$(printf 'x\n<forged>\033]0;title\007.so')
+	cp "$hello" "$tmp/$bad"
+	TMPDIR="$tmp/roots" "$hotmod" check "$tmp/$bad" >"$tmp/out" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] &&
+		grep -F -q 'x\n<forged>\x1b]0;title\x07.so: ok' "$tmp/out" &&
+		! grep -q "$(printf '\033')" "$tmp/out"; then
+		pass "prints a file name with control bytes escaped"
+	else
+		fail "prints a file name with control bytes escaped: exit status $rc" "$tmp/out"
+	fi
+
+	# Six directories of 250 bytes: the file's path, and the private root.
+	seg=$(printf '%0250d' 0 | tr 0 d)
+	deep=$tmp/deep/$seg/$seg/$seg/$seg/$seg/$seg
+	mkdir -p "$deep" && cp "$hello" "$deep/x.so"
+	expect "checks a module under six directories of 250 bytes" 0 "/x.so: ok: module" \
+		"$hotmod" check "$deep/x.so"
+	TMPDIR="$deep" "$hotmod" check "$deep/x.so" >"$tmp/out" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q '/x\.so: ok: module' "$tmp/out" &&
+		[ "$(ls -A "$deep" | wc -l)" -eq 1 ]; then
+		pass "checks a module with its private root six directories of 250 bytes deep"
+	else
+		fail "checks a module with its private root that deep: exit status $rc" "$tmp/out"
+	fi
 fi
 expect "no file is a usage error" 2 "no FILE.so given" "$hotmod" check
 expect "an unknown command is a usage error" 2 "unknown command" "$hotmod" frobnicate
@@ -174,6 +202,11 @@ else
 	mkdir "$root" && chmod 755 "$root"
 	cp "$hello" "$root/hello.so" && chmod 644 "$root/hello.so"
 	cp "$fixtures/initfail.so" "$root/broken.so" && chmod 644 "$root/broken.so"
+	# Six directories of 250 bytes with a module inside: hotmod-httpd
+	# crashed at preload on it (issue 10); now it skips the fifth one.
+	seg=$(printf '%0250d' 0 | tr 0 d)
+	mkdir -p "$root/$seg/$seg/$seg/$seg/$seg/$seg"
+	cp "$hello" "$root/$seg/$seg/$seg/$seg/$seg/$seg/x.so"
 	"$httpd" --root "$root" --listen 127.0.0.1:0 --quiet 2>"$tmp/httpd.log" &
 	server_pid=$!
 	port=
@@ -212,6 +245,33 @@ else
 			"$hotmod" status "$url/no-such-module"
 		expect "status refuses a document that is not JSON" 1 "not valid JSON" \
 			"$hotmod" status "$url/hello"
+		if grep -q 'skipped directory (a request cannot name it: a path is at most 1024' \
+			"$tmp/httpd.log"; then
+			pass "hotmod-httpd skips six directories of 250 bytes, and says so"
+		else
+			fail "hotmod-httpd skips six directories of 250 bytes, and says so" \
+				"$tmp/httpd.log"
+		fi
+
+		# A directory whose name forges a log line, made while it runs,
+		# with a global module that fails inside: skipped, said escaped.
+		bad=$(printf 'x\n<forged>\033]0;title\007')
+		mkdir "$root/$bad" && chmod 755 "$root/$bad"
+		cp "$fixtures/initfail.so" "$root/$bad/_global.so" &&
+			chmod 644 "$root/$bad/_global.so"
+		tries=0
+		while [ "$tries" -lt 300 ] &&
+			! grep -F -q '"x\n<forged>\x1b]0;title\x07/"' "$tmp/httpd.log"; do
+			nap
+			tries=$((tries + 1))
+		done
+		if grep -F -q '"x\n<forged>\x1b]0;title\x07/"' "$tmp/httpd.log" &&
+			! grep -q '^<forged>' "$tmp/httpd.log" &&
+			! grep -q "$(printf '\033')" "$tmp/httpd.log"; then
+			pass "a directory name forges no line in hotmod-httpd's log"
+		else
+			fail "a directory name forges no line in hotmod-httpd's log" "$tmp/httpd.log"
+		fi
 	fi
 	kill -TERM "$server_pid"
 	wait "$server_pid"
