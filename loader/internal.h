@@ -207,6 +207,9 @@ static inline void hm__put(struct hm_module *v)
 /* The last reference is gone: finalise now or on the reaper thread. */
 HM__HIDDEN void hm__version_retire(struct hm_module *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);
+/* Is finalisation under way or due (no reference holds it up)?  ver_lock
+ * held. */
+HM__HIDDEN bool hm__reaping(const hm_loader *l);
 HM__HIDDEN void hm__versions_free(hm_loader *l);
 
 /* ---- the cache: table (table.c) and entries (entry.c) -------------------- */
@@ -508,6 +511,7 @@ struct hm_loader {
 	struct hm_module *reap_head, *reap_tail;
 	struct hm_module *deferred; /* found in a hazard slot: scanned again */
 	bool deferred_wake;         /* a slot holding one was cleared */
+	unsigned finalising;        /* versions the reaper has taken and not ended */
 	bool reaper_started, reaper_stop;
 	pthread_t reaper;
 	uint64_t pinned; /* versions still mapped after dlclose */

@@ -447,9 +447,12 @@ static void *hm__reaper(void *arg)
 		struct hm_module *v = l->reap_head;
 		if (!v) {
 			if (l->deferred_wake) {
+				l->finalising++;
 				pthread_mutex_unlock(&l->ver_lock);
 				hm__reap_deferred(l);
 				pthread_mutex_lock(&l->ver_lock);
+				if (--l->finalising == 0 && !l->reap_head)
+					pthread_cond_broadcast(&l->ver_cond);
 				continue;
 			}
 			/* hm_close() stops it once nothing is live: none deferred */
@@ -460,9 +463,13 @@ static void *hm__reaper(void *arg)
 		}
 		if (!(l->reap_head = v->queue_next))
 			l->reap_tail = NULL;
+		l->finalising++;
 		pthread_mutex_unlock(&l->ver_lock);
 		hm__finalise_unless_held(l, v);
 		pthread_mutex_lock(&l->ver_lock);
+		/* hm_close() waits, whatever its timeout, while this works */
+		if (--l->finalising == 0 && !l->reap_head)
+			pthread_cond_broadcast(&l->ver_cond);
 	}
 	pthread_mutex_unlock(&l->ver_lock);
 	return NULL;
@@ -501,6 +508,11 @@ void hm__version_retire(struct hm_module *v)
 	pthread_mutex_unlock(&l->ver_lock);
 	/* No reaper (it could not start, or close stopped it): do it here. */
 	hm__finalise_unless_held(l, v);
+}
+
+bool hm__reaping(const hm_loader *l)
+{
+	return l->reap_head || l->finalising > 0 || l->deferred_wake;
 }
 
 void hm__reaper_stop(hm_loader *l)

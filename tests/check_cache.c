@@ -522,13 +522,91 @@ START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
 	l = open_loader(root, &app, HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
 	ck_assert_int_eq(hm_close(l, 0), HM_ETIMEDOUT);
-	ck_assert(logged("m.so version 1 still has 1 references"));
-	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "1 versions still referenced"));
+	ck_assert(logged("m.so version 1 still has 1 reference"));
+	ck_assert(!logged("1 references"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "1 version still referenced"));
 	/* closing: no new module is handed out, the held one still works */
 	ck_assert_int_eq(hm_get(l, "m", &(hm_module *){NULL}), HM_ECLOSED);
 	ck_assert_int_eq(hm_call(m, &(struct fx_req){0}), 1);
 	hm_put(m);
 	/* teardown closes for real */
+}
+END_TEST
+
+/* fini of the versions close drops waits until close has begun. */
+static atomic_bool close_called;
+static struct gate close_gate = GATE_INIT;
+
+static void fini_after_close_began(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	(void)ctx;
+	while (!atomic_load(&close_called))
+		ck_assert(gate_wait(&close_gate, 1));
+}
+
+START_TEST(test_close_with_timeout_0_and_no_reference_held_finalises_everything)
+{
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("global_v1", root, "_global.so");
+	deploy_cp("probe_v1", root, "n.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
+	ck_assert_int_eq(hm_dispatch(l, "n", &(struct fx_req){0}), 1);
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_refresh(l, "m"), 1); /* a replaced version too */
+	/* Each fini runs only once close has begun: close waits for the
+	 * finalisations in progress, which no one holds up, whatever its
+	 * timeout. */
+	app.on_fini = fini_after_close_began;
+	atomic_store(&close_called, true);
+	gate_add(&close_gate, 1);
+	ck_assert_msg(hm_close(l, 0) == 0, "hm_close: %s", hm_errmsg());
+	ck_assert(!logged("still has 0"));
+	ck_assert(!logged("close:"));
+	ck_assert_int_eq(atomic_load(&app.finis), atomic_load(&app.inits));
+	ck_assert_int_eq(atomic_load(&app.finis), 4);
+	app.on_fini = count_fini;
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+}
+END_TEST
+
+static atomic_bool put_done;
+
+/* Put the reference once the loader is closing (hm_get says so). */
+static void *put_when_closing(void *arg)
+{
+	hm_module *m = arg;
+	hm_module *other;
+
+	while (hm_get(l, "m", &other) != HM_ECLOSED)
+		hm_put(other);
+	atomic_store(&put_done, true);
+	hm_put(m);
+	return NULL;
+}
+
+START_TEST(test_close_with_a_positive_timeout_returns_once_the_last_reference_is_put)
+{
+	hm_module *m;
+	pthread_t t;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	/* positive: when the time is up with a reference held, HM_ETIMEDOUT */
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(hm_close(l, 1), HM_ETIMEDOUT);
+	ck_assert(logged("m.so version 1 still has 1 reference"));
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, 1), 0); /* called again: done */
+	/* and it returns as soon as the reference is put, not at the timeout */
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, put_when_closing, m), 0);
+	ck_assert_int_eq(hm_close(l, 600 * 1000), 0);
+	ck_assert(atomic_load(&put_done));
+	pthread_join(t, NULL);
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
 }
 END_TEST
 
@@ -570,6 +648,8 @@ static Suite *cache_suite(void)
 	tcase_add_test(c, test_requests_never_fail_while_versions_change);
 	tcase_add_test(c, test_close_with_a_reference_held_times_out_and_reports_it);
 	tcase_add_test(c, test_close_runs_fini_of_modules_before_their_global);
+	tcase_add_test(c, test_close_with_timeout_0_and_no_reference_held_finalises_everything);
+	tcase_add_test(c, test_close_with_a_positive_timeout_returns_once_the_last_reference_is_put);
 	suite_add_tcase(s, c);
 	return s;
 }
