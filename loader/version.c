@@ -171,27 +171,37 @@ static int hm__read_desc(void *dl, int memfd, const char *key, struct hm__hooks 
 	return 0;
 }
 
-/* A slot from the free list or the heap, on the live list; ver_lock free. */
+/* A slot from the free list or the heap, not yet live; ver_lock free. */
 static struct hm_module *hm__slot_get(hm_loader *l)
 {
 	struct hm_module *v;
 
 	pthread_mutex_lock(&l->ver_lock);
-	if ((v = l->free_slots) != NULL) {
+	if ((v = l->free_slots) != NULL)
 		l->free_slots = v->queue_next;
-	} else if ((v = calloc(1, sizeof *v)) != NULL) {
-		atomic_init(&v->refs, 0);
-	}
-	if (v) {
-		v->live_prev = NULL;
-		v->live_next = l->live;
-		if (l->live)
-			l->live->live_prev = v;
-		l->live = v;
-		l->nlive++;
-	}
 	pthread_mutex_unlock(&l->ver_lock);
+	if (!v && (v = calloc(1, sizeof *v)) != NULL)
+		atomic_init(&v->refs, 0);
 	return v;
+}
+
+/*
+ * Put v, whose entry, gen and id are written, on the live list.  Only
+ * then: hm_status_get() and hm_close() read those of every live version
+ * under ver_lock, and the lock is what orders the writes before their
+ * reads (a version listed first showed in the status with the entry and
+ * number of the slot's last life).
+ */
+static void hm__slot_link(hm_loader *l, struct hm_module *v)
+{
+	pthread_mutex_lock(&l->ver_lock);
+	v->live_prev = NULL;
+	v->live_next = l->live;
+	if (l->live)
+		l->live->live_prev = v;
+	l->live = v;
+	l->nlive++;
+	pthread_mutex_unlock(&l->ver_lock);
 }
 
 /* Back to the free list.  refs is 0 and stays 0 until the slot is reused. */
@@ -332,6 +342,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->heir = NULL;
 	if (global)
 		atomic_fetch_add_explicit(&global->refs, 1, memory_order_relaxed);
+	hm__slot_link(l, v);
 
 	hm__init_ctx(&ctx, v, HM__PHASE_INIT);
 	ctx.prev = prev;

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,6 +513,75 @@ START_TEST(test_requests_never_fail_while_versions_change)
 }
 END_TEST
 
+/* hm_status_get() while versions load and retire: every version it lists
+ * is a real one of its module (ThreadSanitizer also checks the reads). */
+static atomic_long status_bad, status_done;
+static atomic_ulong status_loaded; /* m's versions whose load returned */
+
+static void *status_thread(void *arg)
+{
+	struct hm_status *st;
+
+	(void)arg;
+	while (!atomic_load(&stress_stop)) {
+		/* read before the status: the status can only show more */
+		unsigned long loaded = atomic_load(&status_loaded);
+		size_t listed = 0;
+		if (hm_status_get(l, &st) < 0) {
+			atomic_fetch_add(&status_bad, 1);
+			continue;
+		}
+		for (size_t i = 0; i < st->nmodules; i++) {
+			const struct hm_module_status *m = &st->modules[i];
+			bool is_n = strcmp(m->path, "n.so") == 0;
+			listed += m->nversions;
+			for (size_t j = 0; j < m->nversions; j++) {
+				uint64_t v = m->versions[j].version;
+				/* newest first, no number twice, none made up */
+				if (v == 0 || (j > 0 && v >= m->versions[j - 1].version) ||
+				    (is_n && v != 1) || (!is_n && v > loaded + 1))
+					atomic_fetch_add(&status_bad, 1);
+			}
+		}
+		if (listed != st->versions_alive)
+			atomic_fetch_add(&status_bad, 1); /* one listed under no module */
+		hm_status_free(st);
+		atomic_fetch_add(&status_done, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_status_read_while_versions_load_and_retire_lists_only_real_versions)
+{
+	pthread_t t[STRESS_THREADS], s;
+
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("probe_v1", root, "n.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	atomic_store(&stress_stop, false);
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	ck_assert_int_eq(hm_refresh(l, "n"), 1);
+	atomic_store(&status_loaded, 1);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_create(&t[i], NULL, stress_thread, NULL);
+	pthread_create(&s, NULL, status_thread, NULL);
+	for (int i = 0; i < STRESS_RELOADS; i++) {
+		deploy_mv(i % 2 ? "probe_v1" : "probe_v2", root, "m.so");
+		ck_assert_int_eq(hm_refresh(l, "m"), 1);
+		atomic_store(&status_loaded, (unsigned long)i + 2);
+	}
+	while (atomic_load(&status_done) == 0) /* at least one, however slow */
+		sched_yield();
+	atomic_store(&stress_stop, true);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_join(s, NULL);
+	ck_assert_int_eq(atomic_load(&stress_bad), 0);
+	ck_assert_int_eq(atomic_load(&status_bad), 0);
+	ck_assert_int_gt(atomic_load(&status_done), 0);
+}
+END_TEST
+
 /* ---- close ---- */
 
 START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
@@ -646,6 +716,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(c, test_init_asking_for_its_own_module_gets_edeadlk);
 	tcase_add_test(c, test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang);
 	tcase_add_test(c, test_requests_never_fail_while_versions_change);
+	tcase_add_test(c, test_status_read_while_versions_load_and_retire_lists_only_real_versions);
 	tcase_add_test(c, test_close_with_a_reference_held_times_out_and_reports_it);
 	tcase_add_test(c, test_close_runs_fini_of_modules_before_their_global);
 	tcase_add_test(c, test_close_with_timeout_0_and_no_reference_held_finalises_everything);
