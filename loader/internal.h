@@ -211,6 +211,9 @@ HM__HIDDEN void hm__reaper_stop(hm_loader *l);
  * held. */
 HM__HIDDEN bool hm__reaping(const hm_loader *l);
 HM__HIDDEN void hm__versions_free(hm_loader *l);
+/* Close the memfds of pinned objects that glibc unloaded since; forget:
+ * l closes, and its pins that stay are no longer counted in it. */
+HM__HIDDEN void hm__pins_sweep(hm_loader *l, bool forget);
 
 /* ---- the cache: table (table.c) and entries (entry.c) -------------------- */
 
@@ -514,7 +517,7 @@ struct hm_loader {
 	unsigned finalising;        /* versions the reaper has taken and not ended */
 	bool reaper_started, reaper_stop;
 	pthread_t reaper;
-	uint64_t pinned; /* versions still mapped after dlclose */
+	uint64_t pinned; /* objects still mapped after dlclose (version.c) */
 };
 
 /* ---- the request path's slow parts (loader.c) --------------------------- */

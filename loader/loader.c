@@ -275,6 +275,7 @@ int hm_close(hm_loader *l, int timeout_ms)
 			n, n == 1 ? "" : "s", timeout_ms);
 	}
 	hm__reaper_stop(l);
+	hm__pins_sweep(l, true);
 	hm__free(l);
 	return 0;
 }

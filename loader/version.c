@@ -235,25 +235,128 @@ static void hm__init_ctx(hm_ctx *ctx, struct hm_module *v, enum hm__phase phase)
 }
 
 /*
+ * Pinned objects: still mapped after the loader's dlclose (nodelete, unique
+ * symbols, thread_local destructors not yet run: docs/DESIGN.md).  The
+ * memfd of each stays open while glibc keeps the object, so that its name
+ * is never given to another one.  glibc unloads an object whose last
+ * thread_local destructor has run at the next dlclose in the process; the
+ * sweep below (after each finalisation and at hm_close()) then closes its
+ * memfd.  Process-wide: an object may outlive the loader that pinned it.
+ */
+struct hm__pin {
+	struct hm__pin *next;
+	int memfd;
+	hm_loader *loader; /* whose count it is in; NULL once that one closed */
+	uint64_t gen;      /* 0: a failed load */
+	char key[];
+};
+/* Protects the list and each pin's loader.  Held across the sweep's
+ * dlopen and dlclose (which may run an unloaded object's destructors):
+ * taken before a loader's ver_lock, never after. */
+static pthread_mutex_t hm__pins_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hm__pin *hm__pins;
+/* Some pin exists: read without the lock to skip the sweep (relaxed: a
+ * pin missed now is swept at the next finalisation or close). */
+static atomic_bool hm__pins_any;
+
+/* Is the object loaded from memfd still in the process? */
+static bool hm__still_mapped(int memfd)
+{
+	char name[64];
+	void *still;
+
+	hm__fdname(name, sizeof name, memfd);
+	still = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+	if (!still)
+		return false;
+	dlclose(still);
+	return true;
+}
+
+static void hm__pin_add(hm_loader *l, const char *key, uint64_t gen, int memfd)
+{
+	size_t len = strlen(key) + 1;
+	struct hm__pin *p = malloc(sizeof *p + len);
+
+	if (!p) /* then the memfd stays open for good, as the name demands */
+		return;
+	p->memfd = memfd;
+	p->loader = l;
+	p->gen = gen;
+	memcpy(p->key, key, len);
+	pthread_mutex_lock(&hm__pins_lock);
+	p->next = hm__pins;
+	hm__pins = p;
+	atomic_store_explicit(&hm__pins_any, true, memory_order_relaxed);
+	pthread_mutex_unlock(&hm__pins_lock);
+}
+
+/*
+ * Close the memfds of pinned objects glibc has unloaded since, and count
+ * them out.  forget: l is closing; its pins that stay are no one's.  The
+ * log names what l released (other loaders' pins are released silently).
+ */
+void hm__pins_sweep(hm_loader *l, bool forget)
+{
+	struct hm__pin **pp, *p, *gone = NULL;
+
+	if (!atomic_load_explicit(&hm__pins_any, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&hm__pins_lock);
+	for (pp = &hm__pins; (p = *pp) != NULL;) {
+		/* A probe's own dlclose is a dlclose too: it unloads the object
+		 * if nothing holds it any more, so ask twice. */
+		if (hm__still_mapped(p->memfd) && hm__still_mapped(p->memfd)) {
+			if (forget && p->loader == l)
+				p->loader = NULL;
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		close(p->memfd);
+		if (p->loader) {
+			pthread_mutex_lock(&p->loader->ver_lock);
+			p->loader->pinned--;
+			pthread_mutex_unlock(&p->loader->ver_lock);
+		}
+		if (p->loader == l) {
+			p->next = gone;
+			gone = p;
+		} else {
+			free(p);
+		}
+	}
+	atomic_store_explicit(&hm__pins_any, hm__pins != NULL, memory_order_relaxed);
+	pthread_mutex_unlock(&hm__pins_lock);
+	while ((p = gone) != NULL) {
+		gone = p->next;
+		if (p->gen)
+			hm__log(l, HM_LOG_INFO, "%s version %llu was unloaded at last: "
+						"no longer pinned", p->key, (unsigned long long)p->gen);
+		else
+			hm__log(l, HM_LOG_INFO, "%s: a failed load was unloaded at last: "
+						"no longer pinned", p->key);
+		free(p);
+	}
+}
+
+/*
  * dlclose, then ask whether the object is really gone.  If it stayed (see
  * LINUX-NOTES.md: nodelete, unique symbols, TLS destructors), its name must
- * never be reused: keep the memfd open forever and count it.
+ * not be reused while it stays: keep the memfd open, count it, and let the
+ * sweep close it once glibc has unloaded the object.
  */
 static bool hm__unload(struct hm__entry *e, uint64_t gen, void *dl, int memfd)
 {
 	hm_loader *l = e->loader;
 	const char *key = e->key;
-	char name[64];
-	void *still;
 
 	dlclose(dl);
-	hm__fdname(name, sizeof name, memfd);
-	still = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-	if (still) {
-		dlclose(still);
+	if (hm__still_mapped(memfd)) {
 		pthread_mutex_lock(&l->ver_lock);
-		l->pinned++;
+		l->pinned++; /* before a sweep can count it out */
 		pthread_mutex_unlock(&l->ver_lock);
+		hm__pin_add(l, key, gen, memfd);
 		pthread_mutex_lock(&e->lock);
 		e->pinned++;
 		pthread_mutex_unlock(&e->lock);
@@ -394,6 +497,8 @@ static void hm__finalise(struct hm_module *v)
 	if (hm__unload(v->entry, v->gen, v->dl, v->memfd))
 		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
 			(unsigned long long)v->gen);
+	/* That dlclose may have unloaded objects pinned before. */
+	hm__pins_sweep(l, false);
 	hm__slot_put(l, v);
 	/* After the module: a global outlives every version bound to it, and
 	 * an heir every version whose state it adopted. */
