@@ -145,6 +145,9 @@ struct hm_module {
 	/* Found in a hazard slot when its references were gone: the request
 	 * clearing the slot wakes the reaper (hazard_linux.c). */
 	atomic_bool deferred;
+	/* Without membarrier: which threads must pass the scheduler before
+	 * the slots are known (hazard_linux.c); reaper only, NULL else. */
+	struct hm__quiesce *quiesce;
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
@@ -227,6 +230,7 @@ struct hm__hazards {
 	_Atomic(struct hm_module *) slot[HM__HAZARDS];
 	struct hm__hazards *next; /* the process's list; constant once linked */
 	atomic_bool used;         /* owned by a live thread */
+	atomic_int tid;           /* that thread's, written when it takes it */
 } __attribute__((aligned(64)));
 
 /* The thread-local state of a thread that uses a loader. */
@@ -241,9 +245,16 @@ struct hm__thread {
 /* Give this thread slots; NULL (and hz_failed set) if it cannot have any. */
 HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
 /* Before finalising v, whose references are gone: is it still in a slot?
- * Then it is marked deferred, and a request clearing its slot calls
- * hm__hazard_wake(). */
-HM__HIDDEN bool hm__hazard_held(struct hm_module *v);
+ * Then (HM__HZ_HELD) it is marked deferred, and a request clearing its
+ * slot calls hm__hazard_wake().  HM__HZ_WAIT: not known yet (membarrier
+ * failed; some thread has not passed the scheduler since): ask again. */
+#define HM__HZ_FREE 0
+#define HM__HZ_HELD 1
+#define HM__HZ_WAIT 2
+HM__HIDDEN int hm__hazard_held(struct hm_module *v);
+/* membarrier failed when last tried: deferred versions are asked again
+ * on a timer, as a request clearing a slot may not see deferred set. */
+HM__HIDDEN bool hm__hazard_polled(void);
 /* Slots holding v now (for hm_status_get(); a snapshot). */
 HM__HIDDEN unsigned long hm__hazard_count(const struct hm_module *v);
 /* A request cleared its slot of a deferred version (version.c). */
@@ -514,6 +525,7 @@ struct hm_loader {
 	struct hm_module *reap_head, *reap_tail;
 	struct hm_module *deferred; /* found in a hazard slot: scanned again */
 	bool deferred_wake;         /* a slot holding one was cleared */
+	unsigned quiescing;         /* deferred ones waiting for HM__HZ_WAIT to end */
 	unsigned finalising;        /* versions the reaper has taken and not ended */
 	bool reaper_started, reaper_stop;
 	pthread_t reaper;

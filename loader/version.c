@@ -436,6 +436,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->plain = !global && !hooks.prepare && !hooks.commit && !hooks.rollback &&
 		   !hooks.release && hooks.handle;
 	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
+	v->quiesce = NULL;
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
@@ -492,6 +493,8 @@ static void hm__finalise(struct hm_module *v)
 	struct hm_module *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
+	free(v->quiesce);
+	v->quiesce = NULL;
 	hm__init_ctx(&ctx, v, HM__PHASE_FINI);
 	hm__run_fini(&ctx, v->hooks.fini);
 	if (hm__unload(v->entry, v->gen, v->dl, v->memfd))
@@ -506,19 +509,22 @@ static void hm__finalise(struct hm_module *v)
 	hm_put(global);
 }
 
-/* Defer v, found in a hazard slot; ver_lock held. */
-static void hm__defer(hm_loader *l, struct hm_module *v)
+/* Defer v, found in a hazard slot or not known yet (wait); ver_lock held. */
+static void hm__defer(hm_loader *l, struct hm_module *v, bool wait)
 {
 	v->queue_next = l->deferred;
 	l->deferred = v;
+	l->quiescing += wait;
 }
 
 /* Finalise v unless a dispatch still runs it (then defer it); no lock. */
 static void hm__finalise_unless_held(hm_loader *l, struct hm_module *v)
 {
-	if (hm__hazard_held(v)) {
+	int held = hm__hazard_held(v);
+
+	if (held != HM__HZ_FREE) {
 		pthread_mutex_lock(&l->ver_lock);
-		hm__defer(l, v);
+		hm__defer(l, v, held == HM__HZ_WAIT);
 		pthread_mutex_unlock(&l->ver_lock);
 		return;
 	}
@@ -534,6 +540,7 @@ static void hm__reap_deferred(hm_loader *l)
 	v = l->deferred;
 	l->deferred = NULL;
 	l->deferred_wake = false;
+	l->quiescing = 0; /* counted again as they are deferred again */
 	pthread_mutex_unlock(&l->ver_lock);
 	for (; v; v = next) {
 		next = v->queue_next;
@@ -552,6 +559,23 @@ void hm__hazard_wake(hm_loader *l)
 	pthread_mutex_unlock(&l->ver_lock);
 	if (here) /* no reaper (it could not start): this thread does it */
 		hm__reap_deferred(l);
+}
+
+/* Sleep a little (or until woken), then look at the deferred versions
+ * again; ver_lock held. */
+static void hm__reaper_poll(hm_loader *l)
+{
+	enum { POLL_MS = 2 };
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t); /* ver_cond's clock */
+	t.tv_nsec += POLL_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &t);
+	l->deferred_wake = true;
 }
 
 static void *hm__reaper(void *arg)
@@ -574,6 +598,12 @@ static void *hm__reaper(void *arg)
 			/* hm_close() stops it once nothing is live: none deferred */
 			if (l->reaper_stop)
 				break;
+			if (l->deferred && hm__hazard_polled()) {
+				/* No membarrier: a cleared slot may not wake us,
+				 * and threads pass the scheduler unseen. */
+				hm__reaper_poll(l);
+				continue;
+			}
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
 			continue;
 		}
@@ -628,7 +658,7 @@ void hm__version_retire(struct hm_module *v)
 
 bool hm__reaping(const hm_loader *l)
 {
-	return l->reap_head || l->finalising > 0 || l->deferred_wake;
+	return l->reap_head || l->finalising > 0 || l->deferred_wake || l->quiescing > 0;
 }
 
 void hm__reaper_stop(hm_loader *l)

@@ -10,11 +10,19 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -582,6 +590,137 @@ START_TEST(test_status_read_while_versions_load_and_retire_lists_only_real_versi
 }
 END_TEST
 
+/* ---- membarrier refused after start ---- */
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* From now on every thread of this process gets EPERM from membarrier(),
+ * as under a seccomp filter installed after the loader started.  0, or
+ * the errno of what failed. */
+static int deny_membarrier(void)
+{
+#ifdef TEST_AUDIT_ARCH
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return errno;
+	/* TSYNC: the threads already running (reaper, requests) too */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+		return errno;
+	if (syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) != -1 || errno != EPERM)
+		return EINVAL;
+	return 0;
+#else
+	return ENOSYS;
+#endif
+}
+
+static atomic_bool mb_stop;
+static hm_loader *mb_loader;
+
+/* Requests on their hazard slots all along, and hm_status_get() too. */
+static void *mb_requests(void *arg)
+{
+	atomic_long *served = arg;
+
+	while (!atomic_load(&mb_stop)) {
+		struct fx_req req = {0};
+		if (hm_dispatch(mb_loader, "m", &req) > 0)
+			atomic_fetch_add(served, 1);
+	}
+	return NULL;
+}
+
+#define MB_RELOADS 6
+
+/* The child's part; its exit status says what failed (0: nothing). */
+static int membarrier_denied_child(void)
+{
+	struct fx_app a = {0};
+	struct hm_options o;
+	atomic_long served = 0;
+	pthread_t t;
+	int rc;
+
+	alarm(120); /* a hang fails the test: SIGALRM */
+	a.on_fini = count_fini;
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &a;
+	o.log = test_log_fn();
+	o.check_interval_ms = HM_CHECK_NEVER;
+	o.watch = HM_WATCH_STAT;
+	if (hm_open(&mb_loader, &o) != 0)
+		return 10;
+	/* loaded, then served on a hazard slot: membarrier registered */
+	for (int i = 0; i < 2; i++)
+		if (hm_dispatch(mb_loader, "m", &(struct fx_req){0}) != 1)
+			return 11;
+	if (pthread_create(&t, NULL, mb_requests, &served) != 0)
+		return 12;
+	while (atomic_load(&served) == 0) /* its slots attached too */
+		sched_yield();
+	if ((rc = deny_membarrier()) != 0) {
+		fprintf(stderr, "cannot deny membarrier: %s\n", strerror(rc));
+		return rc == ENOSYS || rc == EINVAL || rc == EACCES ? 77 : 13;
+	}
+	for (int i = 0; i < MB_RELOADS; i++) {
+		deploy_mv(i % 2 ? "probe_v1" : "probe_v2", root, "m.so");
+		if (hm_refresh(mb_loader, "m") != 1)
+			return 14;
+		if (hm_dispatch(mb_loader, "m", &(struct fx_req){0}) != (i % 2 ? 1 : 2))
+			return 15;
+	}
+	/* every replaced version is finalised, with the loader open */
+	if (!gate_wait(&finis_gate, MB_RELOADS))
+		return 16;
+	atomic_store(&mb_stop, true);
+	pthread_join(t, NULL);
+	if (atomic_load(&served) == 0 || atomic_load(&a.finis) != MB_RELOADS)
+		return 17;
+	if (!logged("membarrier failed (Operation not permitted)")) {
+		return 18;
+	}
+	if (hm_close(mb_loader, -1) != 0) /* returns: the current one too */
+		return 19;
+	return atomic_load(&a.finis) == MB_RELOADS + 1 && a.inits == a.finis ? 0 : 20;
+}
+
+START_TEST(test_membarrier_refused_after_start_still_finalises_every_version)
+{
+	int status;
+	pid_t pid;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	/* A seccomp filter cannot be removed: the child takes it. */
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0)
+		_exit(membarrier_denied_child());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "child killed by signal %d (a hang ends in "
+					 "SIGALRM)", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	if (WEXITSTATUS(status) == 77) {
+		fprintf(stderr, "skipped: this kernel cannot filter membarrier\n");
+		return;
+	}
+	ck_assert_msg(WEXITSTATUS(status) == 0, "child failed at step %d", WEXITSTATUS(status));
+}
+END_TEST
+
 /* ---- close ---- */
 
 START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
@@ -717,6 +856,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(c, test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang);
 	tcase_add_test(c, test_requests_never_fail_while_versions_change);
 	tcase_add_test(c, test_status_read_while_versions_load_and_retire_lists_only_real_versions);
+	tcase_add_test(c, test_membarrier_refused_after_start_still_finalises_every_version);
 	tcase_add_test(c, test_close_with_a_reference_held_times_out_and_reports_it);
 	tcase_add_test(c, test_close_runs_fini_of_modules_before_their_global);
 	tcase_add_test(c, test_close_with_timeout_0_and_no_reference_held_finalises_everything);
