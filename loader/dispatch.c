@@ -53,11 +53,10 @@ void hm_ctx_set_state(hm_ctx *ctx, void *state)
 	/* Only init may: later, other threads read state without a lock. */
 	if (ctx->phase != HM__PHASE_INIT)
 		return;
+	/* An adoption stands (hotmod_module(3)): the new state may wrap the
+	 * adopted one, which the replaced version's fini must then leave
+	 * alone. */
 	hm__layer_version(ctx)->state = state;
-	/* Adopted, then replaced by other state: the old state is not taken,
-	 * so its own fini must free it. */
-	if (ctx->prev && ctx->prev->adopted && state != ctx->prev->state)
-		ctx->prev->adopted = false;
 }
 
 void *hm_ctx_prev_state(const hm_ctx *ctx)
@@ -67,8 +66,10 @@ void *hm_ctx_prev_state(const hm_ctx *ctx)
 
 void *hm_ctx_adopt(hm_ctx *ctx)
 {
-	if (ctx->phase != HM__PHASE_INIT || !ctx->prev || !ctx->prev->state)
-		return NULL; /* nothing to take over */
+	if (ctx->phase != HM__PHASE_INIT || !ctx->prev)
+		return NULL; /* no version is replaced */
+	/* Marked even when the state is NULL: the replaced version's fini
+	 * then knows that a successor took over what it had. */
 	ctx->prev->adopted = true;
 	hm__layer_version(ctx)->state = ctx->prev->state;
 	return ctx->prev->state;

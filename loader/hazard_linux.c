@@ -22,8 +22,20 @@
  *
  * A version found in a slot is deferred (v->deferred set before the
  * barrier); the request clearing its slot then reads v->deferred and wakes
- * the reaper, which scans again.  Where membarrier is missing (before
- * Linux 4.14, or filtered by seccomp), hm_dispatch() takes references.
+ * the reaper, which scans again.  Where membarrier is missing when the
+ * first thread attaches (before Linux 4.14, or filtered by seccomp),
+ * hm_dispatch() takes references.
+ *
+ * Where it fails later (a seccomp filter installed after start), the
+ * barrier is had another way: the scheduler runs a full memory barrier on
+ * a CPU when it switches a thread out and in (membarrier's own design
+ * rests on that).  So v is finalised once every thread with slots, seen
+ * running when v was retired, has been switched out since, or was not
+ * running then: its context-switch counts and state, read from
+ * /proc/self/task/TID/status, say so.  Each such thread then either
+ * published v before the switch, and the scan sees it, or re-checks after
+ * it, and sees that v is no longer current.  Until then v waits
+ * (HM__HZ_WAIT), and the reaper asks again on a timer.
  *
  * Slot records are per thread, in one list for the process, never freed:
  * a thread's record goes back to the list when the thread exits (a
@@ -31,7 +43,10 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -105,6 +120,7 @@ struct hm__hazards *hm__hazards_attach(struct hm__thread *self)
 		memory_order_release, memory_order_relaxed))
 		;
 got:
+	atomic_store_explicit(&r->tid, (int)gettid(), memory_order_relaxed);
 	if (pthread_setspecific(hm__hz_key, r) != 0) {
 		atomic_store_explicit(&r->used, false, memory_order_release);
 		self->hz_failed = true;
@@ -126,11 +142,152 @@ static bool hm__hazard_scan(const struct hm_module *v)
 	return false;
 }
 
-bool hm__hazard_held(struct hm_module *v)
+/* ---- without membarrier: waiting for the scheduler ---- */
+
+/* The threads seen running when a version was retired. */
+struct hm__quiesce {
+	bool quiet; /* all have been switched out since */
+	size_t n;
+	struct hm__quiesce_thread {
+		const struct hm__hazards *r;
+		int tid;
+		unsigned long switches;
+	} t[];
+};
+
+/* membarrier failed when last tried; and was it logged (once a process). */
+static atomic_bool hm__hz_polled, hm__hz_logged;
+
+bool hm__hazard_polled(void)
+{
+	return atomic_load_explicit(&hm__hz_polled, memory_order_relaxed);
+}
+
+#define HM__GONE 1 /* the thread has exited */
+
+/* Thread tid's state letter and context switches, from /proc; 0, HM__GONE
+ * or -1 (not known now). */
+static int hm__sched_of(int tid, char *state, unsigned long *switches)
+{
+	char path[64], buf[4096];
+	const char *p;
+	unsigned long vol, invol;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT || errno == ESRCH ? HM__GONE : -1;
+	while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	if (!(p = strstr(buf, "\nState:\t")) || !p[8])
+		return -1;
+	*state = p[8];
+	if (!(p = strstr(buf, "\nvoluntary_ctxt_switches:\t")) ||
+	    sscanf(p + 26, "%lu", &vol) != 1 ||
+	    !(p = strstr(buf, "\nnonvoluntary_ctxt_switches:\t")) ||
+	    sscanf(p + 29, "%lu", &invol) != 1)
+		return -1;
+	*switches = vol + invol;
+	return 0;
+}
+
+/* Is the owner of r (tid) off every CPU, or switched out since switches? */
+static int hm__switched(const struct hm__hazards *r, int tid, bool first,
+	unsigned long *switches)
+{
+	unsigned long now;
+	char state;
+	int rc;
+
+	if (!atomic_load_explicit(&r->used, memory_order_acquire) ||
+	    atomic_load_explicit(&r->tid, memory_order_relaxed) != tid)
+		return 1; /* the thread left its slots; another owns them now */
+	if ((rc = hm__sched_of(tid, &state, &now)) != 0)
+		return rc == HM__GONE ? 1 : -1;
+	if (state != 'R') /* sleeping, stopped or dying: not in user code */
+		return 1;
+	if (first) {
+		*switches = now;
+		return 0;
+	}
+	return now != *switches;
+}
+
+/* The threads with slots that are running now; NULL if not known now. */
+static struct hm__quiesce *hm__quiesce_take(void)
+{
+	struct hm__quiesce *q;
+	size_t cap = 0, n = 0;
+	int self = (int)gettid();
+
+	for (struct hm__hazards *r = atomic_load_explicit(&hm__hz_list, memory_order_acquire);
+	     r; r = r->next)
+		cap++;
+	if (!(q = malloc(sizeof *q + cap * sizeof q->t[0])))
+		return NULL;
+	/* seq_cst: the retirement (v no longer current, deferred set) comes
+	 * before what is read of the threads below. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (struct hm__hazards *r = atomic_load_explicit(&hm__hz_list, memory_order_acquire);
+	     r && n < cap; r = r->next) {
+		int tid = atomic_load_explicit(&r->tid, memory_order_relaxed), rc;
+		unsigned long switches = 0;
+		if (tid == self) /* the reclaiming thread is in no dispatch now */
+			continue;
+		if ((rc = hm__switched(r, tid, true, &switches)) < 0) {
+			free(q);
+			return NULL;
+		}
+		if (rc == 0)
+			q->t[n++] = (struct hm__quiesce_thread){r, tid, switches};
+	}
+	q->n = n;
+	q->quiet = false;
+	return q;
+}
+
+/* Every thread of q switched out since (or gone, or asleep)? */
+static bool hm__quiesce_done(struct hm__quiesce *q)
+{
+	size_t i = 0;
+
+	while (i < q->n) {
+		int rc = hm__switched(q->t[i].r, q->t[i].tid, false, &q->t[i].switches);
+		if (rc < 0)
+			return false;
+		if (rc == 0) {
+			i++;
+			continue;
+		}
+		q->t[i] = q->t[--q->n]; /* this one is done */
+	}
+	/* seq_cst: what the threads did before their switch, the slots
+	 * included, is seen by the scan after this. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return q->quiet = true;
+}
+
+static void hm__membarrier_failed(struct hm_module *v, int err)
+{
+	bool was = false;
+
+	atomic_store_explicit(&hm__hz_polled, true, memory_order_relaxed);
+	if (atomic_compare_exchange_strong(&hm__hz_logged, &was, true))
+		hm__log(v->entry->loader, HM_LOG_WARN,
+			"membarrier failed (%s): a version is finalised once every thread "
+			"that dispatched has been through the scheduler (slower)",
+			strerror(err));
+}
+
+int hm__hazard_held(struct hm_module *v)
 {
 	pthread_once(&hm__hz_once, hm__hz_init); /* then hm__hz_ok may be read */
 	if (!hm__hz_ok)
-		return false; /* no slot is ever used */
+		return HM__HZ_FREE; /* no slot is ever used */
 	/* seq_cst, then the barrier: a request that clears its slot after
 	 * the scan is sure to see deferred set, and wakes the reaper. */
 	atomic_store(&v->deferred, true);
@@ -139,14 +296,21 @@ bool hm__hazard_held(struct hm_module *v)
 	if (hm__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) < 0 &&
 	    (hm__membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) < 0 ||
 		hm__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) < 0)) {
-		/* Nothing is known to be safe to finalise: keep v until a
-		 * request clearing a slot wakes the reaper again. */
-		return true;
+		hm__membarrier_failed(v, errno);
+		/* The scheduler's barriers instead (see the top). */
+		if (!v->quiesce && !(v->quiesce = hm__quiesce_take()))
+			return HM__HZ_WAIT;
+		if (!v->quiesce->quiet && !hm__quiesce_done(v->quiesce))
+			return HM__HZ_WAIT;
+	} else {
+		atomic_store_explicit(&hm__hz_polled, false, memory_order_relaxed);
 	}
 	if (hm__hazard_scan(v))
-		return true;
+		return HM__HZ_HELD;
+	free(v->quiesce);
+	v->quiesce = NULL;
 	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
-	return false;
+	return HM__HZ_FREE;
 }
 
 unsigned long hm__hazard_count(const struct hm_module *v)

@@ -117,6 +117,11 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
 #define HM_CHECK_ALWAYS 0   /* stat the file on every request */
 #define HM_CHECK_NEVER (-1) /* only hm_refresh() looks for changes */
 
+/* hm_options.max_depth: at most this many nested calls on one thread.
+ * Each costs stack (hm_open(3)): the limit keeps a loop of redirects from
+ * overflowing a thread's stack before the limit stops it. */
+#define HM_DEPTH_MAX 1024
+
 /* hm_options.watch: how changed files are noticed.  See hm_watch(3). */
 #define HM_WATCH_AUTO 0    /* inotify, or stat checks where it cannot see */
 #define HM_WATCH_INOTIFY 1 /* inotify on the root and every subdirectory */
@@ -147,7 +152,7 @@ struct hm_options {
 	int check_interval_ms;
 	unsigned trust;         /* HM_TRUST_* bits; default 0 */
 	size_t max_module_size; /* bytes; default 64 MiB */
-	int max_depth;          /* nested dispatch limit; default 16 */
+	int max_depth;          /* nested dispatch limit; default 16, 1 to HM_DEPTH_MAX */
 	int watch;              /* HM_WATCH_*; default HM_WATCH_AUTO */
 	unsigned flags;         /* HM_OPEN_*; default 0 */
 	/* A served file missing this long is removed (install(1) deletes and

@@ -185,6 +185,9 @@ struct hm_module {
 	/* Found in a hazard slot when its references were gone: the request
 	 * clearing the slot wakes the reaper (hazard_linux.c). */
 	atomic_bool deferred;
+	/* Without membarrier: which threads must pass the scheduler before
+	 * the slots are known (hazard_linux.c); reaper only, NULL else. */
+	struct hm__quiesce *quiesce;
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
@@ -247,7 +250,13 @@ static inline void hm__put(struct hm_module *v)
 /* The last reference is gone: finalise now or on the reaper thread. */
 HM__HIDDEN void hm__version_retire(struct hm_module *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);
+/* Is finalisation under way or due (no reference holds it up)?  ver_lock
+ * held. */
+HM__HIDDEN bool hm__reaping(const hm_loader *l);
 HM__HIDDEN void hm__versions_free(hm_loader *l);
+/* Close the memfds of pinned objects that glibc unloaded since; forget:
+ * l closes, and its pins that stay are no longer counted in it. */
+HM__HIDDEN void hm__pins_sweep(hm_loader *l, bool forget);
 
 /* ---- the cache: table (table.c) and entries (entry.c) -------------------- */
 
@@ -261,6 +270,7 @@ struct hm__hazards {
 	_Atomic(struct hm_module *) slot[HM__HAZARDS];
 	struct hm__hazards *next; /* the process's list; constant once linked */
 	atomic_bool used;         /* owned by a live thread */
+	atomic_int tid;           /* that thread's, written when it takes it */
 } __attribute__((aligned(64)));
 
 /* The thread-local state of a thread that uses a loader. */
@@ -275,9 +285,16 @@ struct hm__thread {
 /* Give this thread slots; NULL (and hz_failed set) if it cannot have any. */
 HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
 /* Before finalising v, whose references are gone: is it still in a slot?
- * Then it is marked deferred, and a request clearing its slot calls
- * hm__hazard_wake(). */
-HM__HIDDEN bool hm__hazard_held(struct hm_module *v);
+ * Then (HM__HZ_HELD) it is marked deferred, and a request clearing its
+ * slot calls hm__hazard_wake().  HM__HZ_WAIT: not known yet (membarrier
+ * failed; some thread has not passed the scheduler since): ask again. */
+#define HM__HZ_FREE 0
+#define HM__HZ_HELD 1
+#define HM__HZ_WAIT 2
+HM__HIDDEN int hm__hazard_held(struct hm_module *v);
+/* membarrier failed when last tried: deferred versions are asked again
+ * on a timer, as a request clearing a slot may not see deferred set. */
+HM__HIDDEN bool hm__hazard_polled(void);
 /* Slots holding v now (for hm_status_get(); a snapshot). */
 HM__HIDDEN unsigned long hm__hazard_count(const struct hm_module *v);
 /* A request cleared its slot of a deferred version (version.c). */
@@ -551,9 +568,11 @@ struct hm_loader {
 	struct hm_module *reap_head, *reap_tail;
 	struct hm_module *deferred; /* found in a hazard slot: scanned again */
 	bool deferred_wake;         /* a slot holding one was cleared */
+	unsigned quiescing;         /* deferred ones waiting for HM__HZ_WAIT to end */
+	unsigned finalising;        /* versions the reaper has taken and not ended */
 	bool reaper_started, reaper_stop;
 	pthread_t reaper;
-	uint64_t pinned; /* versions still mapped after dlclose */
+	uint64_t pinned; /* objects still mapped after dlclose (version.c) */
 };
 
 /* ---- the request path's slow parts (loader.c) --------------------------- */

@@ -81,8 +81,12 @@ static int hm__options_check(const struct hm_options *o)
 	if (o->check_interval_ms < HM_CHECK_NEVER)
 		return hm__fail(HM_EINVAL, "hm_open: options.check_interval_ms is %d",
 			o->check_interval_ms);
-	if (o->max_depth < 1)
-		return hm__fail(HM_EINVAL, "hm_open: options.max_depth must be >= 1");
+	/* A bound the stack can hold: each level costs the library's frames
+	 * and its hooks' (deeper loops crashed before the limit stopped them). */
+	if (o->max_depth < 1 || o->max_depth > HM_DEPTH_MAX)
+		return hm__fail(HM_EINVAL, "hm_open: options.max_depth is %d: it must be "
+					   "1 to %d (HM_DEPTH_MAX), each nested call uses the "
+					   "thread's stack", o->max_depth, HM_DEPTH_MAX);
 	if (o->trust & ~(HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE | HM_TRUST_ANY_OWNER))
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.trust");
 	if (o->watch < HM_WATCH_AUTO || o->watch > HM_WATCH_STAT)
@@ -208,9 +212,15 @@ static void hm__report_live(hm_loader *l)
 		held[n].refs = atomic_load_explicit(&v->refs, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&l->ver_lock);
-	for (size_t i = 0; i < n; i++)
-		hm__log(l, HM_LOG_WARN, "close: %s version %llu still has %lu references",
-			held[i].key, held[i].gen, held[i].refs);
+	for (size_t i = 0; i < n; i++) {
+		if (held[i].refs > 0)
+			hm__log(l, HM_LOG_WARN, "close: %s version %llu still has %lu "
+						"reference%s", held[i].key, held[i].gen,
+				held[i].refs, held[i].refs == 1 ? "" : "s");
+		else /* its references are gone; a dispatch still runs it */
+			hm__log(l, HM_LOG_WARN, "close: %s version %llu is still running "
+						"in a dispatch", held[i].key, held[i].gen);
+	}
 	if (total > n)
 		hm__log(l, HM_LOG_WARN, "close: and %zu more versions", total - n);
 }
@@ -241,9 +251,15 @@ int hm_close(hm_loader *l, int timeout_ms)
 			deadline.tv_nsec -= 1000000000;
 		}
 	}
+	/*
+	 * The timeout bounds the wait for what others hold: references,
+	 * dispatches, loads.  Versions no one holds any more are finalised
+	 * whatever the timeout (their fini is the library's own work): while
+	 * the reaper has some, the clock does not end the wait.
+	 */
 	pthread_mutex_lock(&l->ver_lock);
 	while ((l->nlive > 0 || atomic_load(&l->busy) > 0) && rc == 0) {
-		if (timeout_ms < 0)
+		if (timeout_ms < 0 || hm__reaping(l))
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
 		else
 			rc = pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &deadline);
@@ -256,10 +272,11 @@ int hm_close(hm_loader *l, int timeout_ms)
 			busy, timeout_ms);
 	if (n > 0) {
 		hm__report_live(l);
-		return hm__fail(HM_ETIMEDOUT, "close: %zu versions still referenced after %d ms",
-			n, timeout_ms);
+		return hm__fail(HM_ETIMEDOUT, "close: %zu version%s still referenced after %d ms",
+			n, n == 1 ? "" : "s", timeout_ms);
 	}
 	hm__reaper_stop(l);
+	hm__pins_sweep(l, true);
 	hm__free(l);
 	return 0;
 }

@@ -171,27 +171,37 @@ static int hm__read_desc(void *dl, int memfd, const char *key, struct hm__hooks 
 	return 0;
 }
 
-/* A slot from the free list or the heap, on the live list; ver_lock free. */
+/* A slot from the free list or the heap, not yet live; ver_lock free. */
 static struct hm_module *hm__slot_get(hm_loader *l)
 {
 	struct hm_module *v;
 
 	pthread_mutex_lock(&l->ver_lock);
-	if ((v = l->free_slots) != NULL) {
+	if ((v = l->free_slots) != NULL)
 		l->free_slots = v->queue_next;
-	} else if ((v = calloc(1, sizeof *v)) != NULL) {
-		atomic_init(&v->refs, 0);
-	}
-	if (v) {
-		v->live_prev = NULL;
-		v->live_next = l->live;
-		if (l->live)
-			l->live->live_prev = v;
-		l->live = v;
-		l->nlive++;
-	}
 	pthread_mutex_unlock(&l->ver_lock);
+	if (!v && (v = calloc(1, sizeof *v)) != NULL)
+		atomic_init(&v->refs, 0);
 	return v;
+}
+
+/*
+ * Put v, whose entry, gen and id are written, on the live list.  Only
+ * then: hm_status_get() and hm_close() read those of every live version
+ * under ver_lock, and the lock is what orders the writes before their
+ * reads (a version listed first showed in the status with the entry and
+ * number of the slot's last life).
+ */
+static void hm__slot_link(hm_loader *l, struct hm_module *v)
+{
+	pthread_mutex_lock(&l->ver_lock);
+	v->live_prev = NULL;
+	v->live_next = l->live;
+	if (l->live)
+		l->live->live_prev = v;
+	l->live = v;
+	l->nlive++;
+	pthread_mutex_unlock(&l->ver_lock);
 }
 
 /* Back to the free list.  refs is 0 and stays 0 until the slot is reused. */
@@ -225,25 +235,128 @@ static void hm__init_ctx(hm_ctx *ctx, struct hm_module *v, enum hm__phase phase)
 }
 
 /*
+ * Pinned objects: still mapped after the loader's dlclose (nodelete, unique
+ * symbols, thread_local destructors not yet run: docs/DESIGN.md).  The
+ * memfd of each stays open while glibc keeps the object, so that its name
+ * is never given to another one.  glibc unloads an object whose last
+ * thread_local destructor has run at the next dlclose in the process; the
+ * sweep below (after each finalisation and at hm_close()) then closes its
+ * memfd.  Process-wide: an object may outlive the loader that pinned it.
+ */
+struct hm__pin {
+	struct hm__pin *next;
+	int memfd;
+	hm_loader *loader; /* whose count it is in; NULL once that one closed */
+	uint64_t gen;      /* 0: a failed load */
+	char key[];
+};
+/* Protects the list and each pin's loader.  Held across the sweep's
+ * dlopen and dlclose (which may run an unloaded object's destructors):
+ * taken before a loader's ver_lock, never after. */
+static pthread_mutex_t hm__pins_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hm__pin *hm__pins;
+/* Some pin exists: read without the lock to skip the sweep (relaxed: a
+ * pin missed now is swept at the next finalisation or close). */
+static atomic_bool hm__pins_any;
+
+/* Is the object loaded from memfd still in the process? */
+static bool hm__still_mapped(int memfd)
+{
+	char name[64];
+	void *still;
+
+	hm__fdname(name, sizeof name, memfd);
+	still = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+	if (!still)
+		return false;
+	dlclose(still);
+	return true;
+}
+
+static void hm__pin_add(hm_loader *l, const char *key, uint64_t gen, int memfd)
+{
+	size_t len = strlen(key) + 1;
+	struct hm__pin *p = malloc(sizeof *p + len);
+
+	if (!p) /* then the memfd stays open for good, as the name demands */
+		return;
+	p->memfd = memfd;
+	p->loader = l;
+	p->gen = gen;
+	memcpy(p->key, key, len);
+	pthread_mutex_lock(&hm__pins_lock);
+	p->next = hm__pins;
+	hm__pins = p;
+	atomic_store_explicit(&hm__pins_any, true, memory_order_relaxed);
+	pthread_mutex_unlock(&hm__pins_lock);
+}
+
+/*
+ * Close the memfds of pinned objects glibc has unloaded since, and count
+ * them out.  forget: l is closing; its pins that stay are no one's.  The
+ * log names what l released (other loaders' pins are released silently).
+ */
+void hm__pins_sweep(hm_loader *l, bool forget)
+{
+	struct hm__pin **pp, *p, *gone = NULL;
+
+	if (!atomic_load_explicit(&hm__pins_any, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&hm__pins_lock);
+	for (pp = &hm__pins; (p = *pp) != NULL;) {
+		/* A probe's own dlclose is a dlclose too: it unloads the object
+		 * if nothing holds it any more, so ask twice. */
+		if (hm__still_mapped(p->memfd) && hm__still_mapped(p->memfd)) {
+			if (forget && p->loader == l)
+				p->loader = NULL;
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		close(p->memfd);
+		if (p->loader) {
+			pthread_mutex_lock(&p->loader->ver_lock);
+			p->loader->pinned--;
+			pthread_mutex_unlock(&p->loader->ver_lock);
+		}
+		if (p->loader == l) {
+			p->next = gone;
+			gone = p;
+		} else {
+			free(p);
+		}
+	}
+	atomic_store_explicit(&hm__pins_any, hm__pins != NULL, memory_order_relaxed);
+	pthread_mutex_unlock(&hm__pins_lock);
+	while ((p = gone) != NULL) {
+		gone = p->next;
+		if (p->gen)
+			hm__log(l, HM_LOG_INFO, "%s version %llu was unloaded at last: "
+						"no longer pinned", p->key, (unsigned long long)p->gen);
+		else
+			hm__log(l, HM_LOG_INFO, "%s: a failed load was unloaded at last: "
+						"no longer pinned", p->key);
+		free(p);
+	}
+}
+
+/*
  * dlclose, then ask whether the object is really gone.  If it stayed (see
  * LINUX-NOTES.md: nodelete, unique symbols, TLS destructors), its name must
- * never be reused: keep the memfd open forever and count it.
+ * not be reused while it stays: keep the memfd open, count it, and let the
+ * sweep close it once glibc has unloaded the object.
  */
 static bool hm__unload(struct hm__entry *e, uint64_t gen, void *dl, int memfd)
 {
 	hm_loader *l = e->loader;
 	const char *key = e->key;
-	char name[64];
-	void *still;
 
 	dlclose(dl);
-	hm__fdname(name, sizeof name, memfd);
-	still = dlopen(name, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-	if (still) {
-		dlclose(still);
+	if (hm__still_mapped(memfd)) {
 		pthread_mutex_lock(&l->ver_lock);
-		l->pinned++;
+		l->pinned++; /* before a sweep can count it out */
 		pthread_mutex_unlock(&l->ver_lock);
+		hm__pin_add(l, key, gen, memfd);
 		pthread_mutex_lock(&e->lock);
 		e->pinned++;
 		pthread_mutex_unlock(&e->lock);
@@ -323,6 +436,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->plain = !global && !hooks.prepare && !hooks.commit && !hooks.rollback &&
 		   !hooks.release && hooks.handle;
 	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
+	v->quiesce = NULL;
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
@@ -332,6 +446,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->heir = NULL;
 	if (global)
 		atomic_fetch_add_explicit(&global->refs, 1, memory_order_relaxed);
+	hm__slot_link(l, v);
 
 	hm__init_ctx(&ctx, v, HM__PHASE_INIT);
 	ctx.prev = prev;
@@ -378,11 +493,15 @@ static void hm__finalise(struct hm_module *v)
 	struct hm_module *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
+	free(v->quiesce);
+	v->quiesce = NULL;
 	hm__init_ctx(&ctx, v, HM__PHASE_FINI);
 	hm__run_fini(&ctx, v->hooks.fini);
 	if (hm__unload(v->entry, v->gen, v->dl, v->memfd))
 		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
 			(unsigned long long)v->gen);
+	/* That dlclose may have unloaded objects pinned before. */
+	hm__pins_sweep(l, false);
 	hm__slot_put(l, v);
 	/* After the module: a global outlives every version bound to it, and
 	 * an heir every version whose state it adopted. */
@@ -390,19 +509,22 @@ static void hm__finalise(struct hm_module *v)
 	hm_put(global);
 }
 
-/* Defer v, found in a hazard slot; ver_lock held. */
-static void hm__defer(hm_loader *l, struct hm_module *v)
+/* Defer v, found in a hazard slot or not known yet (wait); ver_lock held. */
+static void hm__defer(hm_loader *l, struct hm_module *v, bool wait)
 {
 	v->queue_next = l->deferred;
 	l->deferred = v;
+	l->quiescing += wait;
 }
 
 /* Finalise v unless a dispatch still runs it (then defer it); no lock. */
 static void hm__finalise_unless_held(hm_loader *l, struct hm_module *v)
 {
-	if (hm__hazard_held(v)) {
+	int held = hm__hazard_held(v);
+
+	if (held != HM__HZ_FREE) {
 		pthread_mutex_lock(&l->ver_lock);
-		hm__defer(l, v);
+		hm__defer(l, v, held == HM__HZ_WAIT);
 		pthread_mutex_unlock(&l->ver_lock);
 		return;
 	}
@@ -418,6 +540,7 @@ static void hm__reap_deferred(hm_loader *l)
 	v = l->deferred;
 	l->deferred = NULL;
 	l->deferred_wake = false;
+	l->quiescing = 0; /* counted again as they are deferred again */
 	pthread_mutex_unlock(&l->ver_lock);
 	for (; v; v = next) {
 		next = v->queue_next;
@@ -438,6 +561,23 @@ void hm__hazard_wake(hm_loader *l)
 		hm__reap_deferred(l);
 }
 
+/* Sleep a little (or until woken), then look at the deferred versions
+ * again; ver_lock held. */
+static void hm__reaper_poll(hm_loader *l)
+{
+	enum { POLL_MS = 2 };
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t); /* ver_cond's clock */
+	t.tv_nsec += POLL_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &t);
+	l->deferred_wake = true;
+}
+
 static void *hm__reaper(void *arg)
 {
 	hm_loader *l = arg;
@@ -447,22 +587,35 @@ static void *hm__reaper(void *arg)
 		struct hm_module *v = l->reap_head;
 		if (!v) {
 			if (l->deferred_wake) {
+				l->finalising++;
 				pthread_mutex_unlock(&l->ver_lock);
 				hm__reap_deferred(l);
 				pthread_mutex_lock(&l->ver_lock);
+				if (--l->finalising == 0 && !l->reap_head)
+					pthread_cond_broadcast(&l->ver_cond);
 				continue;
 			}
 			/* hm_close() stops it once nothing is live: none deferred */
 			if (l->reaper_stop)
 				break;
+			if (l->deferred && hm__hazard_polled()) {
+				/* No membarrier: a cleared slot may not wake us,
+				 * and threads pass the scheduler unseen. */
+				hm__reaper_poll(l);
+				continue;
+			}
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
 			continue;
 		}
 		if (!(l->reap_head = v->queue_next))
 			l->reap_tail = NULL;
+		l->finalising++;
 		pthread_mutex_unlock(&l->ver_lock);
 		hm__finalise_unless_held(l, v);
 		pthread_mutex_lock(&l->ver_lock);
+		/* hm_close() waits, whatever its timeout, while this works */
+		if (--l->finalising == 0 && !l->reap_head)
+			pthread_cond_broadcast(&l->ver_cond);
 	}
 	pthread_mutex_unlock(&l->ver_lock);
 	return NULL;
@@ -501,6 +654,11 @@ void hm__version_retire(struct hm_module *v)
 	pthread_mutex_unlock(&l->ver_lock);
 	/* No reaper (it could not start, or close stopped it): do it here. */
 	hm__finalise_unless_held(l, v);
+}
+
+bool hm__reaping(const hm_loader *l)
+{
+	return l->reap_head || l->finalising > 0 || l->deferred_wake || l->quiescing > 0;
 }
 
 void hm__reaper_stop(hm_loader *l)

@@ -10,10 +10,19 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -512,6 +521,206 @@ START_TEST(test_requests_never_fail_while_versions_change)
 }
 END_TEST
 
+/* hm_status_get() while versions load and retire: every version it lists
+ * is a real one of its module (ThreadSanitizer also checks the reads). */
+static atomic_long status_bad, status_done;
+static atomic_ulong status_loaded; /* m's versions whose load returned */
+
+static void *status_thread(void *arg)
+{
+	struct hm_status *st;
+
+	(void)arg;
+	while (!atomic_load(&stress_stop)) {
+		/* read before the status: the status can only show more */
+		unsigned long loaded = atomic_load(&status_loaded);
+		size_t listed = 0;
+		if (hm_status_get(l, &st) < 0) {
+			atomic_fetch_add(&status_bad, 1);
+			continue;
+		}
+		for (size_t i = 0; i < st->nmodules; i++) {
+			const struct hm_module_status *m = &st->modules[i];
+			bool is_n = strcmp(m->path, "n.so") == 0;
+			listed += m->nversions;
+			for (size_t j = 0; j < m->nversions; j++) {
+				uint64_t v = m->versions[j].version;
+				/* newest first, no number twice, none made up */
+				if (v == 0 || (j > 0 && v >= m->versions[j - 1].version) ||
+				    (is_n && v != 1) || (!is_n && v > loaded + 1))
+					atomic_fetch_add(&status_bad, 1);
+			}
+		}
+		if (listed != st->versions_alive)
+			atomic_fetch_add(&status_bad, 1); /* one listed under no module */
+		hm_status_free(st);
+		atomic_fetch_add(&status_done, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_status_read_while_versions_load_and_retire_lists_only_real_versions)
+{
+	pthread_t t[STRESS_THREADS], s;
+
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("probe_v1", root, "n.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	atomic_store(&stress_stop, false);
+	ck_assert_int_eq(hm_refresh(l, "m"), 1);
+	ck_assert_int_eq(hm_refresh(l, "n"), 1);
+	atomic_store(&status_loaded, 1);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_create(&t[i], NULL, stress_thread, NULL);
+	pthread_create(&s, NULL, status_thread, NULL);
+	for (int i = 0; i < STRESS_RELOADS; i++) {
+		deploy_mv(i % 2 ? "probe_v1" : "probe_v2", root, "m.so");
+		ck_assert_int_eq(hm_refresh(l, "m"), 1);
+		atomic_store(&status_loaded, (unsigned long)i + 2);
+	}
+	while (atomic_load(&status_done) == 0) /* at least one, however slow */
+		sched_yield();
+	atomic_store(&stress_stop, true);
+	for (int i = 0; i < STRESS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_join(s, NULL);
+	ck_assert_int_eq(atomic_load(&stress_bad), 0);
+	ck_assert_int_eq(atomic_load(&status_bad), 0);
+	ck_assert_int_gt(atomic_load(&status_done), 0);
+}
+END_TEST
+
+/* ---- membarrier refused after start ---- */
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* From now on every thread of this process gets EPERM from membarrier(),
+ * as under a seccomp filter installed after the loader started.  0, or
+ * the errno of what failed. */
+static int deny_membarrier(void)
+{
+#ifdef TEST_AUDIT_ARCH
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return errno;
+	/* TSYNC: the threads already running (reaper, requests) too */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+		return errno;
+	if (syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) != -1 || errno != EPERM)
+		return EINVAL;
+	return 0;
+#else
+	return ENOSYS;
+#endif
+}
+
+static atomic_bool mb_stop;
+static hm_loader *mb_loader;
+
+/* Requests on their hazard slots all along, and hm_status_get() too. */
+static void *mb_requests(void *arg)
+{
+	atomic_long *served = arg;
+
+	while (!atomic_load(&mb_stop)) {
+		struct fx_req req = {0};
+		if (hm_dispatch(mb_loader, "m", &req) > 0)
+			atomic_fetch_add(served, 1);
+	}
+	return NULL;
+}
+
+#define MB_RELOADS 6
+
+/* The child's part; its exit status says what failed (0: nothing). */
+static int membarrier_denied_child(void)
+{
+	struct fx_app a = {0};
+	struct hm_options o;
+	atomic_long served = 0;
+	pthread_t t;
+	int rc;
+
+	alarm(120); /* a hang fails the test: SIGALRM */
+	a.on_fini = count_fini;
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &a;
+	o.log = test_log_fn();
+	o.check_interval_ms = HM_CHECK_NEVER;
+	o.watch = HM_WATCH_STAT;
+	if (hm_open(&mb_loader, &o) != 0)
+		return 10;
+	/* loaded, then served on a hazard slot: membarrier registered */
+	for (int i = 0; i < 2; i++)
+		if (hm_dispatch(mb_loader, "m", &(struct fx_req){0}) != 1)
+			return 11;
+	if (pthread_create(&t, NULL, mb_requests, &served) != 0)
+		return 12;
+	while (atomic_load(&served) == 0) /* its slots attached too */
+		sched_yield();
+	if ((rc = deny_membarrier()) != 0) {
+		fprintf(stderr, "cannot deny membarrier: %s\n", strerror(rc));
+		return rc == ENOSYS || rc == EINVAL || rc == EACCES ? 77 : 13;
+	}
+	for (int i = 0; i < MB_RELOADS; i++) {
+		deploy_mv(i % 2 ? "probe_v1" : "probe_v2", root, "m.so");
+		if (hm_refresh(mb_loader, "m") != 1)
+			return 14;
+		if (hm_dispatch(mb_loader, "m", &(struct fx_req){0}) != (i % 2 ? 1 : 2))
+			return 15;
+	}
+	/* every replaced version is finalised, with the loader open */
+	if (!gate_wait(&finis_gate, MB_RELOADS))
+		return 16;
+	atomic_store(&mb_stop, true);
+	pthread_join(t, NULL);
+	if (atomic_load(&served) == 0 || atomic_load(&a.finis) != MB_RELOADS)
+		return 17;
+	if (!logged("membarrier failed (Operation not permitted)")) {
+		return 18;
+	}
+	if (hm_close(mb_loader, -1) != 0) /* returns: the current one too */
+		return 19;
+	return atomic_load(&a.finis) == MB_RELOADS + 1 && a.inits == a.finis ? 0 : 20;
+}
+
+START_TEST(test_membarrier_refused_after_start_still_finalises_every_version)
+{
+	int status;
+	pid_t pid;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	/* A seccomp filter cannot be removed: the child takes it. */
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0)
+		_exit(membarrier_denied_child());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "child killed by signal %d (a hang ends in "
+					 "SIGALRM)", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	if (WEXITSTATUS(status) == 77) {
+		fprintf(stderr, "skipped: this kernel cannot filter membarrier\n");
+		return;
+	}
+	ck_assert_msg(WEXITSTATUS(status) == 0, "child failed at step %d", WEXITSTATUS(status));
+}
+END_TEST
+
 /* ---- close ---- */
 
 START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
@@ -522,13 +731,91 @@ START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
 	l = open_loader(root, &app, HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
 	ck_assert_int_eq(hm_close(l, 0), HM_ETIMEDOUT);
-	ck_assert(logged("m.so version 1 still has 1 references"));
-	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "1 versions still referenced"));
+	ck_assert(logged("m.so version 1 still has 1 reference"));
+	ck_assert(!logged("1 references"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "1 version still referenced"));
 	/* closing: no new module is handed out, the held one still works */
 	ck_assert_int_eq(hm_get(l, "m", &(hm_module *){NULL}), HM_ECLOSED);
 	ck_assert_int_eq(hm_call(m, &(struct fx_req){0}), 1);
 	hm_put(m);
 	/* teardown closes for real */
+}
+END_TEST
+
+/* fini of the versions close drops waits until close has begun. */
+static atomic_bool close_called;
+static struct gate close_gate = GATE_INIT;
+
+static void fini_after_close_began(struct fx_app *a, hm_ctx *ctx)
+{
+	(void)a;
+	(void)ctx;
+	while (!atomic_load(&close_called))
+		ck_assert(gate_wait(&close_gate, 1));
+}
+
+START_TEST(test_close_with_timeout_0_and_no_reference_held_finalises_everything)
+{
+	deploy_cp("probe_v1", root, "m.so");
+	deploy_cp("global_v1", root, "_global.so");
+	deploy_cp("probe_v1", root, "n.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
+	ck_assert_int_eq(hm_dispatch(l, "n", &(struct fx_req){0}), 1);
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_refresh(l, "m"), 1); /* a replaced version too */
+	/* Each fini runs only once close has begun: close waits for the
+	 * finalisations in progress, which no one holds up, whatever its
+	 * timeout. */
+	app.on_fini = fini_after_close_began;
+	atomic_store(&close_called, true);
+	gate_add(&close_gate, 1);
+	ck_assert_msg(hm_close(l, 0) == 0, "hm_close: %s", hm_errmsg());
+	ck_assert(!logged("still has 0"));
+	ck_assert(!logged("close:"));
+	ck_assert_int_eq(atomic_load(&app.finis), atomic_load(&app.inits));
+	ck_assert_int_eq(atomic_load(&app.finis), 4);
+	app.on_fini = count_fini;
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+}
+END_TEST
+
+static atomic_bool put_done;
+
+/* Put the reference once the loader is closing (hm_get says so). */
+static void *put_when_closing(void *arg)
+{
+	hm_module *m = arg;
+	hm_module *other;
+
+	while (hm_get(l, "m", &other) != HM_ECLOSED)
+		hm_put(other);
+	atomic_store(&put_done, true);
+	hm_put(m);
+	return NULL;
+}
+
+START_TEST(test_close_with_a_positive_timeout_returns_once_the_last_reference_is_put)
+{
+	hm_module *m;
+	pthread_t t;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	/* positive: when the time is up with a reference held, HM_ETIMEDOUT */
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(hm_close(l, 1), HM_ETIMEDOUT);
+	ck_assert(logged("m.so version 1 still has 1 reference"));
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, 1), 0); /* called again: done */
+	/* and it returns as soon as the reference is put, not at the timeout */
+	l = open_loader(root, &app, HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, put_when_closing, m), 0);
+	ck_assert_int_eq(hm_close(l, 600 * 1000), 0);
+	ck_assert(atomic_load(&put_done));
+	pthread_join(t, NULL);
+	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
 }
 END_TEST
 
@@ -568,8 +855,12 @@ static Suite *cache_suite(void)
 	tcase_add_test(c, test_init_asking_for_its_own_module_gets_edeadlk);
 	tcase_add_test(c, test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang);
 	tcase_add_test(c, test_requests_never_fail_while_versions_change);
+	tcase_add_test(c, test_status_read_while_versions_load_and_retire_lists_only_real_versions);
+	tcase_add_test(c, test_membarrier_refused_after_start_still_finalises_every_version);
 	tcase_add_test(c, test_close_with_a_reference_held_times_out_and_reports_it);
 	tcase_add_test(c, test_close_runs_fini_of_modules_before_their_global);
+	tcase_add_test(c, test_close_with_timeout_0_and_no_reference_held_finalises_everything);
+	tcase_add_test(c, test_close_with_a_positive_timeout_returns_once_the_last_reference_is_put);
 	suite_add_tcase(s, c);
 	return s;
 }

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1242,6 +1243,76 @@ START_TEST(test_version_that_cannot_be_unloaded_is_reported_pinned_at_close)
 }
 END_TEST
 
+/*
+ * A C++ module's thread_local destructor, registered by a thread that ran
+ * its handler, keeps the object mapped after dlclose while that thread
+ * lives (pinned).  Once the thread has exited, glibc unloads the object at
+ * the next dlclose: then its memfd is closed and counted out.
+ */
+static struct gate tls_in = GATE_INIT, tls_go = GATE_INIT;
+static hm_loader *tls_loader;
+
+static void *tls_thread(void *arg)
+{
+	int *rc = arg;
+
+	*rc = hm_dispatch(tls_loader, "tls", NULL);
+	gate_add(&tls_in, 1);
+	gate_wait(&tls_go, 1);
+	return NULL;
+}
+
+static uint64_t status_pinned(hm_loader *l)
+{
+	struct hm_status *st;
+	uint64_t n;
+
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	n = st->pinned;
+	hm_status_free(st);
+	return n;
+}
+
+#define TLS_ROUNDS 4
+
+START_TEST(test_a_pinned_version_gives_its_descriptor_back_once_glibc_unloads_it)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	char line[128];
+	int fds = count_fds(), rc;
+
+	deploy_cp("cxxtls_v1", root, "tls.so");
+	tls_loader = open_loader(root, &app, HM_CHECK_NEVER);
+	log_reset();
+	for (int r = 1; r <= TLS_ROUNDS; r++) {
+		pthread_t t;
+		/* a thread runs version r, and lives on while it is replaced */
+		tls_in.value = tls_go.value = 0;
+		ck_assert_int_eq(pthread_create(&t, NULL, tls_thread, &rc), 0);
+		ck_assert(gate_wait(&tls_in, 1));
+		ck_assert_int_eq(rc, (r % 2 ? 1 : 2) * 1000 + 1);
+		redeploy(r % 2 ? "cxxtls_v2" : "cxxtls_v1", root, "tls.so");
+		ck_assert_msg(hm_refresh(tls_loader, "tls") == 1, "%s", hm_errmsg());
+		snprintf(line, sizeof line, "tls.so version %d could not be unloaded", r);
+		ck_assert(wait_logged(line));
+		if (r > 1) { /* that dlclose unloaded the one whose thread is gone */
+			snprintf(line, sizeof line, "tls.so version %d was unloaded at last", r - 1);
+			ck_assert(wait_logged(line));
+		}
+		ck_assert_uint_eq(status_pinned(tls_loader), 1);
+		gate_add(&tls_go, 1);
+		pthread_join(t, NULL); /* its destructor ran: nothing holds version r */
+	}
+	close_loader(tls_loader, &app);
+	snprintf(line, sizeof line, "tls.so version %d was unloaded at last", TLS_ROUNDS);
+	ck_assert(logged(line));
+	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(count_module_maps(), 0);
+	rmroot(root);
+}
+END_TEST
+
 START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 {
 	char *root = mkroot(), *elsewhere = outside_module();
@@ -1380,6 +1451,7 @@ static Suite *load_suite(void)
 	tc = tcase_create("unload");
 	tcase_add_test(tc, test_version_that_cannot_be_unloaded_is_reported_pinned_at_close);
 	tcase_add_test(tc, test_load_and_replace_cycles_leak_no_descriptors_or_mappings);
+	tcase_add_test(tc, test_a_pinned_version_gives_its_descriptor_back_once_glibc_unloads_it);
 	suite_add_tcase(s, tc);
 	return s;
 }
