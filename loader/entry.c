@@ -108,9 +108,14 @@ static int hm__wait_load(struct hm__entry *e)
 	return 0;
 }
 
-/* A reference to the current version of e's directory's global, or NULL;
- * retry: load it even if its failure is remembered (hm_refresh). */
-static int hm__global_get(struct hm__entry *e, struct hm_module **g, bool retry)
+/*
+ * A reference to the current version of e's directory's global, or NULL;
+ * retry: load it even if its failure is remembered (hm_refresh).  *gid: the
+ * file it holds the bytes of (the entry's, which "content unchanged" keeps
+ * up to date after a touch, else the version's own).
+ */
+static int hm__global_get(struct hm__entry *e, struct hm_module **g, struct hm__fileid *gid,
+	bool retry)
 {
 	struct hm__entry *ge;
 	int rc;
@@ -126,7 +131,26 @@ static int hm__global_get(struct hm__entry *e, struct hm_module **g, bool retry)
 		snprintf(why, sizeof why, "%s", hm__msg());
 		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
 	}
+	if (rc == 0) {
+		pthread_mutex_lock(&ge->lock);
+		*gid = ge->has_id && atomic_load_explicit(&ge->current, memory_order_relaxed) == *g ?
+			ge->id : (*g)->id;
+		pthread_mutex_unlock(&ge->lock);
+	}
 	return rc;
+}
+
+/*
+ * The file's directory holds another global module than the one its load
+ * got (HM__GLOBAL_MOVED: a release link switched, a global appeared or
+ * went): look at the global now, so that the next try binds to it.
+ */
+static void hm__global_moved(struct hm__entry *e, int flags)
+{
+	struct hm__entry *ge;
+
+	if (hm__global_entry(e, &ge) == 0 && ge)
+		(void)hm__entry_refresh(ge, HM__R_NOW | (flags & HM__R_RETRY));
 }
 
 /*
@@ -207,11 +231,25 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 	hm__set_loading(e, hm__self());
 	pthread_mutex_unlock(&e->lock);
 
-	rc = e->is_global ? 0 : hm__global_get(e, &g, flags & HM__R_RETRY);
-	if (rc == 0)
-		rc = hm__version_load(e, g, prev, &v);
-	if (g)
-		hm_put(g); /* v holds its own reference */
+	/* A module and its global come from the same directory, as it is
+	 * when the module is copied: a few tries while it keeps changing. */
+	for (int tries = 0;; tries++) {
+		struct hm__fileid gid;
+		rc = e->is_global ? 0 : hm__global_get(e, &g, &gid, flags & HM__R_RETRY);
+		if (rc == 0)
+			rc = hm__version_load(e, g, &gid, prev, &v);
+		if (g)
+			hm_put(g); /* v holds its own reference */
+		g = NULL;
+		if (rc != HM__GLOBAL_MOVED)
+			break;
+		if (tries == 2) {
+			rc = hm__fail(HM_ECHANGED, "%s: the global module of its directory "
+						   "keeps changing", e->key);
+			break;
+		}
+		hm__global_moved(e, flags);
+	}
 
 	pthread_mutex_lock(&e->lock);
 	hm__set_loading(e, NULL);

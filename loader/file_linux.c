@@ -1,6 +1,7 @@
 /*
  * file_linux.c - opening module files beneath the root and copying them into
- * sealed memfds.  Linux only: openat2(2), memfd_create(2), file seals.
+ * sealed memfds.  Linux only: O_PATH walks, memfd_create(2), file seals,
+ * leases.
  *
  * Why copy: the watched file may be rewritten in place (cp, rsync --inplace)
  * while it is mapped, which changes code under running threads.  The copy is
@@ -11,16 +12,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
-
-#define HM__RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
 
 void hm__fileid_of(struct hm__fileid *id, const struct stat *st)
 {
@@ -53,128 +56,440 @@ int hm__check_perms(const hm_loader *l, const struct stat *st, const char *what)
 	return 0;
 }
 
-static int hm__openat2(int dirfd, const char *path, int flags, uint64_t resolve)
-{
-	struct open_how how = {.flags = (uint64_t)flags, .resolve = HM__RESOLVE | resolve};
-	long fd;
+/* ---- the walk from the root to a file ------------------------------------ */
 
-	/* EAGAIN: a rename raced with RESOLVE_BENEATH's check; try again. */
-	for (int tries = 0; tries < 8; tries++) {
-		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-		if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
-			break;
-	}
-	return (int)fd;
-}
+/*
+ * Every open goes one name at a time, each relative to the descriptor of
+ * the directory before it, which was checked when it was opened: so the
+ * directory that was checked is the directory the next name is looked up
+ * in, whatever is renamed meanwhile (a path walked twice, once to check and
+ * once to open, could meet another directory the second time).  Nothing is
+ * ever followed by the kernel: each name is opened O_PATH | O_NOFOLLOW, a
+ * symbolic link is read and its target walked the same way, and ".." goes
+ * back to the descriptor the walk came from, never above the root.
+ *
+ * HM__WALK_LINKS is the kernel's own limit (MAXSYMLINKS); more links than
+ * that on one walk is a loop.
+ */
+#define HM__WALK_DEPTH 64
+#define HM__WALK_LINKS 40
 
-static int hm__open_error(const hm_loader *l, const char *key, int err)
+struct hm__walk {
+	const hm_loader *l;
+	const char *key; /* what is being opened, for messages */
+	bool check;      /* a load: check the root, directories and links */
+	int links;       /* symbolic links followed so far */
+	int depth;       /* dirs[0..depth): open below the root, each checked */
+	int dirs[HM__WALK_DEPTH];
+	size_t plen[HM__WALK_DEPTH + 1]; /* path[0..plen[d]) names depth d */
+	char path[PATH_MAX];             /* where the walk is, for messages */
+};
+
+/* The directory the walk is in. */
+static int hm__walk_fd(const struct hm__walk *w)
 {
-	switch (err) {
-	case ENOENT:
-	case ENOTDIR:
-		return hm__no_file(l, key);
-	case EXDEV:
-	case ELOOP:
-		return hm__fail(HM_EESCAPE, "%s: a symbolic link leads outside %s",
-			key, l->root);
-	case ENOSYS:
-		return hm__fail(HM_ESYS, "%s: openat2: not supported by this kernel "
-					 "(Linux 5.6 or later is required)", key);
-	default:
-		return hm__fail(HM_ESYS, "%s: open: %s", key, strerror(err));
-	}
+	return w->depth ? w->dirs[w->depth - 1] : w->l->rootfd;
 }
 
 /*
- * Check each directory between the root and the file rel names.  resolve
- * adds to the usual rules (RESOLVE_NO_SYMLINKS for a path that is already
- * resolved, so that nothing can be swapped in between).
+ * Put name after the walk's path, for messages only.  Names met through a
+ * link target are anybody's bytes: nothing but printable ASCII goes into
+ * a message.
  */
-static int hm__check_dirs(hm_loader *l, const char *key, const char *rel, uint64_t resolve)
+static void hm__walk_name(struct hm__walk *w, const char *name, size_t len)
 {
-	char dir[PATH_MAX], what[PATH_MAX + 64];
-	const char *slash = rel;
+	size_t n = w->plen[w->depth];
 
-	while ((slash = strchr(slash, '/')) != NULL) {
-		struct stat st;
-		size_t n = (size_t)(slash - rel);
-		int fd, rc;
+	if (n && n < sizeof w->path - 1)
+		w->path[n++] = '/';
+	for (size_t i = 0; i < len && n < sizeof w->path - 1; i++) {
+		unsigned char c = (unsigned char)name[i];
+		w->path[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	w->path[n] = '\0';
+}
 
-		if (n >= sizeof dir)
-			return hm__fail(HM_EBADPATH, "%s: path too long", rel);
-		memcpy(dir, rel, n);
-		dir[n] = '\0';
-		fd = hm__openat2(l->rootfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, resolve);
-		if (fd < 0)
-			return hm__open_error(l, dir, errno);
-		rc = fstat(fd, &st);
-		close(fd);
-		if (rc < 0)
-			return hm__fail(HM_ESYS, "%s: fstat: %s", dir, strerror(errno));
-		snprintf(what, sizeof what, "%s: directory %s", key, dir);
-		if ((rc = hm__check_perms(l, &st, what)) < 0)
+static void hm__walk_end(struct hm__walk *w)
+{
+	while (w->depth > 0)
+		close(w->dirs[--w->depth]);
+}
+
+/*
+ * Start at the root.  For a load, the root is checked like every directory
+ * below it, at every load: its owner or mode may have changed since
+ * hm_open() (chmod 777 ROOT would let anyone put a link in it).
+ */
+static int hm__walk_start(struct hm__walk *w, const hm_loader *l, const char *key, bool check,
+	struct stat *root)
+{
+	w->l = l;
+	w->key = key;
+	w->check = check;
+	w->links = 0;
+	w->depth = 0;
+	w->plen[0] = 0;
+	w->path[0] = '\0';
+	if (!check && !root)
+		return 0;
+	struct stat st;
+	if (!root)
+		root = &st;
+	if (fstat(l->rootfd, root) < 0)
+		return hm__fail(HM_ESYS, "%s: fstat: %s", l->root, strerror(errno));
+	return check ? hm__check_perms(l, root, l->root) : 0;
+}
+
+/* A symbolic link is followed only if it is owned by root or by us, as the
+ * kernel's protected_symlinks rule has it for sticky directories: a link is
+ * a file that someone wrote, and where it leads is what they chose. */
+static int hm__walk_link_owner(struct hm__walk *w, const struct stat *st)
+{
+	if (!w->check || (w->l->trust & HM_TRUST_ANY_OWNER) || st->st_uid == 0 ||
+	    st->st_uid == w->l->euid)
+		return 0;
+	return hm__fail(HM_EUNSAFE, "%s: symbolic link %s: owned by uid %u, neither "
+				    "root nor us", w->key, w->path, (unsigned)st->st_uid);
+}
+
+/*
+ * Walk rel from where w is.  Directories on the way are opened, checked
+ * (for a load) and kept in w; the object rel names in the end is not
+ * followed if it is a link (its target is walked instead) and is returned
+ * as an O_PATH descriptor, with its fstat in st.  A rel that ends in '/'
+ * names a directory, returned the same way.  HM_ENOENT, with no message,
+ * when something on the way does not exist or is not a directory.
+ */
+static int hm__walk(struct hm__walk *w, const char *rel, struct stat *st)
+{
+	char todo[PATH_MAX], target[PATH_MAX];
+	size_t n = strlen(rel);
+	char *p = todo;
+	int fd, rc;
+
+	if (n >= sizeof todo)
+		return hm__fail(HM_EBADPATH, "%s: path too long", w->key);
+	memcpy(todo, rel, n + 1);
+	for (;;) {
+		while (*p == '/')
+			p++;
+		char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+		bool last = *end == '\0';
+
+		if (len == 0) { /* the directory the walk is in */
+			if ((fd = fcntl(hm__walk_fd(w), F_DUPFD_CLOEXEC, 0)) < 0)
+				return hm__fail(HM_ESYS, "%s: dup: %s", w->key, strerror(errno));
+			break;
+		}
+		if (len == 1 && p[0] == '.') {
+			p = end;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			/* Only a link's target can say ".."; it must not climb out. */
+			if (w->depth == 0)
+				return hm__fail(HM_EESCAPE, "%s: a symbolic link leads outside %s",
+					w->key, w->l->root);
+			close(w->dirs[--w->depth]);
+			w->path[w->plen[w->depth]] = '\0';
+			p = end;
+			continue;
+		}
+		char save = *end;
+		*end = '\0';
+		fd = openat(hm__walk_fd(w), p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		*end = save;
+		if (fd < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				return HM_ENOENT;
+			return hm__fail(HM_ESYS, "%s: open %s: %s", w->key, w->path,
+				strerror(errno));
+		}
+		if (fstat(fd, st) < 0) {
+			rc = hm__fail(HM_ESYS, "%s: fstat: %s", w->key, strerror(errno));
+			close(fd);
 			return rc;
-		slash++;
+		}
+		hm__walk_name(w, p, len);
+		if (S_ISLNK(st->st_mode)) {
+			ssize_t tn = 0;
+
+			if (++w->links > HM__WALK_LINKS)
+				rc = hm__fail(HM_ENOTREG, "%s: a loop of symbolic links at %s "
+							  "(more than %d followed)",
+					w->key, w->path, HM__WALK_LINKS);
+			else if ((rc = hm__walk_link_owner(w, st)) == 0 &&
+				 (tn = readlinkat(fd, "", target, sizeof target)) < 0)
+				rc = hm__fail(HM_ESYS, "%s: readlink %s: %s", w->key, w->path,
+					strerror(errno));
+			close(fd);
+			if (rc < 0)
+				return rc;
+			if (tn == 0)
+				return HM_ENOENT; /* as the kernel has it */
+			/* An absolute target is refused wherever it points, as
+			 * RESOLVE_BENEATH does: the root is not "/". */
+			if ((size_t)tn >= sizeof target || target[0] == '/')
+				return hm__fail(HM_EESCAPE, "%s: a symbolic link leads outside %s",
+					w->key, w->l->root);
+			size_t rest = strlen(end);
+			if ((size_t)tn + rest >= sizeof todo)
+				return hm__fail(HM_EBADPATH, "%s: path too long through the "
+							     "symbolic link %s", w->key, w->path);
+			w->path[w->plen[w->depth]] = '\0';
+			memmove(todo + tn, end, rest + 1);
+			memcpy(todo, target, (size_t)tn);
+			p = todo;
+			continue;
+		}
+		if (last)
+			return fd;
+		if (!S_ISDIR(st->st_mode)) {
+			close(fd);
+			return HM_ENOENT;
+		}
+		if (w->depth == HM__WALK_DEPTH) {
+			close(fd);
+			return hm__fail(HM_EBADPATH, "%s: leads more than %d directories deep",
+				w->key, HM__WALK_DEPTH);
+		}
+		if (w->check) {
+			char what[PATH_MAX + 64];
+			snprintf(what, sizeof what, "%s: directory %s", w->key, w->path);
+			if ((rc = hm__check_perms(w->l, st, what)) < 0) {
+				close(fd);
+				return rc;
+			}
+		}
+		w->dirs[w->depth++] = fd;
+		w->plen[w->depth] = strlen(w->path);
+		p = end;
+	}
+	if (fstat(fd, st) < 0) {
+		rc = hm__fail(HM_ESYS, "%s: fstat: %s", w->key, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* A directory's identity: the walks of a module and of its global module
+ * must have reached the same one. */
+struct hm__dirid {
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
+ * Walk key: its directories, then its file from the directory they lead to
+ * (*dir: which one that was).  Returns an O_PATH descriptor of what the key
+ * names, links followed, and its fstat.
+ */
+static int hm__walk_key(struct hm__walk *w, const char *key, struct stat *st,
+	struct hm__dirid *dir, const struct stat *root)
+{
+	const char *base = strrchr(key, '/');
+	int fd;
+
+	if (!base) {
+		if (dir)
+			*dir = (struct hm__dirid){root->st_dev, root->st_ino};
+		return hm__walk(w, key, st);
+	}
+	char dirs[PATH_MAX];
+	size_t n = (size_t)(base - key) + 1;
+	if (n >= sizeof dirs)
+		return hm__fail(HM_EBADPATH, "%s: path too long", key);
+	memcpy(dirs, key, n);
+	dirs[n] = '\0';
+	if ((fd = hm__walk(w, dirs, st)) < 0)
+		return fd;
+	close(fd);
+	if (dir)
+		*dir = (struct hm__dirid){st->st_dev, st->st_ino};
+	return hm__walk(w, base + 1, st);
+}
+
+/* ---- a file at rest ------------------------------------------------------- */
+
+/*
+ * Copying a file that is being written would load bytes of no build, half
+ * old and half new: write() stamps mtime and ctime when it starts, so a copy
+ * taken while one long write still fills pages has the same identity before
+ * and after.  A copy is loaded only when all of these hold:
+ *
+ * 1. Settled: the file's ctime lies at least hm__settle_ns() before the
+ *    first fstat.  Timestamps come from the kernel's coarse clock (one tick)
+ *    and may be cut to the file system's granularity, so a write in the same
+ *    tick as the last change could leave the identity as it was; a write
+ *    after a settled fstat cannot.  A younger file is waited for (each wait
+ *    shorter than that), a few times, then HM_ECHANGED: it keeps changing.
+ * 2. Same identity (dev, ino, size, mtime, ctime) before and after the copy.
+ * 3. Nobody has it open for writing once the copy is taken (hm__writer()):
+ *    a writer that stalled in the middle of a write (a slow linker, a
+ *    page fault served from far away) leaves the file still, but torn.
+ * 4. Read again after that, it holds the bytes copied, and its identity is
+ *    still the one of 1: a writer that finished while the copy was taken
+ *    left other bytes where the copy had read too early.
+ *
+ * Where 3 cannot tell (the file is neither ours nor root's and we may not
+ * take leases, or leases are off), a writer stalled through 1 to 4 is not
+ * seen: docs/SECURITY.md, "Known gaps".
+ */
+#define HM__SETTLE_ROUNDS 4
+
+static int64_t hm__ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* How long a file must have been left alone for its stamps to tell. */
+static int64_t hm__settle_ns(const struct stat *st)
+{
+	struct timespec res = {0, 10000000};
+	int64_t ns;
+
+	(void)clock_getres(CLOCK_REALTIME_COARSE, &res);
+	ns = 2 * hm__ts_ns(&res) + 2000000;
+	/* Whole seconds (FAT keeps two): the stamps are that coarse. */
+	if (st->st_ctim.tv_nsec == 0 && st->st_mtim.tv_nsec == 0)
+		ns += 2000000000;
+	return ns;
+}
+
+/* Step 1: st is fd's fstat once the file has settled. */
+static int hm__settle(const char *key, int fd, struct stat *st)
+{
+	for (int round = 0;; round++) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now); /* before the fstat: see above */
+		if (fstat(fd, st) < 0)
+			return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+		int64_t need = hm__settle_ns(st);
+		int64_t age = hm__ts_ns(&now) - hm__ts_ns(&st->st_ctim);
+		/* A ctime ahead of the clock: the clock was set back, or the
+		 * file system's server has another; the stamps tell nothing. */
+		if (age >= need || age < -need)
+			return 0;
+		if (round == HM__SETTLE_ROUNDS - 1)
+			return hm__fail(HM_ECHANGED, "%s: still being written (changed %lld ms "
+						     "ago)", key, (long long)(age / 1000000));
+		int64_t wait = need - (age > 0 ? age : 0);
+		struct timespec ts = {wait / 1000000000, wait % 1000000000};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
+struct hm__lease {
+	int fd;
+	int err;
+};
+
+/*
+ * In a process of its own: a read lease can be taken exactly when nobody
+ * has the file open for writing.  It runs on the caller's memory
+ * (CLONE_VM) while the caller waits (CLONE_VFORK), so raw system calls
+ * only: no sanitizer or fault-injection wrapper (the parentheses), and it
+ * returns rather than calling _exit(), which sanitizers intercept to run
+ * their exit work; clone()'s own code then makes the exit system call.
+ */
+__attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
+static int hm__lease_child(void *arg)
+{
+	struct hm__lease *a = arg;
+
+	if ((syscall)(SYS_fcntl, a->fd, F_SETLEASE, F_RDLCK) == 0) {
+		a->err = 0;
+		(void)(syscall)(SYS_fcntl, a->fd, F_SETLEASE, F_UNLCK);
+	} else {
+		a->err = errno;
 	}
 	return 0;
 }
 
 /*
- * Where a symbolic link took the open, check the directories of the file it
- * reached too: a link must not lead around the rules to a file in a
- * directory anyone may write.  Both paths come from the kernel (/proc), so
- * they are canonical; RESOLVE_NO_SYMLINKS keeps them so while we check.
+ * Step 3: is fd's file open for writing anywhere?  1 yes, 0 no, -1 cannot
+ * tell.  Asked with F_SETLEASE, which needs the file to be ours or
+ * CAP_LEASE; but a writer's open breaks a lease, and the kernel then sends
+ * its holder SIGIO, whose default action ends the process.  So the lease is
+ * taken (and let go at once) by a child sharing our memory and descriptor
+ * table, with every signal blocked: a SIGIO would be its, pending until it
+ * exits.  exit signal 0: nobody else's waitpid() can reap it, and no
+ * SIGCHLD reaches the embedder.
  */
-static int hm__check_resolved(hm_loader *l, const char *key, int pfd)
+static int hm__writer(int fd)
 {
-	char proc[64], root[PATH_MAX], file[PATH_MAX];
-	ssize_t rn, fn;
+	enum { STACK = 64 * 1024 };
+	struct hm__lease a = {.fd = fd, .err = -1};
+	sigset_t all, old;
+	char *stack = malloc(STACK);
+	int pid, status;
 
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", l->rootfd);
-	rn = readlink(proc, root, sizeof root - 1);
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
-	fn = readlink(proc, file, sizeof file - 1);
-	if (rn <= 0 || fn <= 0)
-		return hm__fail(HM_ESYS, "%s: readlink /proc/self/fd: %s", key,
-			strerror(errno));
-	root[rn] = file[fn] = '\0';
-	if (strcmp(root, "/") == 0)
-		rn = 0;
-	if (strncmp(file, root, (size_t)rn) != 0 || file[rn] != '/')
-		return hm__fail(HM_EESCAPE, "%s: resolves to %s, outside %s", key, file,
-			root);
-	if (strcmp(file + rn + 1, key) == 0) /* no link on the way */
-		return 0;
-	return hm__check_dirs(l, key, file + rn + 1, RESOLVE_NO_SYMLINKS);
+	if (!stack)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = clone(hm__lease_child, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_FILES, &a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0)
+		while (waitpid(pid, &status, __WCLONE) < 0 && errno == EINTR)
+			;
+	free(stack);
+	return pid <= 0 || a.err < 0 ? -1 : a.err == 0 ? 0 : a.err == EAGAIN ? 1 : -1;
 }
+
+/* Step 4: does fd still hold the size bytes copied into mfd?  1, 0, or an
+ * error code. */
+static int hm__still_copied(int fd, int mfd, off_t size, const char *key)
+{
+	enum { CHUNK = 64 * 1024 };
+	char *buf = malloc(2 * CHUNK);
+	int same = 1;
+
+	if (!buf)
+		return hm__fail(HM_ENOMEM, "%s: out of memory", key);
+	for (off_t off = 0; same == 1 && off < size; off += CHUNK) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		ssize_t a = pread(fd, buf, n, off), b = pread(mfd, buf + CHUNK, n, off);
+		if (a < 0 || b < 0)
+			same = hm__fail(HM_ESYS, "%s: read: %s", key, strerror(errno));
+		else
+			same = a == (ssize_t)n && b == (ssize_t)n && memcmp(buf, buf + CHUNK, n) == 0;
+	}
+	free(buf);
+	return same;
+}
+
+/* ---- opening and copying -------------------------------------------------- */
 
 /*
  * Open key for reading without ever opening something that is not a regular
  * file: a FIFO would block and a device open can have side effects.  So
- * open O_PATH, check, then reopen the very same inode through /proc.
+ * walk to it O_PATH, check, then reopen the very same inode through /proc.
+ * *st: its fstat once settled; *dir: the directory the walk found it in.
  */
-static int hm__open_module(hm_loader *l, const char *key, struct stat *st)
+static int hm__open_module(hm_loader *l, const char *key, struct stat *st,
+	struct hm__dirid *dir)
 {
+	struct hm__walk w;
+	struct stat root, st2;
 	char proc[64];
-	struct stat st2;
 	int pfd, fd, rc;
 
-	if ((rc = hm__check_dirs(l, key, key, 0)) < 0)
+	if ((rc = hm__walk_start(&w, l, key, true, &root)) < 0)
 		return rc;
-	pfd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC, 0);
+	pfd = hm__walk_key(&w, key, st, dir, &root);
+	hm__walk_end(&w);
 	if (pfd < 0)
-		return hm__open_error(l, key, errno);
-	if ((rc = hm__check_resolved(l, key, pfd)) < 0)
+		return pfd == HM_ENOENT ? hm__no_file(l, key) : pfd;
+	if ((rc = hm__settle(key, pfd, st)) < 0)
 		goto out;
-	if (fstat(pfd, st) < 0) {
-		rc = hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
-		goto out;
-	}
 	if (!S_ISREG(st->st_mode)) {
 		rc = hm__fail(HM_ENOTREG, "%s: not a regular file (%s)", key,
 			S_ISDIR(st->st_mode) ? "a directory" :
-			S_ISFIFO(st->st_mode) ? "a FIFO" :
-			S_ISLNK(st->st_mode) ? "a symbolic link" : "a device or socket");
+			S_ISFIFO(st->st_mode) ? "a FIFO" : "a device or socket");
 		goto out;
 	}
 	if ((rc = hm__check_perms(l, st, key)) < 0)
@@ -218,33 +533,95 @@ static int hm__copy(int memfd, int fd, off_t size, const char *key)
 	return 0;
 }
 
-int hm__copy_module(hm_loader *l, const char *key, int *memfd, struct hm__fileid *id)
+/* Has fd's file still the identity id? */
+static int hm__same_id(int fd, const struct hm__fileid *id, const char *key)
 {
-	struct stat before, after;
+	struct hm__fileid now;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+	hm__fileid_of(&now, &st);
+	if (!hm__fileid_eq(id, &now))
+		return hm__fail(HM_ECHANGED, "%s: modified while being copied", key);
+	return 0;
+}
+
+/*
+ * Is global (NULL: none) the global module of dir, the directory key's
+ * file was just found in?  The way to that directory may be a link that a
+ * deploy switches (app -> .releases/N): a module and its global come from
+ * the same directory as it is now, or HM__GLOBAL_MOVED.  Only identities
+ * are compared here; the global's own load checks its file.
+ */
+static int hm__global_same(hm_loader *l, const char *key, const struct hm__dirid *dir,
+	const struct hm__fileid *global)
+{
+	struct hm__walk w;
+	struct hm__dirid there;
+	struct hm__fileid id;
+	struct stat root, st;
+	bool same = false;
+	int fd;
+
+	there = (struct hm__dirid){0, 0};
+	if (hm__walk_start(&w, l, key, false, &root) < 0)
+		return HM__GLOBAL_MOVED;
+	char gkey[PATH_MAX];
+	const char *slash = strrchr(key, '/');
+	int n = snprintf(gkey, sizeof gkey, "%.*s%s", slash ? (int)(slash - key + 1) : 0,
+		key, l->global_name);
+	if (n > 0 && (size_t)n < sizeof gkey) {
+		fd = hm__walk_key(&w, gkey, &st, &there, &root);
+		if (there.dev != dir->dev || there.ino != dir->ino) {
+			same = false; /* another directory: walked too late or too early */
+		} else if (fd == HM_ENOENT) {
+			same = !global;
+		} else if (fd >= 0) {
+			hm__fileid_of(&id, &st);
+			same = global && hm__fileid_eq(&id, global);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	hm__walk_end(&w);
+	return same ? 0 : HM__GLOBAL_MOVED;
+}
+
+int hm__copy_module(hm_loader *l, const char *key, bool module,
+	const struct hm__fileid *global, int *memfd, struct hm__fileid *id)
+{
+	struct hm__dirid dir;
+	struct stat before;
 	int fd, mfd, rc;
 
-	fd = hm__open_module(l, key, &before);
+	fd = hm__open_module(l, key, &before, &dir);
 	if (fd < 0)
 		return fd;
+	hm__fileid_of(id, &before);
 	mfd = memfd_create("hotmod", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0) {
 		rc = hm__fail(HM_ESYS, "%s: memfd_create: %s", key, strerror(errno));
 		goto out;
 	}
-	if ((rc = hm__copy(mfd, fd, before.st_size, key)) < 0)
+	if ((rc = hm__copy(mfd, fd, before.st_size, key)) < 0 ||
+	    (rc = hm__same_id(fd, id, key)) < 0)
 		goto fail;
-	/* Same identity after the copy: nobody wrote while we read. */
-	if (fstat(fd, &after) < 0) {
-		rc = hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+	if (hm__writer(fd) == 1) {
+		rc = hm__fail(HM_ECHANGED, "%s: open for writing: it loads once its writer "
+					   "closes it", key);
 		goto fail;
 	}
-	hm__fileid_of(id, &before);
-	struct hm__fileid id2;
-	hm__fileid_of(&id2, &after);
-	if (!hm__fileid_eq(id, &id2)) {
+	if ((rc = hm__still_copied(fd, mfd, before.st_size, key)) < 0)
+		goto fail;
+	if (rc == 0) {
 		rc = hm__fail(HM_ECHANGED, "%s: modified while being copied", key);
 		goto fail;
 	}
+	if ((rc = hm__same_id(fd, id, key)) < 0)
+		goto fail;
+	if (module && (rc = hm__global_same(l, key, &dir, global)) != 0)
+		goto fail;
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
 		rc = hm__fail(HM_ESYS, "%s: seal: %s", key, strerror(errno));
 		goto fail;
@@ -268,23 +645,21 @@ int hm__no_file(const hm_loader *l, const char *key)
 
 int hm__stat_key(const hm_loader *l, const char *key, struct hm__fileid *id)
 {
+	struct hm__walk w;
 	struct stat st;
-	int fd, rc;
+	int fd;
 
 	/* Beneath the root like every open: a link out of it is an escape, not
 	 * a file that exists (that would tell what lies outside).  A final
 	 * symlink inside the root is followed: ln -sf deploys must be seen.
-	 * ENOENT sets no message: for a global module it is no error. */
-	fd = hm__openat2(l->rootfd, key, O_PATH | O_CLOEXEC, 0);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return HM_ENOENT;
-		return hm__open_error(l, key, errno);
-	}
-	rc = fstat(fd, &st);
+	 * ENOENT sets no message: for a global module it is no error.  Nothing
+	 * is checked here: that is the load's work. */
+	(void)hm__walk_start(&w, l, key, false, NULL);
+	fd = hm__walk_key(&w, key, &st, NULL, NULL);
+	hm__walk_end(&w);
+	if (fd < 0)
+		return fd;
 	close(fd);
-	if (rc < 0)
-		return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
 	hm__fileid_of(id, &st);
 	return 0;
 }

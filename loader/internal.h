@@ -120,12 +120,16 @@ HM__HIDDEN bool hm__fileid_eq(const struct hm__fileid *a, const struct hm__filei
 HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
 	const char *what);
 /*
- * Open key ("a/b.so") beneath the root, check every directory on the way
- * and the file, copy it into a sealed memfd.  Returns the memfd and the
- * identity of the file that was copied.
+ * Open key ("a/b.so") beneath the root, check the root, every directory and
+ * link on the way and the file, copy it into a sealed memfd once it is at
+ * rest (file_linux.c says when).  Returns the memfd and the identity of
+ * the file that was copied.  For a module, HM__GLOBAL_MOVED when the
+ * directory it was found in does not hold global now (NULL: no global
+ * module), with no message and no memfd.
  */
-HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, int *memfd,
-	struct hm__fileid *id);
+#define HM__GLOBAL_MOVED 4
+HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, bool module,
+	const struct hm__fileid *global, int *memfd, struct hm__fileid *id);
 /* Identity of key now, without opening it; HM_ENOENT, with no message,
  * when it is gone.  hm__no_file() sets the message and returns HM_ENOENT. */
 HM__HIDDEN int hm__no_file(const hm_loader *l, const char *key);
@@ -207,14 +211,16 @@ struct hm_module {
 };
 
 /*
- * Load entry's file as a new version bound to global (may be NULL), with
- * prev (may be NULL, referenced by the caller) offered for hand-over.
- * Returns HM__SAME, and no version, when the file's content is prev's and
- * prev is bound to the same global.
+ * Load entry's file as a new version bound to global (may be NULL; gid: the
+ * identity of the file it holds the bytes of), with prev (may be NULL,
+ * referenced by the caller) offered for hand-over.  Returns HM__SAME, and
+ * no version, when the file's content is prev's and prev is bound to the
+ * same global; HM__GLOBAL_MOVED (see hm__copy_module) and no version when
+ * global is not the file's directory's global module now.
  */
 #define HM__SAME 1
 HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm_module *global,
-	struct hm_module *prev, struct hm_module **out);
+	const struct hm__fileid *gid, struct hm_module *prev, struct hm_module **out);
 /* Take a reference if v still has one; see the slot comment above. */
 static inline bool hm__version_tryget(struct hm_module *v)
 {

@@ -397,7 +397,7 @@ static bool hm__same_bytes(int a, int b, size_t size)
 }
 
 int hm__version_load(struct hm__entry *e, struct hm_module *global,
-	struct hm_module *prev, struct hm_module **out)
+	const struct hm__fileid *gid, struct hm_module *prev, struct hm_module **out)
 {
 	hm_loader *l = e->loader;
 	struct hm__fileid id;
@@ -409,7 +409,8 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 
 	int64_t t0 = hm__now(), t1, t2;
 
-	if ((rc = hm__copy_module(l, e->key, &memfd, &id)) < 0)
+	if ((rc = hm__copy_module(l, e->key, !e->is_global, global ? gid : NULL, &memfd,
+		     &id)) != 0)
 		return rc;
 	/* touch, chmod, or the same build copied again: nothing to load. */
 	if (prev && prev->global == global && prev->id.size == id.size &&

@@ -698,6 +698,46 @@ START_TEST(test_symlinked_release_directory_inside_root_can_be_switched)
 END_TEST
 
 /*
+ * A loop of symbolic links inside the root leads nowhere, least of all
+ * outside it: it is reported as what it is, with the path where the walk
+ * gave up, for a request, a refresh and a serving module replaced by one.
+ */
+START_TEST(test_a_symbolic_link_loop_is_reported_as_a_loop_with_its_path)
+{
+	char *root = mkroot();
+	char *a = at(root, "a.so"), *b = at(root, "b.so"), *self = at(root, "self.so");
+	char *d = at(root, "d"), *p = at(root, "probe.so");
+	struct fx_app app = {0};
+
+	ck_assert_int_eq(symlink("b.so", a), 0);
+	ck_assert_int_eq(symlink("a.so", b), 0);
+	ck_assert_int_eq(symlink("self.so", self), 0);
+	ck_assert_int_eq(symlink("d/..", d), 0); /* a directory that is itself */
+	hm_loader *l = serve_v1(root, &app);
+	log_reset();
+	assert_fails(dispatch(l, "a", NULL), HM_ENOTREG, "a.so", "a loop of symbolic links at");
+	ck_assert(strstr(hm_errmsg(), "at a.so") || strstr(hm_errmsg(), "at b.so"));
+	assert_fails(dispatch(l, "self", NULL), HM_ENOTREG, "self.so",
+		"a loop of symbolic links at self.so");
+	assert_fails(dispatch(l, "d/x", NULL), HM_ENOTREG, "d/x.so",
+		"a loop of symbolic links at d");
+	assert_fails(hm_refresh(l, "a"), HM_ENOTREG, "a.so", "a loop of symbolic links");
+	ck_assert(!strstr(hm_errmsg(), "outside"));
+
+	keep_old(root, "probe.so");
+	ck_assert_int_eq(cmd("ln", "-sfn", "self.so", p, NULL), 0);
+	assert_refresh_refused_v1_serves(l, &app, HM_ENOTREG, "a loop of symbolic links");
+	close_loader(l, &app);
+	free(p);
+	free(d);
+	free(self);
+	free(b);
+	free(a);
+	rmroot(root);
+}
+END_TEST
+
+/*
  * A link must not lead around the directory rules: ROOT/probe.so -> ww/p.so
  * with ROOT/ww writable by anyone is refused like "ww/p" itself.  (Found by
  * this test: only the request path's directories used to be checked.)
@@ -1425,6 +1465,7 @@ static Suite *load_suite(void)
 	tcase_add_test(tc, test_symlink_inside_root_serves_its_target_and_ln_sf_switches_it);
 	tcase_add_test(tc, test_symlinked_release_directory_inside_root_can_be_switched);
 	tcase_add_test(tc, test_symlink_into_writable_directory_is_refused_as_unsafe);
+	tcase_add_test(tc, test_a_symbolic_link_loop_is_reported_as_a_loop_with_its_path);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("permissions");

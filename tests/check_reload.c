@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,6 +421,159 @@ START_TEST(test_new_global_serves_new_requests_while_old_pair_finishes)
 }
 END_TEST
 
+/* ---- release directories behind a link ------------------------------------ */
+
+/* ROOT/.releases/N: its global and modules m, f0 ... f(n-1), all build N. */
+static void release(int n, int modules)
+{
+	char rel[64];
+
+	snprintf(rel, sizeof rel, ".releases/%d/_global.so", n);
+	deploy_cp(n == 1 ? "global_v1" : "global_v2", root, rel);
+	snprintf(rel, sizeof rel, ".releases/%d/m.so", n);
+	deploy_cp(n == 1 ? "probe_v1" : "probe_v2", root, rel);
+	for (int i = 0; i < modules; i++) {
+		char *src, *dst;
+		snprintf(rel, sizeof rel, ".releases/%d/f%d.so", n, i);
+		src = at(root, rel);
+		dst = at(root, rel);
+		snprintf(strrchr(src, '/'), 8, "/m.so");
+		ck_assert_int_eq(link(src, dst), 0); /* the same build, another name */
+		free(dst);
+		free(src);
+	}
+}
+
+/* Point ROOT/app at release n as ln -sfn does: a new link renamed over. */
+static void switch_to(int n)
+{
+	char target[32];
+	char *tmp = at(root, "app.new"), *app_link = at(root, "app");
+
+	snprintf(target, sizeof target, ".releases/%d", n);
+	ck_assert_int_eq(symlink(target, tmp), 0);
+	ck_assert_int_eq(rename(tmp, app_link), 0);
+	free(app_link);
+	free(tmp);
+}
+
+/* Dispatch path: the module's build, which its global's must equal; 0 for
+ * a refusal that a deploy in progress may cause. */
+static int served_pair(const char *path)
+{
+	struct fx_req req = {0};
+	int rc = hm_dispatch(l, path, &req);
+
+	if (rc == HM_ECHANGED)
+		return 0;
+	ck_assert_msg(rc >= 1, "%s: %s: %s", path, hm_err_name(rc), hm_errmsg());
+	ck_assert_msg(req.handled_by == req.global_build,
+		"%s: module build %d bound to the global of build %d", path, req.handled_by,
+		req.global_build);
+	return req.handled_by;
+}
+
+/*
+ * With app -> .releases/N, a deploy switches the link to N+1 (no event: the
+ * link is not a module file).  A module first loaded after that comes from
+ * N+1, and so must its global, though the global loaded from N is still
+ * current: a module and its global come from the same directory as it is
+ * now.  (It used to be bound to N's global, in both modes, until a
+ * rescan.)  A module loaded before keeps its own pair until it is looked at
+ * again.
+ */
+static void check_release_switch(int watch)
+{
+	struct hm_options o;
+
+	release(1, 1);
+	release(2, 1);
+	switch_to(1);
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &app;
+	o.log = test_log_fn();
+	o.watch = watch;
+	o.check_interval_ms = HM_CHECK_NEVER;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	app.loader = l;
+	ck_assert_int_eq(served_pair("app/m"), 1);
+
+	switch_to(2);
+	ck_assert_int_eq(served_pair("app/f0"), 2);
+	ck_assert_int_eq(served_pair("app/m"), 1); /* its pair, until looked at */
+	ck_assert_int_eq(hm_rescan(l), 0);         /* SIGHUP */
+	ck_assert_int_eq(served_pair("app/m"), 2);
+	ck_assert_int_eq(served_pair("app/f0"), 2);
+	ck_assert(!logged_any_error());
+}
+
+START_TEST(test_a_module_first_loaded_after_a_release_switch_binds_to_that_release_global)
+{
+	check_release_switch(HM_WATCH_INOTIFY);
+}
+END_TEST
+
+START_TEST(test_in_stat_mode_too_a_module_loaded_after_a_release_switch_binds_to_its_global)
+{
+	check_release_switch(HM_WATCH_STAT);
+}
+END_TEST
+
+#define ROUNDS 30
+static atomic_int switch_round;
+static atomic_bool pairs_stop;
+static struct gate pairs_seen = GATE_INIT;
+
+/* Traffic: app/m, and app/f<round>, first loaded after that round's
+ * switch; every answer a pair of one build. */
+static void *pair_traffic(void *arg)
+{
+	char path[32];
+
+	(void)arg;
+	while (!atomic_load(&pairs_stop)) {
+		snprintf(path, sizeof path, "app/f%d", atomic_load(&switch_round));
+		served_pair("app/m");
+		served_pair(path);
+		gate_add(&pairs_seen, 1);
+	}
+	return NULL;
+}
+
+/*
+ * The link switched back and forth under traffic, a rescan (SIGHUP) after
+ * every third switch: whatever is loaded when, each answer pairs a module
+ * build with the global of the same build.
+ */
+START_TEST(test_release_switches_under_traffic_pair_each_module_with_its_own_global)
+{
+	pthread_t t[TRAFFIC];
+
+	release(1, ROUNDS);
+	release(2, ROUNDS);
+	switch_to(1);
+	l = open_watching(0);
+	atomic_store(&switch_round, 0);
+	atomic_store(&pairs_stop, false);
+	pairs_seen.value = 0;
+	for (int i = 0; i < TRAFFIC; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, pair_traffic, NULL), 0);
+	for (int r = 1; r < ROUNDS; r++) {
+		int seen = pairs_seen.value;
+		switch_to(r % 2 + 1);
+		atomic_store(&switch_round, r);
+		if (r % 3 == 0)
+			ck_assert_int_eq(hm_rescan(l), 0);
+		ck_assert(gate_wait(&pairs_seen, seen + 2 * TRAFFIC));
+	}
+	atomic_store(&pairs_stop, true);
+	for (int i = 0; i < TRAFFIC; i++)
+		pthread_join(t[i], NULL);
+	ck_assert(!logged_any_error());
+}
+END_TEST
+
 START_TEST(test_counter_survives_three_reloads_by_hand_over)
 {
 	struct fx_req req = {0};
@@ -692,6 +846,9 @@ static Suite *reload_suite(void)
 	tcase_add_test(w, test_a_file_still_being_written_is_not_loaded_by_a_request);
 	tcase_add_test(w, test_new_subdirectory_with_modules_is_watched_and_loaded);
 	tcase_add_test(w, test_new_global_serves_new_requests_while_old_pair_finishes);
+	tcase_add_test(w, test_a_module_first_loaded_after_a_release_switch_binds_to_that_release_global);
+	tcase_add_test(w, test_in_stat_mode_too_a_module_loaded_after_a_release_switch_binds_to_its_global);
+	tcase_add_test(w, test_release_switches_under_traffic_pair_each_module_with_its_own_global);
 	suite_add_tcase(s, w);
 	tcase_add_checked_fixture(o, setup, teardown);
 	tcase_add_test(o, test_counter_survives_three_reloads_by_hand_over);
