@@ -388,6 +388,13 @@ struct hm__lease {
 };
 
 /*
+ * glibc's other name for clone(), exported since 2.2.5 with it.  Called by
+ * that name because ThreadSanitizer intercepts clone() as a fork: in the
+ * child it resets its own state, which CLONE_VM shares with us.
+ */
+extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+
+/*
  * In a process of its own: a read lease can be taken exactly when nobody
  * has the file open for writing.  It runs on the caller's memory
  * (CLONE_VM) while the caller waits (CLONE_VFORK), so raw system calls
@@ -431,7 +438,7 @@ static int hm__writer(int fd)
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = clone(hm__lease_child, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_FILES, &a);
+	pid = __clone(hm__lease_child, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_FILES, &a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid > 0)
 		while (waitpid(pid, &status, __WCLONE) < 0 && errno == EINTR)

@@ -560,7 +560,9 @@ START_TEST(test_release_switches_under_traffic_pair_each_module_with_its_own_glo
 	for (int i = 0; i < TRAFFIC; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, pair_traffic, NULL), 0);
 	for (int r = 1; r < ROUNDS; r++) {
+		pthread_mutex_lock(&pairs_seen.mu);
 		int seen = pairs_seen.value;
+		pthread_mutex_unlock(&pairs_seen.mu);
 		switch_to(r % 2 + 1);
 		atomic_store(&switch_round, r);
 		if (r % 3 == 0)

@@ -866,27 +866,42 @@ END_TEST
 
 /* ---- a file at rest ------------------------------------------------------------- */
 
-/* Is every sealed copy this process holds exactly one of the two builds? */
+/*
+ * Is every sealed copy this process holds exactly one of the two builds?
+ * Each is opened anew through /proc: the reaper may close a descriptor
+ * meanwhile, and its number be reused.
+ */
 static bool copies_are_whole(const struct buf *a, const struct buf *b)
 {
 	int fds[64], n = module_memfds(fds, 64);
+	char path[64], link[64];
 	bool whole = true;
 
 	for (int i = 0; i < n; i++) {
 		struct stat st;
-		if (fstat(fds[i], &st) < 0)
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
 			continue; /* finalised meanwhile */
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(path, link, sizeof link - 1);
+		link[len > 0 ? len : 0] = '\0';
+		if (strncmp(link, "/memfd:hotmod", 13) != 0 || fstat(fd, &st) < 0) {
+			close(fd); /* another file took the number */
+			continue;
+		}
 		unsigned char *p = malloc((size_t)st.st_size + 1);
 		ck_assert_ptr_nonnull(p);
-		ssize_t got = pread(fds[i], p, (size_t)st.st_size, 0);
+		ssize_t got = pread(fd, p, (size_t)st.st_size, 0);
 		bool ok = got == st.st_size &&
 			  (((size_t)got == a->len && memcmp(p, a->p, a->len) == 0) ||
 			   ((size_t)got == b->len && memcmp(p, b->p, b->len) == 0));
-		if (!ok && got >= 0) {
+		if (!ok) {
 			fprintf(stderr, "a loaded copy of %zd bytes is neither build\n", got);
 			whole = false;
 		}
 		free(p);
+		close(fd);
 	}
 	return whole;
 }
