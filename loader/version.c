@@ -375,6 +375,7 @@ fail:
 static void hm__finalise(struct hm_module *v)
 {
 	hm_loader *l = v->entry->loader;
+	struct hm__entry *e = v->entry;
 	struct hm_module *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
@@ -384,6 +385,7 @@ static void hm__finalise(struct hm_module *v)
 		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
 			(unsigned long long)v->gen);
 	hm__slot_put(l, v);
+	hm__entry_version_gone(e); /* last use of e: it may be freed now */
 	/* After the module: a global outlives every version bound to it, and
 	 * an heir every version whose state it adopted. */
 	hm_put(heir);

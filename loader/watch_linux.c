@@ -321,7 +321,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 {
 	size_t len = strlen(key);
 	bool global = hm__is_global_key(l, key);
-	struct hm__entry *e = hm__table_find(l, key, len);
+	struct hm__entry *e = hm__table_get_key(l, key, len); /* held */
 	struct hm__fileid id;
 	hm_module *v;
 
@@ -348,6 +348,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		if (!global) {
 			if (hm__entry_get(e, &v, false) == 0)
 				hm_put(v);
+			hm__entry_release(e);
 			return;
 		}
 	}
@@ -357,6 +358,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		struct hm__rebind r = {.dir = key, .dir_len = e->dir_len};
 		hm__table_each(l, hm__rebind_one, &r);
 	}
+	hm__entry_release(e);
 }
 
 /* ---- scanning ---------------------------------------------------------------- */
