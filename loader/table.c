@@ -65,6 +65,17 @@ struct hm__sweeper {
 	size_t sweeps;         /* passes that unlinked something */
 	atomic_bool stop;      /* hm__table_free(); also read by the grace wait */
 
+	/*
+	 * Version numbers of unlinked entries, by hash (table_lock): a file
+	 * that comes back goes on counting where it stopped, as hm_get(3)
+	 * promises.  Bounded: when it fills up it is emptied, and its highest
+	 * number becomes the floor that every new entry starts from, so no
+	 * number is ever reused for a path (only first numbers grow).
+	 */
+	uint64_t *tombs;  /* HM__TOMBS hashes (0: empty), then their numbers */
+	size_t ntombs;
+	uint64_t floor;
+
 	/* The thread's own (then hm__table_free's, once it stopped). */
 	struct hm__entry *limbo; /* unlinked, waiting for a grace period */
 	struct hm__entry *held;  /* past one, still held by someone */
@@ -73,6 +84,52 @@ struct hm__sweeper {
 
 static int hm__sweeper_start(hm_loader *l, struct hm__sweeper *sw, bool *first);
 static void hm__sweeper_failed(const hm_loader *l, int rc);
+
+/* ---- version numbers of entries gone ------------------------------------------------ */
+
+#define HM__TOMBS 2048
+
+/* Remember that the name hashing to h counted to next_gen; table_lock held. */
+static void hm__tomb_put(struct hm__sweeper *sw, uint64_t h, uint64_t next_gen)
+{
+	size_t i;
+
+	if (next_gen <= 1) /* no version was ever numbered: nothing to go on from */
+		return;
+	if (!sw->tombs && !(sw->tombs = calloc(2 * HM__TOMBS, sizeof *sw->tombs))) {
+		sw->floor = next_gen > sw->floor ? next_gen : sw->floor;
+		return;
+	}
+	if (sw->ntombs + 1 > HM__TOMBS / 2) {
+		for (i = 0; i < HM__TOMBS; i++)
+			if (sw->tombs[i] && sw->tombs[HM__TOMBS + i] > sw->floor)
+				sw->floor = sw->tombs[HM__TOMBS + i];
+		memset(sw->tombs, 0, 2 * HM__TOMBS * sizeof *sw->tombs);
+		sw->ntombs = 0;
+	}
+	h |= !h;
+	for (i = h & (HM__TOMBS - 1); sw->tombs[i] && sw->tombs[i] != h; i = (i + 1) & (HM__TOMBS - 1))
+		;
+	if (!sw->tombs[i]) {
+		sw->tombs[i] = h;
+		sw->ntombs++;
+	}
+	/* Two names with one hash share it: the higher number, never a lower. */
+	if (next_gen > sw->tombs[HM__TOMBS + i])
+		sw->tombs[HM__TOMBS + i] = next_gen;
+}
+
+/* The first number for a new entry of the name hashing to h; table_lock held. */
+static uint64_t hm__tomb_get(const struct hm__sweeper *sw, uint64_t h)
+{
+	h |= !h;
+	for (size_t i = h & (HM__TOMBS - 1); sw->tombs && sw->tombs[i];
+	     i = (i + 1) & (HM__TOMBS - 1))
+		if (sw->tombs[i] == h) /* its own, or a higher one */
+			return sw->tombs[HM__TOMBS + i] > sw->floor ? sw->tombs[HM__TOMBS + i]
+								      : sw->floor;
+	return sw->floor > 1 ? sw->floor : 1;
+}
 
 /* ---- the seed ---------------------------------------------------------------- */
 
@@ -245,9 +302,10 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 	memcpy(e->key, key, key_len);
 	slash = memrchr(key, '/', key_len);
 	e->dir_len = slash ? (size_t)(slash - key) + 1 : 0;
-	e->next_gen = 1;
 	t = atomic_load_explicit(&l->table, memory_order_relaxed);
-	hm__place(t, e, hm__hash(&t->seed, key, stem));
+	uint64_t h = hm__hash(&t->seed, key, stem);
+	e->next_gen = hm__tomb_get(l->sweeper, h);
+	hm__place(t, e, h);
 found:
 	*out = e;
 out:
@@ -439,12 +497,15 @@ static size_t hm__sweep_unlink(hm_loader *l, struct hm__sweeper *sw, bool *again
 		*again = true;
 		goto out;
 	}
+	t = atomic_load_explicit(&l->table, memory_order_relaxed);
 	for (size_t i = 0; i < gone; i++) {
 		struct hm__entry *e = c.v[i];
 		pthread_mutex_lock(&e->lock);
 		if (hm__entry_idle(e)) {
 			e->dead = true;
 			c.v[dead++] = e;
+			hm__tomb_put(sw, hm__hash(&t->seed, e->key, hm__stem_len(e->key, e->key_len)),
+				e->next_gen);
 		} else {
 			*again = true; /* a holder, a load, a version: later */
 		}
@@ -698,6 +759,7 @@ void hm__table_free(hm_loader *l)
 		}
 		pthread_mutex_destroy(&sw->lock);
 		pthread_cond_destroy(&sw->cond);
+		free(sw->tombs);
 		free(sw);
 		l->sweeper = NULL;
 	}

@@ -536,6 +536,7 @@ static Suite *table_suite(void)
 	TCase *tc = tcase_create("hash");
 
 	tcase_add_unchecked_fixture(tc, read_module, NULL);
+	tcase_set_timeout(tc, 300); /* 5,000 loads: slow under the sanitizers */
 	tcase_add_test(tc, test_natural_name_sets_spread_over_the_table);
 	tcase_add_test(tc, test_every_loader_has_a_hash_seed_of_its_own);
 	suite_add_tcase(s, tc);
