@@ -676,21 +676,17 @@ HM__HIDDEN void hm__check_on_request(struct hm__entry *e);
 HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
 	struct hm__entry *e, bool check, struct hm_module **out);
 /*
- * The entry for a request path, whose key is the path without one leading
- * '/' and with ".so"; NULL if there is none yet.  No lock: only inside a
- * lookup window.  *path and *len are set to the path as looked up.
+ * The entry for a request path (without its leading '/'), whose key is the
+ * path with ".so"; NULL if there is none yet.  No lock: only inside a
+ * lookup window.
  */
 __attribute__((always_inline)) static inline struct hm__entry *
-hm__find_request(hm_loader *l, const char **path, size_t *len)
+hm__find_request(hm_loader *l, const char *path, size_t len)
 {
-	const struct hm__table *t;
-
-	if (**path == '/')
-		(*path)++;
-	*len = strlen(*path);
 	/* acquire: pairs with the release store of a new table */
-	t = atomic_load_explicit(&l->table, memory_order_acquire);
-	return hm__table_probe(t, hm__hash(&t->seed, *path, *len), *path, *len, true);
+	const struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
+
+	return hm__table_probe(t, hm__hash(&t->seed, path, len), path, len, true);
 }
 
 /* ---- fork (loader.c) -------------------------------------------------------- */

@@ -23,12 +23,12 @@
 
 /*
  * The entry a request path names, if it is a module that has one (a global
- * module's entry is NULL here: hm__get_miss refuses its path).  *path and
- * *len: the path as looked up; *check: its stat check is due (then it
- * takes the slow path, which looks first).  Inside the lookup window.
+ * module's entry is NULL here: hm__get_miss refuses its path); *check: its
+ * stat check is due (then it takes the slow path, which looks first).
+ * Inside the lookup window.
  */
 __attribute__((always_inline)) static inline struct hm__entry *hm__request_entry(
-	hm_loader *l, const char **path, size_t *len, bool *check)
+	hm_loader *l, const char *path, size_t len, bool *check)
 {
 	struct hm__entry *e = hm__find_request(l, path, len);
 
@@ -117,8 +117,11 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
 	w = hm__window_open(hm__self());
-	e = hm__request_entry(l, &path, &len, &check);
+	e = hm__request_entry(l, path, len, &check);
 	if (e && !check) {
 		if (hm__get_current(e, &v)) {
 			hm__window_close(w);
@@ -197,10 +200,13 @@ int hm_dispatch(hm_loader *l, const char *path, void *request)
 		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
 	self = hm__self();
 	w = hm__window_open(self);
 	/* Looked up once, whichever way the version is then held. */
-	e = hm__request_entry(l, &path, &len, &check);
+	e = hm__request_entry(l, path, len, &check);
 	if (e && !check) {
 		if (hm__dispatch_hazard(l, self, w, e, request, &rc))
 			return rc;
