@@ -124,18 +124,20 @@ static int hm__global_get(struct hm__entry *e, struct hm_module **g, struct hm__
 	if ((rc = hm__global_entry(e, &ge)) < 0 || !ge)
 		return rc;
 	rc = hm__entry_get(ge, g, retry);
-	if (rc == HM_ENOENT) /* removed since: no global */
-		return 0;
-	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
-		char why[HM__MSG_MAX]; /* hm__fail writes the buffer hm__msg reads */
-		snprintf(why, sizeof why, "%s", hm__msg());
-		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
-	}
 	if (rc == 0) {
 		pthread_mutex_lock(&ge->lock);
 		*gid = ge->has_id && atomic_load_explicit(&ge->current, memory_order_relaxed) == *g ?
 			ge->id : (*g)->id;
 		pthread_mutex_unlock(&ge->lock);
+	}
+	hm__entry_release(ge);
+	/* removed since: no global (a held entry is never unlinked: no DEAD) */
+	if (rc == HM_ENOENT || rc == HM__DEAD)
+		return 0;
+	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
+		char why[HM__MSG_MAX]; /* hm__fail writes the buffer hm__msg reads */
+		snprintf(why, sizeof why, "%s", hm__msg());
+		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
 	}
 	return rc;
 }
@@ -149,8 +151,10 @@ static void hm__global_moved(struct hm__entry *e, int flags)
 {
 	struct hm__entry *ge;
 
-	if (hm__global_entry(e, &ge) == 0 && ge)
+	if (hm__global_entry(e, &ge) == 0 && ge) {
 		(void)hm__entry_refresh(ge, HM__R_NOW | (flags & HM__R_RETRY));
+		hm__entry_release(ge);
+	}
 }
 
 /*
@@ -254,6 +258,8 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 	pthread_mutex_lock(&e->lock);
 	hm__set_loading(e, NULL);
 	pthread_cond_broadcast(&e->cond);
+	if (rc == 0)
+		e->versions++; /* v->entry is e until v is finalised */
 	if (rc == HM__SAME) {
 		e->id = *seen;
 		e->has_bad = false;
@@ -323,6 +329,7 @@ static bool hm__binding_stale(struct hm__entry *e)
 	if (e->is_global || hm__global_entry(e, &ge) < 0)
 		return false;
 	g = ge ? atomic_load_explicit(&ge->current, memory_order_acquire) : NULL;
+	hm__entry_release(ge); /* g is compared, not used */
 	pthread_mutex_lock(&e->lock);
 	cur = atomic_load_explicit(&e->current, memory_order_relaxed);
 	stale = cur && g && cur->global != g; /* a removed global: its own look */
@@ -346,6 +353,10 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
+		if (e->dead) { /* unlinked: the caller looks the name up again */
+			rc = HM__DEAD;
+			break;
+		}
 		v = atomic_load_explicit(&e->current, memory_order_relaxed);
 		if (v) {
 			/* The entry's reference keeps v alive while we hold the lock. */
@@ -395,6 +406,8 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
+	if (rc == HM_ENOENT) /* no file, nothing loaded: the entry may go */
+		hm__table_hint(l);
 	return rc;
 }
 
@@ -446,8 +459,11 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	if (look_now) {
 		pthread_mutex_lock(&e->lock);
 	} else if (pthread_mutex_trylock(&e->lock) != 0) {
+		hm__entry_release(ge);
 		return 0; /* someone else is looking: use what is current */
 	}
+	if (e->dead) /* unlinked: nothing to look at */
+		goto out;
 	int64_t now = hm__now_coarse();
 	if (!look_now && now < atomic_load_explicit(&e->next_check, memory_order_relaxed))
 		goto out;
@@ -493,9 +509,12 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	rc = hm__load_locked(e, &id, flags, put, &note);
 out:
 	pthread_mutex_unlock(&e->lock);
+	hm__entry_release(ge);
 	hm__after_load(l, put, &note);
 	if (rc == 1)
 		hm__rebind_if_stale(e);
+	if (rc == HM_ENOENT) /* gone, nothing serves it any more: may go */
+		hm__table_hint(l);
 	return rc;
 }
 
@@ -525,7 +544,7 @@ int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
 	if ((len = hm__global_key(key, sizeof key, e->key, e->key_len, l->global_name)) < 0)
 		return hm__fail(HM_EBADPATH, "%s: its global module's key: %s", e->key,
 			hm__name_why(len));
-	if ((*out = hm__table_find(l, key, (size_t)len)) != NULL)
+	if ((*out = hm__table_get_key(l, key, (size_t)len)) != NULL)
 		return 0;
 	/* Entries only for files that exist: hostile names cannot grow the table. */
 	if ((rc = hm__stat_key(l, key, &id)) < 0)

@@ -40,6 +40,12 @@
  * Slot records are per thread, in one list for the process, never freed:
  * a thread's record goes back to the list when the thread exits (a
  * pthread key destructor) for the next thread to take.
+ *
+ * A record also holds its thread's lookup window (internal.h:
+ * hm__window_open), the same idea for table entries: a request stores
+ * OPEN before it loads the table and 0 when it no longer uses what it
+ * found; hm__hazard_grace() is the reclaimer's half, a membarrier() and
+ * then a wait for every open window to close.
  */
 #include "internal.h"
 
@@ -49,7 +55,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
 
@@ -57,6 +65,9 @@ static _Atomic(struct hm__hazards *) hm__hz_list;
 static pthread_once_t hm__hz_once = PTHREAD_ONCE_INIT;
 static pthread_key_t hm__hz_key;
 static bool hm__hz_ok; /* written once in hm__hz_once: read after it */
+/* A thread had to do without a record although membarrier works: it looks
+ * up without a window, so no grace period can be trusted again. */
+static atomic_bool hm__hz_unmarked;
 
 static int hm__membarrier(int cmd)
 {
@@ -109,6 +120,8 @@ struct hm__hazards *hm__hazards_attach(struct hm__thread *self)
 	}
 	/* Its own cache line: threads do not write each other's. */
 	if (!(r = aligned_alloc(64, sizeof *r))) {
+		/* seq_cst, before this thread's first lookup: see hm__hazard_grace */
+		atomic_store(&hm__hz_unmarked, true);
 		self->hz_failed = true;
 		return NULL;
 	}
@@ -123,6 +136,7 @@ got:
 	atomic_store_explicit(&r->tid, (int)gettid(), memory_order_relaxed);
 	if (pthread_setspecific(hm__hz_key, r) != 0) {
 		atomic_store_explicit(&r->used, false, memory_order_release);
+		atomic_store(&hm__hz_unmarked, true);
 		self->hz_failed = true;
 		return NULL;
 	}
@@ -311,6 +325,80 @@ int hm__hazard_held(struct hm_module *v)
 	v->quiesce = NULL;
 	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
 	return HM__HZ_FREE;
+}
+
+/* The barrier half of both protocols; false if it could not be run. */
+static bool hm__barrier(void)
+{
+	/* A child after fork() is not registered (the registration belongs
+	 * to the parent's memory): register, once, and try again. */
+	return hm__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ||
+	       (hm__membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+		hm__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0);
+}
+
+/*
+ * Until r's window, open now, has closed; false when it stays open for
+ * seconds (a thread stopped in a debugger, or gone inside a window) or stop
+ * is set.  Its thread stores only OPEN and 0; marking it WATCHED tells this
+ * window from the next one, which a plain OPEN could not: once WATCHED,
+ * only the close changes it.
+ */
+static bool hm__window_wait(struct hm__hazards *r, const atomic_bool *stop)
+{
+	unsigned long w = HM__WINDOW_OPEN;
+
+	/* Closed, or another window opened since (then that one is waited
+	 * for too, which is more than needed, never less). */
+	if (!atomic_compare_exchange_strong_explicit(&r->window, &w, HM__WINDOW_WATCHED,
+		    memory_order_acquire, memory_order_acquire) &&
+	    w != HM__WINDOW_WATCHED)
+		return true;
+	for (int i = 0; i < 3000; i++) {
+		/* acquire: pairs with the release stores of the window, so
+		 * what the request did with the entries comes before */
+		if (atomic_load_explicit(&r->window, memory_order_acquire) != HM__WINDOW_WATCHED)
+			return true;
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+			return false;
+		if (i < 100) {
+			sched_yield(); /* a window is a few hundred instructions */
+		} else {
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		}
+	}
+	return false;
+}
+
+int hm__hazard_grace(const atomic_bool *stop)
+{
+	struct hm__hazards *own = hm__tls.hz;
+
+	pthread_once(&hm__hz_once, hm__hz_init);
+	if (!hm__hz_ok)
+		return HM__GRACE_NONE;
+	/*
+	 * The caller published a table without the entries it frees.  After
+	 * the barrier, each thread's window store came before, so the scan
+	 * below sees it odd, or the thread's table load comes after, and it
+	 * loads the new table.  A thread that starts without a record set
+	 * hm__hz_unmarked before its first lookup: the same argument.
+	 */
+	if (!hm__barrier())
+		return HM__GRACE_LATER;
+	if (atomic_load(&hm__hz_unmarked))
+		return HM__GRACE_UNMARKED;
+	for (struct hm__hazards *r = atomic_load_explicit(&hm__hz_list, memory_order_acquire);
+	     r; r = r->next) {
+		/* acquire: pairs with the release store that closed it */
+		if (atomic_load_explicit(&r->window, memory_order_acquire) == 0)
+			continue;
+		/* Our own open window: we are inside a lookup ourselves. */
+		if (r == own || !hm__window_wait(r, stop))
+			return HM__GRACE_LATER;
+	}
+	return 0;
 }
 
 unsigned long hm__hazard_count(const struct hm_module *v)

@@ -273,11 +273,22 @@ HM__HIDDEN void hm__pins_sweep(hm_loader *l, bool forget);
 #define HM__HAZARDS 8
 /* One thread's slots: slot[d] is the version its dispatch at depth d runs. */
 struct hm__hazards {
+	/*
+	 * The lookup window (see hm__window_open): HM__WINDOW_OPEN while this
+	 * thread may use pointers into the table, or to entries found in it
+	 * that it does not hold; 0 when closed.  Stored by its thread; the
+	 * sweeper marks an open one HM__WINDOW_WATCHED (a compare-and-swap)
+	 * and waits until its thread closes it.  First: depth 0's slot is on
+	 * the same cache line.
+	 */
+	atomic_ulong window;
 	_Atomic(struct hm_module *) slot[HM__HAZARDS];
 	struct hm__hazards *next; /* the process's list; constant once linked */
 	atomic_bool used;         /* owned by a live thread */
 	atomic_int tid;           /* that thread's, written when it takes it */
 } __attribute__((aligned(64)));
+#define HM__WINDOW_OPEN 1ul
+#define HM__WINDOW_WATCHED 3ul
 
 /* The thread-local state of a thread that uses a loader. */
 struct hm__thread {
@@ -306,6 +317,18 @@ HM__HIDDEN unsigned long hm__hazard_count(const struct hm_module *v);
 /* A request cleared its slot of a deferred version (version.c). */
 HM__HIDDEN void hm__hazard_wake(hm_loader *l);
 /*
+ * Wait until every lookup window open now has closed (the grace period
+ * after unlinking entries, table.c).  0, or why not: HM__GRACE_NONE (no
+ * membarrier in this process: never), HM__GRACE_UNMARKED (a thread looks
+ * up without a window: never), HM__GRACE_LATER (membarrier failed, or a
+ * window stayed open for seconds: try again later).  stop, when set, ends
+ * the wait early (HM__GRACE_LATER).
+ */
+#define HM__GRACE_NONE 1
+#define HM__GRACE_UNMARKED 2
+#define HM__GRACE_LATER 3
+HM__HIDDEN int hm__hazard_grace(const atomic_bool *stop);
+/*
  * initial-exec: reached with one %fs-relative access instead of a call to
  * __tls_get_addr on every request.  It costs 24 bytes of the static TLS
  * that glibc reserves for libraries loaded with dlopen (docs/DESIGN.md).
@@ -315,6 +338,42 @@ extern HM__HIDDEN __thread struct hm__thread hm__tls
 static inline struct hm__thread *hm__self(void)
 {
 	return &hm__tls;
+}
+
+/*
+ * The lookup window: from before a request loads the table until it no
+ * longer uses the entry it found (it holds a version then, or the entry
+ * itself).  Opening and closing are one store each to the thread's own
+ * record; the other half is in hm__hazard_grace(): after publishing a
+ * table without some entries, the sweeper runs membarrier(), which orders
+ * every thread's store before the sweeper's reads, and waits for each
+ * open window to close.  A request that opened its window before the
+ * barrier is waited for; one that opens it after loads the new table.
+ * Windows do not nest: nothing inside one runs a hook or a request (a
+ * version put there might be the last reference: it is put after the
+ * window closed).  A thread without a record (no membarrier in the
+ * process, or out of memory: see hm__hazards_attach) has no window; then
+ * nothing is ever freed.
+ */
+static inline struct hm__hazards *hm__window_open(struct hm__thread *self)
+{
+	struct hm__hazards *hz = self->hz;
+
+	if (!hz && (self->hz_failed || !(hz = hm__hazards_attach(self))))
+		return NULL;
+	/* release: a sweeper that reads any later value of the window sees
+	 * everything this thread did before (ThreadSanitizer's view; the
+	 * order that matters, this store before the table load that
+	 * follows, is membarrier's part). */
+	atomic_store_explicit(&hz->window, HM__WINDOW_OPEN, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	return hz;
+}
+static inline void hm__window_close(struct hm__hazards *hz)
+{
+	/* release: every use of what the window found comes before it */
+	if (hz)
+		atomic_store_explicit(&hz->window, 0, memory_order_release);
 }
 
 struct hm__entry {
@@ -337,6 +396,17 @@ struct hm__entry {
 	int last_code; /* of the last failure */
 	int64_t last_time;
 	char last_msg[HM__MSG_MAX];
+	/* Versions of this file loaded and not yet finalised: they point to
+	 * the entry (v->entry), so it stays.  Counted by hm__load_locked(),
+	 * uncounted by hm__entry_version_gone(). */
+	unsigned long versions;
+	/* Unlinked from the table by the sweeper: nothing loads into it any
+	 * more; whoever still holds it looks the name up again. */
+	bool dead;
+
+	/* Holders (see hm__entry_hold); the sweeper unlinks only at 0. */
+	atomic_ulong users;
+	struct hm__entry *limbo_next; /* the sweeper's lists (table.c) */
 
 	/* What a request reads, together with the key's first bytes. */
 	/*
@@ -359,42 +429,82 @@ struct hm__entry {
 /*
  * Keys are hashed without their ".so", so that a request path ("a/b") is
  * hashed as it comes, with no copy.  Word at a time: a request's lookup is
- * a fifth of its instructions otherwise.  Not a defence against chosen
- * collisions: entries exist only for files the operator placed.
+ * a fifth of its instructions otherwise.
+ *
+ * Every input bit reaches every output bit (full avalanche): names that
+ * differ only in their last characters (m00001, m00002 ...) spread over
+ * the whole table instead of filling one run of slots.  The mix is a
+ * 64x64->128-bit multiply whose two halves are folded together (the
+ * "folded multiply" of wyhash and komihash), written here from that idea:
+ * 16 bytes per multiply, then one more to spread the last one.  Both
+ * operands of every multiply carry a secret per-loader seed (getrandom()
+ * at hm_open(), table.c), so neither natural name sets nor someone who can
+ * create files and knows this code can choose names that pile up: which
+ * names collide differs in every loader.
  */
+struct hm__seed {
+	uint64_t k[2]; /* k[1] odd */
+};
 static inline uint64_t hm__load64(const char *p)
 {
 	uint64_t w;
 	memcpy(&w, p, sizeof w);
 	return w;
 }
-static inline uint32_t hm__load32(const char *p)
+static inline uint64_t hm__load32(const char *p)
 {
 	uint32_t w;
 	memcpy(&w, p, sizeof w);
 	return w;
 }
-static inline uint64_t hm__mix(uint64_t h, uint64_t w)
+/* The folded multiply: the low and high halves of a * b, xored. */
+static inline uint64_t hm__fold(uint64_t a, uint64_t b)
 {
-	h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-	return h ^ (h >> 32);
+	unsigned __int128 r = (unsigned __int128)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
-static inline uint64_t hm__hash(const char *p, size_t len)
+static inline uint64_t hm__hash(const struct hm__seed *s, const char *p, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ len, w;
+	uint64_t acc = s->k[1] ^ len, a, b;
 
-	for (; len >= 8; p += 8, len -= 8)
-		h = hm__mix(h, hm__load64(p));
-	/* The last 1 to 7 bytes, read as at most two overlapping loads. */
-	if (len >= 4)
-		w = hm__load32(p) | (uint64_t)hm__load32(p + len - 4) << 32;
-	else if (len > 0)
-		w = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[len / 2] << 8 |
-		    (uint64_t)(unsigned char)p[len - 1] << 16;
-	else
-		return h;
-	return hm__mix(h, w);
+	if (len <= 16) {
+		/* 0 to 16 bytes as two words, overlapping when shorter:
+		 * the length in acc tells "abcd" from "abcdabcd". */
+		if (len >= 8) {
+			a = hm__load64(p);
+			b = hm__load64(p + len - 8);
+		} else if (len >= 4) {
+			a = hm__load32(p);
+			b = hm__load32(p + len - 4);
+		} else if (len > 0) {
+			a = (uint64_t)(unsigned char)p[0] << 16 |
+			    (uint64_t)(unsigned char)p[len / 2] << 8 | (unsigned char)p[len - 1];
+			b = 0;
+		} else {
+			a = b = 0;
+		}
+	} else {
+		/* 16 bytes a step, then the last 16 (overlapping the step before). */
+		size_t n = len;
+		do {
+			acc = hm__fold(hm__load64(p) ^ s->k[0], hm__load64(p + 8) ^ acc);
+			p += 16;
+			n -= 16;
+		} while (n > 16);
+		a = hm__load64(p + n - 16);
+		b = hm__load64(p + n - 8);
+	}
+	/* The second multiply (by an odd secret) spreads the first one's
+	 * result over all bits, the low ones (the slot) included. */
+	return hm__fold(hm__fold(a ^ s->k[0], b ^ acc), s->k[1]);
 }
+static inline void hm__entry_hold(struct hm__entry *e)
+{
+	/* relaxed: the holder found e by a lookup that keeps it alive until
+	 * this is done (a window, table_lock, or another hold). */
+	atomic_fetch_add_explicit(&e->users, 1, memory_order_relaxed);
+}
+
 /* a[0..n) == b[0..n), inline: keys are short. */
 static inline bool hm__bytes_eq(const char *a, const char *b, size_t n)
 {
@@ -415,15 +525,47 @@ static inline size_t hm__stem_len(const char *key, size_t len)
 	return len >= 3 && memcmp(key + len - 3, ".so", 3) == 0 ? len - 3 : len;
 }
 
-/* Find the entry for key[0..len) ("a/b.so") without locking. */
-HM__HIDDEN struct hm__entry *hm__table_find(hm_loader *l, const char *key, size_t len);
-/* Find or create it (the brief table lock). */
+/*
+ * Entries live while they are in the table, and after it as long as
+ * someone holds them.  The request path's lookup window protects what it
+ * finds until the window closes (below); everyone else holds the entries
+ * they use: hm__table_get(), hm__table_insert() and hm__global_entry()
+ * return them held, hm__entry_hold() holds one found in a window, and
+ * hm__entry_release() lets it go.  hm__table_each() holds them all while
+ * it walks.  The sweeper (table.c) unlinks only entries nobody holds, of
+ * files that are gone, with no version alive: see docs/DESIGN.md.
+ */
+/* The entry for key p[0..len) (followed by ".so" when so), held; NULL if none. */
+HM__HIDDEN struct hm__entry *hm__table_get(hm_loader *l, const char *p, size_t len, bool so);
+/* The same for a whole key ("a/b.so", "a/_global.so"). */
+HM__HIDDEN struct hm__entry *hm__table_get_key(hm_loader *l, const char *key, size_t len);
+/* Find or create it (the brief table lock), held. */
 HM__HIDDEN int hm__table_insert(hm_loader *l, const char *key, size_t key_len,
 	bool is_global, struct hm__entry **out);
+static inline void hm__entry_hold(struct hm__entry *e);
+HM__HIDDEN void hm__entry_release(struct hm__entry *e);
 HM__HIDDEN int hm__table_init(hm_loader *l);
+/* Call fn on every entry in the table, no lock held; nothing is unlinked
+ * meanwhile.  Entries inserted meanwhile may be missed. */
 HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *, void *),
 	void *arg);
 HM__HIDDEN void hm__table_free(hm_loader *l);
+/* A file may be gone (a missing look, a dropped version, a grown table):
+ * wake the sweeper.  Any lock but table_lock may be held. */
+HM__HIDDEN void hm__table_hint(hm_loader *l);
+/* A version of e was finalised (version.c): e may be unlinked now. */
+HM__HIDDEN void hm__entry_version_gone(struct hm__entry *e);
+/* For tests (tests/check_table.c): the table's shape. */
+struct hm__table_stats {
+	size_t slots, entries, held_back; /* held_back: unlinked, not freed yet */
+	size_t longest_probe;  /* slots a lookup of an entry reads, at most */
+	size_t probes;         /* ... summed over all entries */
+	size_t longest_run;    /* filled slots in a row: a miss reads one more */
+	struct hm__seed seed;
+	size_t passes;         /* passes of the sweeper */
+	size_t sweeps;         /* ... that unlinked something */
+};
+HM__HIDDEN void hm__table_stats(hm_loader *l, struct hm__table_stats *st);
 
 /* Take a reference to e's current version, loading it when there is none;
  * force retries a file whose earlier load failed. */
@@ -437,6 +579,9 @@ HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool f
 #define HM__MISSING 2
 /* Returned (with HM__R_SETTLE) for a file that may still be written. */
 #define HM__UNSETTLED 3
+/* Returned by hm__entry_get() for an entry unlinked from the table since it
+ * was found: look the name up again. */
+#define HM__DEAD 4
 /* Look at the file; 1 when a new version became current, 0 if nothing did. */
 HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, int flags);
 /* Drop the current version (close; a hm__table_each callback). */
@@ -493,7 +638,10 @@ HM__HIDDEN void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *));
  * The hash table: open addressing, linear probing, at most half full, so a
  * probe always ends at an empty slot.  A slot is filled once (hash, then
  * the entry with release) and never changed or emptied; readers probe
- * without a lock.  Growth builds a new table and retires the old one.
+ * without a lock, inside their lookup window (hm__window_open).  Growth,
+ * and the sweeper removing entries of files that are gone, build a new
+ * table, publish it and retire the old one, which is freed only once
+ * every lookup window open at the time has closed (table.c).
  */
 struct hm__slot {
 	_Atomic(struct hm__entry *) entry; /* NULL: empty */
@@ -501,6 +649,7 @@ struct hm__slot {
 };
 struct hm__table {
 	size_t mask;  /* slots - 1 */
+	struct hm__seed seed; /* the loader's: the same in every table */
 	size_t count; /* entries; written under table_lock */
 	struct hm__table *retired_next;
 	struct hm__slot slots[];
@@ -554,13 +703,16 @@ struct hm_loader {
 
 	/*
 	 * The table.  Readers load it with acquire (pairs with the release
-	 * store that published a grown table) and probe it without a lock.
-	 * Entries are never freed before hm_close(); a grown table replaces
-	 * the old one, which is retired, not freed.
+	 * store that published a new one) and probe it without a lock, in
+	 * their lookup window.  A replaced table is retired, and freed with
+	 * the entries unlinked with it after a grace period (table.c).
 	 */
 	_Atomic(struct hm__table *) table;
-	pthread_mutex_t table_lock; /* protects: inserts, growth, retired */
+	pthread_mutex_t table_lock; /* protects: inserts, growth, unlinking,
+				       retired, walkers */
 	struct hm__table *retired;
+	unsigned walkers;              /* hm__table_each() calls running */
+	struct hm__sweeper *sweeper;   /* table.c */
 
 	/* Deadlock detection between loads: entry->loading_by and
 	 * hm__thread.waiting_for.  Taken after an entry lock, never before. */
@@ -585,23 +737,24 @@ struct hm_loader {
 
 /* Stat the file of e, as a request in stat mode does when its time came. */
 HM__HIDDEN void hm__check_on_request(struct hm__entry *e);
-/* Get path[0..len) when the fast path could not: e is its entry or NULL. */
-HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
-	struct hm__entry *e, struct hm_module **out);
 /*
- * The entry for a request path, whose key is the path without one leading
- * '/' and with ".so"; NULL if there is none yet.  No lock.  *path and *len
- * are set to the path as looked up.
+ * Get path[0..len) when the fast path could not: e is its entry, held by
+ * the caller and released here, or NULL; check: its stat check is due.
+ */
+HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
+	struct hm__entry *e, bool check, struct hm_module **out);
+/*
+ * The entry for a request path (without its leading '/'), whose key is the
+ * path with ".so"; NULL if there is none yet.  No lock: only inside a
+ * lookup window.
  */
 __attribute__((always_inline)) static inline struct hm__entry *
-hm__find_request(hm_loader *l, const char **path, size_t *len)
+hm__find_request(hm_loader *l, const char *path, size_t len)
 {
-	if (**path == '/')
-		(*path)++;
-	*len = strlen(*path);
-	/* acquire: pairs with the release store of a grown table */
-	return hm__table_probe(atomic_load_explicit(&l->table, memory_order_acquire),
-		hm__hash(*path, *len), *path, *len, true);
+	/* acquire: pairs with the release store of a new table */
+	const struct hm__table *t = atomic_load_explicit(&l->table, memory_order_acquire);
+
+	return hm__table_probe(t, hm__hash(&t->seed, path, len), path, len, true);
 }
 
 /* ---- fork (loader.c) -------------------------------------------------------- */

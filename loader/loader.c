@@ -304,6 +304,7 @@ static void hm__busy_leave(hm_loader *l)
 	}
 }
 
+/* e: held by the caller, released here; or NULL. */
 static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 	struct hm__entry *e, hm_module **out, bool force)
 {
@@ -311,26 +312,42 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 	struct hm__fileid id;
 	int rc;
 
-	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
-		return hm__fail(HM_ECLOSED, "%.*s: loader is closing",
-			(int)(len < 64 ? len : 64), path);
-	if (!e || e->is_global) {
-		if ((rc = hm__path_check(path, len, l->global_name)) < 0)
-			return rc;
-		if (hm__path_key(key, sizeof key, path, len) < 0) /* cannot be: checked */
-			return hm__fail(HM_EBADPATH, "module path: too long");
-		/* Entries only for files that exist: hostile names cannot grow
-		 * the table. */
-		if ((rc = hm__stat_key(l, key, &id)) < 0)
-			return rc == HM_ENOENT ? hm__no_file(l, key) : rc;
-		if ((rc = hm__table_insert(l, key, len + 3, false, &e)) < 0)
+	if (e && e->is_global) { /* refused as a path, below */
+		hm__entry_release(e);
+		e = NULL;
+	}
+	for (;;) {
+		if (atomic_load_explicit(&l->closing, memory_order_relaxed)) {
+			rc = hm__fail(HM_ECLOSED, "%.*s: loader is closing",
+				(int)(len < 64 ? len : 64), path);
+			break;
+		}
+		if (!e) {
+			if ((rc = hm__path_check(path, len, l->global_name)) < 0)
+				return rc;
+			if (hm__path_key(key, sizeof key, path, len) < 0) /* cannot be: checked */
+				return hm__fail(HM_EBADPATH, "module path: too long");
+			/* Entries only for files that exist: hostile names cannot
+			 * grow the table (and those of files that went are freed
+			 * by the sweeper, table.c). */
+			if ((rc = hm__stat_key(l, key, &id)) < 0)
+				return rc == HM_ENOENT ? hm__no_file(l, key) : rc;
+			if ((rc = hm__table_insert(l, key, len + 3, false, &e)) < 0)
+				return rc;
+		}
+		rc = hm__entry_get(e, out, force);
+		hm__entry_release(e);
+		e = NULL;
+		if (rc != HM__DEAD) /* unlinked since it was found: again */
 			return rc;
 	}
-	return hm__entry_get(e, out, force);
+	hm__entry_release(e);
+	return rc;
 }
 
-/* The request path's stat check.  Its failure is logged, not returned:
- * the current version serves; so keep this thread's message as it was. */
+/* The request path's stat check (e held).  Its failure is logged, not
+ * returned: the current version serves; so keep this thread's message as
+ * it was. */
 void hm__check_on_request(struct hm__entry *e)
 {
 	char saved[HM__MSG_MAX];
@@ -343,9 +360,11 @@ void hm__check_on_request(struct hm__entry *e)
 }
 
 int hm__get_miss(hm_loader *l, const char *path, size_t len, struct hm__entry *e,
-	struct hm_module **out)
+	bool check, struct hm_module **out)
 {
 	hm__busy_enter(l);
+	if (e && check)
+		hm__check_on_request(e);
 	int rc = hm__get_slow(l, path, len, e, out, false);
 	hm__busy_leave(l);
 	return rc;
@@ -362,8 +381,11 @@ int hm_refresh(hm_loader *l, const char *path)
 		return hm__fail(HM_EINVAL, "hm_refresh: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
-	e = hm__find_request(l, &path, &len);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
 	hm__busy_enter(l);
+	e = hm__table_get(l, path, len, true);
 	if (!e || e->is_global || !atomic_load_explicit(&e->current, memory_order_acquire)) {
 		/* Not loaded yet: loading it, even after a failure, is the refresh. */
 		rc = hm__get_slow(l, path, len, e, &v, true);
@@ -373,6 +395,7 @@ int hm_refresh(hm_loader *l, const char *path)
 		}
 	} else {
 		rc = hm__entry_refresh(e, HM__R_NOW | HM__R_RETRY);
+		hm__entry_release(e);
 		if (rc > 1) /* HM__MISSING cannot come without HM__R_GRACE */
 			rc = 0;
 	}

@@ -2,9 +2,10 @@
  * request.c - the request path: hm_get(), hm_call(), hm_dispatch().
  *
  * For a module that is loaded and current this takes no lock: a lock-free
- * table lookup (table.c), one compare-and-swap on the version's reference
- * count, one re-read of the entry's current pointer, the hooks, and one
- * decrement.  hm_dispatch() does without the two atomic operations: it
+ * table lookup (table.c) inside the thread's lookup window (two stores to
+ * its own record: internal.h), one compare-and-swap on the version's
+ * reference count, one re-read of the entry's current pointer, the hooks,
+ * and one decrement.  hm_dispatch() does without the two atomic operations: it
  * holds the version in a hazard slot of its thread (hazard_linux.c).  In
  * stat mode a request also reads the coarse clock, and stats the file when
  * the check interval has passed.
@@ -22,39 +23,56 @@
 
 /*
  * The entry a request path names, if it is a module that has one (a global
- * module's entry is NULL here: hm__get_miss refuses its path), after its
- * stat check when one is due.  *path and *len: the path as looked up.
+ * module's entry is NULL here: hm__get_miss refuses its path); *check: its
+ * stat check is due (then it takes the slow path, which looks first).
+ * Inside the lookup window.
  */
 __attribute__((always_inline)) static inline struct hm__entry *hm__request_entry(
-	hm_loader *l, const char **path, size_t *len)
+	hm_loader *l, const char *path, size_t len, bool *check)
 {
 	struct hm__entry *e = hm__find_request(l, path, len);
 
 	if (!e || e->is_global)
 		return NULL;
-	if (l->check_ns >= 0 &&
-	    hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed))
-		hm__check_on_request(e);
+	*check = l->check_ns >= 0 &&
+		 hm__now_coarse() >= atomic_load_explicit(&e->next_check, memory_order_relaxed);
 	return e;
 }
 
-/* A reference to e's current version (e may be NULL), else hm__get_miss. */
-__attribute__((always_inline)) static inline int hm__get_entry(hm_loader *l,
-	struct hm__entry *e, const char *path, size_t len, struct hm_module **out)
+/*
+ * A reference to e's current version in *out, if it has one; in the
+ * window.  Otherwise *out is NULL, or a version that was current but no
+ * longer is, for the caller to put once the window is closed (it may be
+ * the last reference, and the last put may run fini).
+ */
+__attribute__((always_inline)) static inline bool hm__get_current(struct hm__entry *e,
+	struct hm_module **out)
 {
 	/* acquire: pairs with the exchange that published v */
-	struct hm_module *v = e ? atomic_load_explicit(&e->current, memory_order_acquire) : NULL;
+	struct hm_module *v = atomic_load_explicit(&e->current, memory_order_acquire);
 
+	*out = NULL;
 	if (v && hm__version_tryget(v)) {
+		*out = v;
 		/* v may have been recycled for another version between the load
 		 * and the CAS: keep it only if it is still current. */
-		if (atomic_load_explicit(&e->current, memory_order_acquire) == v) {
-			*out = v;
-			return 0;
-		}
-		hm__put(v);
+		return atomic_load_explicit(&e->current, memory_order_acquire) == v;
 	}
-	return hm__get_miss(l, path, len, e, out);
+	return false;
+}
+
+/* The slow path: leave the window holding e (may be NULL), put stale (may
+ * be NULL, see hm__get_current), then load, check or refuse (loader.c). */
+__attribute__((always_inline)) static inline int hm__get_slow_path(hm_loader *l,
+	struct hm__hazards *w, struct hm__entry *e, struct hm_module *stale,
+	const char *path, size_t len, bool check, struct hm_module **out)
+{
+	if (e)
+		hm__entry_hold(e);
+	hm__window_close(w);
+	if (stale)
+		hm__put(stale);
+	return hm__get_miss(l, path, len, e, check, out);
 }
 
 /* hm_call() once its arguments and the fork are checked; l is mod's. */
@@ -89,15 +107,30 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 
 int hm_get(hm_loader *l, const char *path, hm_module **out)
 {
+	struct hm_module *v, *stale = NULL;
+	struct hm__hazards *w;
 	struct hm__entry *e;
+	bool check = false;
 	size_t len;
 
 	if (!l || !path || !out)
 		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
-	e = hm__request_entry(l, &path, &len);
-	return hm__get_entry(l, e, path, len, out);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	w = hm__window_open(hm__self());
+	e = hm__request_entry(l, path, len, &check);
+	if (e && !check) {
+		if (hm__get_current(e, &v)) {
+			hm__window_close(w);
+			*out = v;
+			return 0;
+		}
+		stale = v;
+	}
+	return hm__get_slow_path(l, w, e, stale, path, len, check, out);
 }
 
 int hm_call(hm_module *mod, void *request)
@@ -113,18 +146,16 @@ int hm_call(hm_module *mod, void *request)
  * hm_dispatch() of e's current version, protected by this thread's hazard
  * slot instead of a reference (hazard_linux.c).  Returns false, having
  * done nothing, when it cannot: then hm_dispatch() takes a reference the
- * usual way.
+ * usual way.  Closes the lookup window w once v is safe in the slot.
  */
 __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader *l,
-	struct hm__entry *e, void *request, int *rc)
+	struct hm__thread *self, struct hm__hazards *w, struct hm__entry *e, void *request,
+	int *rc)
 {
-	struct hm__thread *self = hm__self();
-	struct hm__hazards *hz = self->hz;
+	struct hm__hazards *hz = self->hz; /* attached by hm__window_open */
 	struct hm_module *v;
 
-	if (self->depth >= HM__HAZARDS)
-		return false;
-	if (!hz && (self->hz_failed || !(hz = hm__hazards_attach(self))))
+	if (self->depth >= HM__HAZARDS || !hz)
 		return false;
 	/* acquire: pairs with the exchange that published v */
 	v = atomic_load_explicit(&e->current, memory_order_acquire);
@@ -143,6 +174,9 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 		atomic_store_explicit(slot, NULL, memory_order_relaxed);
 		return false;
 	}
+	/* v is safe in the slot, and keeps its entry (e->versions): the
+	 * window can close before the hooks run. */
+	hm__window_close(w);
 	*rc = hm__call(l, v, request);
 	/* release: the reaper that reads NULL here may finalise v */
 	atomic_store_explicit(slot, NULL, memory_order_release);
@@ -154,8 +188,11 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 
 int hm_dispatch(hm_loader *l, const char *path, void *request)
 {
+	struct hm_module *mod, *stale = NULL;
+	struct hm__thread *self;
+	struct hm__hazards *w;
 	struct hm__entry *e;
-	hm_module *mod;
+	bool check = false;
 	size_t len;
 	int rc;
 
@@ -163,12 +200,25 @@ int hm_dispatch(hm_loader *l, const char *path, void *request)
 		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
 	if (hm__forked(l))
 		return hm__fork_error(l);
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	self = hm__self();
+	w = hm__window_open(self);
 	/* Looked up once, whichever way the version is then held. */
-	e = hm__request_entry(l, &path, &len);
-	if (e && hm__dispatch_hazard(l, e, request, &rc))
+	e = hm__request_entry(l, path, len, &check);
+	if (e && !check) {
+		if (hm__dispatch_hazard(l, self, w, e, request, &rc))
+			return rc;
+		if (hm__get_current(e, &mod)) {
+			hm__window_close(w);
+			goto call;
+		}
+		stale = mod;
+	}
+	if ((rc = hm__get_slow_path(l, w, e, stale, path, len, check, &mod)) < 0)
 		return rc;
-	if ((rc = hm__get_entry(l, e, path, len, &mod)) < 0)
-		return rc;
+call:
 	rc = hm__call(l, mod, request);
 	hm__put(mod);
 	return rc;

@@ -30,6 +30,7 @@ static void hm__collect(struct hm__entry *e, void *arg)
 		es->v = v;
 		es->cap = cap;
 	}
+	hm__entry_hold(e); /* used after the walk: kept until released below */
 	es->v[es->n++] = e;
 }
 
@@ -179,6 +180,8 @@ int hm_status_get(hm_loader *l, struct hm_status **out)
 out:
 	hm_status_free(st);
 	free(seen);
+	for (size_t i = 0; i < es.n; i++)
+		hm__entry_release(es.v[i]);
 	free(es.v);
 	return rc < 0 ? hm__fail(rc, "hm_status_get: out of memory") : 0;
 }

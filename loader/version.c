@@ -491,6 +491,7 @@ fail:
 static void hm__finalise(struct hm_module *v)
 {
 	hm_loader *l = v->entry->loader;
+	struct hm__entry *e = v->entry;
 	struct hm_module *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
@@ -504,6 +505,7 @@ static void hm__finalise(struct hm_module *v)
 	/* That dlclose may have unloaded objects pinned before. */
 	hm__pins_sweep(l, false);
 	hm__slot_put(l, v);
+	hm__entry_version_gone(e); /* last use of e: it may be freed now */
 	/* After the module: a global outlives every version bound to it, and
 	 * an heir every version whose state it adopted. */
 	hm_put(heir);

@@ -345,7 +345,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 
 	if (kind < 0)
 		return;
-	e = hm__table_find(l, key, len);
+	e = hm__table_get_key(l, key, len); /* held */
 	if (!e && global && !preload) {
 		/* Not loaded: modules of its directory that are loaded find
 		 * and load it when they are rebound; others will on their load. */
@@ -366,6 +366,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		if (!global) {
 			if (hm__entry_get(e, &v, false) == 0)
 				hm_put(v);
+			hm__entry_release(e);
 			return;
 		}
 	}
@@ -375,6 +376,7 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		struct hm__rebind r = {.dir = key, .dir_len = e->dir_len};
 		hm__table_each(l, hm__rebind_one, &r);
 	}
+	hm__entry_release(e);
 }
 
 /* ---- scanning ---------------------------------------------------------------- */
