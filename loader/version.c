@@ -132,8 +132,10 @@ static int hm__read_desc(void *dl, int memfd, const char *key, struct hm__hooks 
 	if (rc < 0)
 		return hm__fail(rc, "%s: reading its symbol table: %s", key,
 			rc == HM_ENOMEM ? "out of memory" : strerror(errno));
-	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0)
-		return hm__fail(HM_EDLOPEN, "%s: dlinfo: %s", key, dlerror());
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0) {
+		const char *why = dlerror();
+		return hm__fail(HM_ESYS, "%s: dlinfo: %s", key, why ? why : "unknown error");
+	}
 	d = (const struct hm_module_desc *)(lm->l_addr + (uintptr_t)value);
 	if ((uintptr_t)d % _Alignof(struct hm_module_desc) != 0 ||
 	    !hm__inside(d, HM__DESC_MIN, lm, PF_R))

@@ -24,10 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
 
@@ -57,9 +57,16 @@ struct hm__pending {
 
 struct hm__watch {
 	int fd;   /* inotify */
-	int wake; /* eventfd: tells the thread to stop */
+	/*
+	 * A pipe that tells the thread to stop: hm__watch_stop() closes its
+	 * write end, and poll() sees the read end hang up.  Closing cannot
+	 * fail to happen, where a write (to an eventfd, before) could fail,
+	 * and the thread then never ended.
+	 */
+	int wake[2];
 	pthread_t thread;
 	bool has_thread;
+	atomic_bool stop; /* set before wake[1] is closed */
 	pthread_mutex_t lock; /* protects everything below */
 	struct hm__wdir *dirs;
 	size_t ndirs, capdirs;
@@ -400,7 +407,8 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 	}
 	snprintf(key, sizeof key, "%s%s", dir, l->global_name);
 	hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
-	while ((de = readdir(d)) != NULL) {
+	/* errno tells a failed readdir from the end of the list */
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
 			continue;
 		if ((size_t)snprintf(key, sizeof key, "%s%s", dir, de->d_name) >= sizeof key)
@@ -420,6 +428,9 @@ static void hm__scan_dir(hm_loader *l, const char *dir, int depth, bool preload)
 			hm__scan_dir(l, key, depth + 1, preload);
 		}
 	}
+	if (errno != 0)
+		hm__log(l, HM_LOG_WARN, "%s: cannot list all of %s: %s", l->root,
+			*dir ? dir : "the root", strerror(errno));
 	closedir(d);
 }
 
@@ -636,20 +647,32 @@ static int hm__watch_run(hm_loader *l)
 
 /* ---- the thread, or the embedder's loop ------------------------------------- */
 
+/*
+ * The thread waits in poll() for events, a pending look's time, or the
+ * hang-up of the wake pipe.  A failing poll() (ENOMEM) is retried a moment
+ * later; the events wait in the queue meanwhile.
+ */
 static void *hm__watch_thread(void *arg)
 {
 	hm_loader *l = arg;
 	struct hm__watch *w = l->watch;
+	bool poll_failed = false;
 
-	for (;;) {
+	while (!atomic_load(&w->stop)) {
 		struct pollfd fds[2] = {{.fd = w->fd, .events = POLLIN},
-			{.fd = w->wake, .events = POLLIN}};
+			{.fd = w->wake[0], .events = POLLIN}};
 		int rc = poll(fds, 2, hm_watch_timeout(l));
 		if (rc < 0 && errno != EINTR) {
-			hm__log(l, HM_LOG_ERROR, "%s: watcher poll: %s", l->root, strerror(errno));
-			break;
+			struct timespec pause = {0, 50 * 1000000};
+			if (!poll_failed) /* once, not every 50 ms */
+				hm__log(l, HM_LOG_ERROR, "%s: watcher poll: %s: retrying",
+					l->root, strerror(errno));
+			poll_failed = true;
+			nanosleep(&pause, NULL);
+			continue;
 		}
-		if (fds[1].revents)
+		poll_failed = false;
+		if (rc > 0 && fds[1].revents)
 			break;
 		hm__watch_run(l);
 	}
@@ -740,7 +763,7 @@ int hm__watch_start(hm_loader *l, int mode)
 	if (!(w = calloc(1, sizeof *w)))
 		return hm__fail(HM_ENOMEM, "hm_open: out of memory");
 	pthread_mutex_init(&w->lock, NULL);
-	w->wake = -1;
+	w->wake[0] = w->wake[1] = -1;
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->fd < 0) {
 		int err = errno;
@@ -766,9 +789,10 @@ int hm__watch_start(hm_loader *l, int mode)
 		sigset_t all, old;
 		int rc;
 
-		if ((w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			w->wake[0] = w->wake[1] = -1;
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: eventfd: %s", l->root, strerror(errno));
+			return hm__fail(HM_ESYS, "%s: pipe: %s", l->root, strerror(errno));
 		}
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -794,13 +818,14 @@ void hm__watch_stop(hm_loader *l)
 	if (!w)
 		return;
 	if (w->has_thread) {
-		uint64_t one = 1;
-		if (write(w->wake, &one, sizeof one) != sizeof one)
-			abort(); /* an eventfd write cannot fail here */
+		atomic_store(&w->stop, true);
+		close(w->wake[1]);
+		w->wake[1] = -1;
 		pthread_join(w->thread, NULL);
 	}
-	if (w->wake >= 0)
-		close(w->wake);
+	for (int i = 0; i < 2; i++)
+		if (w->wake[i] >= 0)
+			close(w->wake[i]);
 	close(w->fd);
 	for (size_t i = 0; i < w->ndirs; i++)
 		free(w->dirs[i].dir);
