@@ -261,6 +261,11 @@ out:
 	return rc;
 }
 
+int hm__open_key(hm_loader *l, const char *key, struct stat *st)
+{
+	return hm__open_module(l, key, st);
+}
+
 int hm__no_file(const hm_loader *l, const char *key)
 {
 	return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);

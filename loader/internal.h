@@ -62,6 +62,13 @@ HM__HIDDEN int hm__elf_check(int fd, uint64_t size, const char *what);
  * such symbol, or no readable table), HM_ENOMEM or HM_ESYS; no message.
  */
 HM__HIDDEN int hm__elf_symbol(int fd, const char *name, uint64_t *value);
+/*
+ * After hm__elf_check() failed with HM_ENOTELF: could the size bytes fd
+ * holds be an ELF file still being written?  Shorter than a header and a
+ * prefix of one, zeros where the magic goes, or a header whose program
+ * headers or segments end past size.  No message.
+ */
+HM__HIDDEN bool hm__elf_partial(int fd, uint64_t size);
 
 /* ---- files (file_linux.c) ------------------------------------------------ */
 
@@ -86,6 +93,9 @@ HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
  */
 HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, int *memfd,
 	struct hm__fileid *id);
+/* Open key for reading with the checks hm__copy_module() makes, without
+ * copying it: the descriptor, and its stat in *st. */
+HM__HIDDEN int hm__open_key(hm_loader *l, const char *key, struct stat *st);
 /* Identity of key now, without opening it; HM_ENOENT, with no message,
  * when it is gone.  hm__no_file() sets the message and returns HM_ENOENT. */
 HM__HIDDEN int hm__no_file(const hm_loader *l, const char *key);

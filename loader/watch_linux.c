@@ -45,15 +45,31 @@ struct hm__wdir {
 /*
  * A file to look at later: one that went missing (look again when its
  * removal grace ends), or one being written (created or modified, not yet
- * closed or renamed in: look when its writer is done, or once it has not
- * changed for the removal delay - a hard link or a stalled writer).
+ * closed or renamed in: look when its writer is done).  A writer may also
+ * stay quiet without closing: a slow linker on a busy machine, one writing
+ * through a mapping (no event until it closes), a hard link (CREATE only).
+ * Once quiet for the removal delay, the file is checked: complete, it is
+ * looked at; incomplete, it is still being written (stalled), and is
+ * judged when its writer closes it, or once quiet for HM__QUIET_MAX_NS.
  */
 struct hm__pending {
 	char *key;
 	int64_t due; /* hm__now() */
 	bool writing;
+	bool stalled;  /* writing: quiet for the delay, and incomplete */
+	int64_t wrote; /* writing: the last CREATE or MODIFY, hm__now() */
 	int flags; /* for the look when it is due */
 };
+
+/* An incomplete file whose writer has not closed it is judged after this
+ * long without an event (or twice the removal delay, if longer). */
+#define HM__QUIET_MAX_NS ((int64_t)60 * 1000000000)
+
+static int64_t hm__quiet_max(const hm_loader *l)
+{
+	return l->removal_delay_ns > HM__QUIET_MAX_NS / 2 ? 2 * l->removal_delay_ns :
+							     HM__QUIET_MAX_NS;
+}
 
 struct hm__watch {
 	int fd;   /* inotify */
@@ -80,6 +96,8 @@ struct hm__batch {
 	struct hm__batch_key {
 		char *key;
 		int flags;
+		bool check;    /* a quiet writer's file: complete yet? */
+		int64_t wrote; /* check: the pending entry's wrote */
 	} *keys;
 	size_t n, cap;
 	char **dirs; /* new directories to watch and scan */
@@ -199,7 +217,7 @@ enum hm__wait {
 static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 {
 	struct hm__watch *w = l->watch;
-	int64_t due = hm__now() + l->removal_delay_ns + 1000000;
+	int64_t now = hm__now(), due = now + l->removal_delay_ns + 1000000;
 	struct hm__pending *p = hm__pending_find(w, key);
 	/* A deletion waited out the delay already: then a missing file goes. */
 	int flags = why == HM__WAIT_DELETED ? HM__R_NOW : HM__R_NOW | HM__R_GRACE;
@@ -208,6 +226,8 @@ static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 	if (p) {
 		if (why != HM__WAIT_MISSING) { /* a new write or removal: from now */
 			p->writing = why == HM__WAIT_WRITING;
+			p->stalled = false;
+			p->wrote = now;
 			p->flags = flags;
 			p->due = due;
 		}
@@ -218,8 +238,8 @@ static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 		free(copy);
 		return false;
 	}
-	w->pend[w->npend++] = (struct hm__pending){
-		.key = copy, .due = due, .writing = why == HM__WAIT_WRITING, .flags = flags};
+	w->pend[w->npend++] = (struct hm__pending){.key = copy, .due = due,
+		.writing = why == HM__WAIT_WRITING, .wrote = now, .flags = flags};
 	return true;
 }
 
@@ -364,6 +384,45 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 		struct hm__rebind r = {.dir = key, .dir_len = e->dir_len};
 		hm__table_each(l, hm__rebind_one, &r);
 	}
+}
+
+/*
+ * The writer of k has been quiet for the removal delay without closing the
+ * file.  Complete, or broken in a way no write in progress explains (a hard
+ * link to a text file), the file is looked at now.  Incomplete - shorter
+ * than an ELF header, headers or segments past its end, zeros where the
+ * header goes (a linker writing through a mapping) - it is still being
+ * written: no look, no error; it stays pending until its writer closes it,
+ * writes again, or stays quiet for hm__quiet_max().  No watcher lock held.
+ */
+static void hm__check_quiet(hm_loader *l, const struct hm__batch_key *k, bool preload)
+{
+	struct hm__watch *w = l->watch;
+	struct stat st;
+	bool incomplete = false, mine;
+	int fd = hm__open_key(l, k->key, &st);
+
+	if (fd >= 0) {
+		incomplete = hm__elf_check(fd, (uint64_t)st.st_size, k->key) == HM_ENOTELF &&
+			     hm__elf_partial(fd, (uint64_t)st.st_size);
+		close(fd);
+	} else {
+		incomplete = fd == HM_ECHANGED; /* replaced as we opened it */
+	}
+	pthread_mutex_lock(&w->lock);
+	struct hm__pending *p = hm__pending_find(w, k->key);
+	/* An event since (a write, the close, a removal) decides instead. */
+	mine = p && p->writing && p->stalled && p->wrote == k->wrote;
+	if (mine && !incomplete)
+		hm__pending_clear(w, k->key);
+	pthread_mutex_unlock(&w->lock);
+	if (!mine)
+		return;
+	if (incomplete)
+		hm__log(l, HM_LOG_DEBUG, "%s: still being written (%s): looked at when "
+					 "its writer closes it", k->key, hm__msg());
+	else
+		hm__look_at(l, k->key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
 }
 
 /* ---- scanning ---------------------------------------------------------------- */
@@ -585,12 +644,32 @@ static void hm__read_events(hm_loader *l, struct hm__batch *b)
 }
 
 /* Take the pending files that are due; w->lock held. */
-static void hm__take_due(struct hm__watch *w, struct hm__batch *b)
+static void hm__take_due(hm_loader *l, struct hm__batch *b)
 {
+	struct hm__watch *w = l->watch;
 	int64_t now = hm__now();
 
 	for (size_t i = 0; i < w->npend;) {
-		if (w->pend[i].due > now) {
+		struct hm__pending *p = &w->pend[i];
+		char *copy;
+
+		if (p->due > now) {
+			i++;
+			continue;
+		}
+		if (p->writing && !p->stalled && (copy = strdup(p->key)) != NULL) {
+			/* Quiet, not closed: checked (hm__check_quiet) while it
+			 * stays pending, so that no request loads it meanwhile. */
+			if (!hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
+				free(copy);
+				b->rescan = true;
+				i++;
+				continue;
+			}
+			b->keys[b->n++] = (struct hm__batch_key){
+				.key = copy, .check = true, .wrote = p->wrote};
+			p->stalled = true;
+			p->due = p->wrote + hm__quiet_max(l);
 			i++;
 			continue;
 		}
@@ -615,7 +694,7 @@ static int hm__watch_run(hm_loader *l)
 	pthread_mutex_lock(&w->lock);
 	hm__read_events(l, &b);
 	hm__batch_drop_writing(w, &b);
-	hm__take_due(w, &b);
+	hm__take_due(l, &b);
 	if (b.rescan)
 		w->rescans++;
 	pthread_mutex_unlock(&w->lock);
@@ -637,8 +716,12 @@ static int hm__watch_run(hm_loader *l)
 			if (depth < HM__SEGMENTS_MAX)
 				hm__scan_dir(l, b.dirs[i], depth, preload);
 		}
-		for (size_t i = 0; i < b.n; i++)
-			hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
+		for (size_t i = 0; i < b.n; i++) {
+			if (b.keys[i].check)
+				hm__check_quiet(l, &b.keys[i], preload);
+			else
+				hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
+		}
 	}
 	handled = (int)(b.n + b.ndirs) + b.rescan;
 	hm__batch_free(&b);
