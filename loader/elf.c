@@ -159,6 +159,39 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 	return 0;
 }
 
+bool hm__elf_partial(int fd, uint64_t size)
+{
+	static const unsigned char zeros[SELFMAG];
+	ElfW(Ehdr) eh;
+	ElfW(Phdr) ph[HM__PHNUM_MAX];
+	size_t n = size < sizeof eh ? (size_t)size : sizeof eh;
+
+	memset(&eh, 0, sizeof eh);
+	if (n > 0 && hm__pread_all(fd, &eh, n, 0) < 0)
+		return false;
+	/* The magic not written yet: a file extended first, then written
+	 * through a mapping, has zeros there. */
+	if (memcmp(eh.e_ident, zeros, SELFMAG) == 0)
+		return true;
+	if (memcmp(eh.e_ident, ELFMAG, n < SELFMAG ? n : SELFMAG) != 0)
+		return false; /* not the beginning of an ELF file */
+	if (n < sizeof eh)
+		return true;
+	if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 ||
+	    eh.e_phnum > HM__PHNUM_MAX)
+		return false;
+	uint64_t ph_len = (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr));
+	if (!hm__inside(eh.e_phoff, ph_len, size))
+		return true;
+	if (hm__pread_all(fd, ph, (size_t)ph_len, eh.e_phoff) < 0)
+		return false;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if ((ph[i].p_type == PT_LOAD || ph[i].p_type == PT_DYNAMIC) &&
+		    !hm__inside(ph[i].p_offset, ph[i].p_filesz, size))
+			return true;
+	return false;
+}
+
 /* Dynamic symbols and string bytes read at most: far beyond real modules,
  * and a bound on what a corrupt count can make the loader read. */
 #define HM__SYMS_MAX (1u << 20)

@@ -645,6 +645,13 @@ out:
 	return rc;
 }
 
+int hm__open_key(hm_loader *l, const char *key, struct stat *st)
+{
+	struct hm__dirid dir;
+
+	return hm__open_module(l, key, st, &dir);
+}
+
 int hm__no_file(const hm_loader *l, const char *key)
 {
 	return hm__fail(HM_ENOENT, "%s: no such file under %s", key, l->root);

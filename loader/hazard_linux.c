@@ -312,10 +312,17 @@ int hm__hazard_held(struct hm_module *v)
 		hm__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) < 0)) {
 		hm__membarrier_failed(v, errno);
 		/* The scheduler's barriers instead (see the top). */
-		if (!v->quiesce && !(v->quiesce = hm__quiesce_take()))
+		bool quiet = (v->quiesce || (v->quiesce = hm__quiesce_take())) &&
+			     (v->quiesce->quiet || hm__quiesce_done(v->quiesce));
+		/* Last resort, where /proc cannot be read either: after
+		 * HM__HZ_TRIES polls (a second or more), a slot store made
+		 * before v was retired has long left its CPU's store buffer;
+		 * the scan, after a full fence, decides.  Not a proof, but
+		 * keeping every version for ever (no fini, hm_close() hanging)
+		 * is the certain failure. */
+		if (!quiet && ++v->quiesce_tries < HM__HZ_TRIES)
 			return HM__HZ_WAIT;
-		if (!v->quiesce->quiet && !hm__quiesce_done(v->quiesce))
-			return HM__HZ_WAIT;
+		atomic_thread_fence(memory_order_seq_cst);
 	} else {
 		atomic_store_explicit(&hm__hz_polled, false, memory_order_relaxed);
 	}
@@ -323,6 +330,7 @@ int hm__hazard_held(struct hm_module *v)
 		return HM__HZ_HELD;
 	free(v->quiesce);
 	v->quiesce = NULL;
+	v->quiesce_tries = 0;
 	atomic_store_explicit(&v->deferred, false, memory_order_relaxed);
 	return HM__HZ_FREE;
 }

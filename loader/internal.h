@@ -102,6 +102,13 @@ HM__HIDDEN int hm__elf_check(int fd, uint64_t size, const char *what);
  * such symbol, or no readable table), HM_ENOMEM or HM_ESYS; no message.
  */
 HM__HIDDEN int hm__elf_symbol(int fd, const char *name, uint64_t *value);
+/*
+ * After hm__elf_check() failed with HM_ENOTELF: could the size bytes fd
+ * holds be an ELF file still being written?  Shorter than a header and a
+ * prefix of one, zeros where the magic goes, or a header whose program
+ * headers or segments end past size.  No message.
+ */
+HM__HIDDEN bool hm__elf_partial(int fd, uint64_t size);
 
 /* ---- files (file_linux.c) ------------------------------------------------ */
 
@@ -130,6 +137,9 @@ HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
 #define HM__GLOBAL_MOVED 4
 HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, bool module,
 	const struct hm__fileid *global, int *memfd, struct hm__fileid *id);
+/* Open key for reading with the checks hm__copy_module() makes, without
+ * copying it: the descriptor, and its stat in *st. */
+HM__HIDDEN int hm__open_key(hm_loader *l, const char *key, struct stat *st);
 /* Identity of key now, without opening it; HM_ENOENT, with no message,
  * when it is gone.  hm__no_file() sets the message and returns HM_ENOENT. */
 HM__HIDDEN int hm__no_file(const hm_loader *l, const char *key);
@@ -192,6 +202,7 @@ struct hm_module {
 	/* Without membarrier: which threads must pass the scheduler before
 	 * the slots are known (hazard_linux.c); reaper only, NULL else. */
 	struct hm__quiesce *quiesce;
+	unsigned quiesce_tries; /* HM__HZ_WAIT answers so far; reaper only */
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
@@ -256,6 +267,9 @@ static inline void hm__put(struct hm_module *v)
 /* The last reference is gone: finalise now or on the reaper thread. */
 HM__HIDDEN void hm__version_retire(struct hm_module *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);
+/* hm_close() without a reaper thread: ask again about waiting versions
+ * (ver_lock held, dropped meanwhile); false when none waits. */
+HM__HIDDEN bool hm__reap_here(hm_loader *l);
 /* Is finalisation under way or due (no reference holds it up)?  ver_lock
  * held. */
 HM__HIDDEN bool hm__reaping(const hm_loader *l);
@@ -308,6 +322,10 @@ HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
 #define HM__HZ_FREE 0
 #define HM__HZ_HELD 1
 #define HM__HZ_WAIT 2
+/* After this many HM__HZ_WAIT answers (2 ms apart on the reaper) the scan
+ * alone decides: the last resort when neither membarrier nor /proc can be
+ * had (hazard_linux.c). */
+#define HM__HZ_TRIES 500
 HM__HIDDEN int hm__hazard_held(struct hm_module *v);
 /* membarrier failed when last tried: deferred versions are asked again
  * on a timer, as a request clearing a slot may not see deferred set. */

@@ -155,7 +155,8 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	pthread_mutex_init(&l->graph_lock, NULL);
 	pthread_mutex_init(&l->ver_lock, NULL);
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	/* hm_close() counts its deadline on this clock. */
+	int clock_err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->ver_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	l->root = strdup(o.root);
@@ -174,6 +175,11 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	l->fork_gen = atomic_load_explicit(&hm__forks, memory_order_relaxed);
 	if (!l->root || !l->global_name || hm__table_init(l) < 0) {
 		rc = hm__fail(HM_ENOMEM, "hm_open: out of memory");
+		goto fail;
+	}
+	if (clock_err != 0) {
+		rc = hm__fail(HM_ESYS, "hm_open: pthread_condattr_setclock: %s",
+			strerror(clock_err));
 		goto fail;
 	}
 	if ((rc = hm__open_root(l)) < 0)
@@ -227,13 +233,18 @@ static void hm__report_live(hm_loader *l)
 
 int hm_close(hm_loader *l, int timeout_ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = {0, 0};
+	bool timed = timeout_ms >= 0;
 	int rc = 0;
 
 	if (!l)
 		return 0;
 	if (hm__forked(l))
 		return hm__fork_error(l);
+	/* A clock that cannot be read gives no deadline to wait for: then the
+	 * timeout counts as run out, as with 0. */
+	if (timed && clock_gettime(CLOCK_MONOTONIC, &deadline) != 0)
+		timeout_ms = 0;
 	/* No more reloads: then nothing new becomes current. */
 	hm__watch_stop(l);
 	/* Under the table lock: after this no entry is inserted. */
@@ -242,8 +253,7 @@ int hm_close(hm_loader *l, int timeout_ms)
 	pthread_mutex_unlock(&l->table_lock);
 	hm__table_each(l, hm__entry_drop_each, NULL);
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms >= 0) {
+	if (timed) {
 		deadline.tv_sec += timeout_ms / 1000;
 		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
 		if (deadline.tv_nsec >= 1000000000) {
@@ -259,14 +269,22 @@ int hm_close(hm_loader *l, int timeout_ms)
 	 */
 	pthread_mutex_lock(&l->ver_lock);
 	while ((l->nlive > 0 || atomic_load(&l->busy) > 0) && rc == 0) {
-		if (timeout_ms < 0 || hm__reaping(l))
+		if (hm__reap_here(l))
+			continue;
+		if (!timed || hm__reaping(l))
 			pthread_cond_wait(&l->ver_cond, &l->ver_lock);
+		else if (timeout_ms == 0)
+			rc = ETIMEDOUT;
 		else
 			rc = pthread_cond_timedwait(&l->ver_cond, &l->ver_lock, &deadline);
 	}
 	size_t n = l->nlive;
 	unsigned busy = atomic_load(&l->busy);
 	pthread_mutex_unlock(&l->ver_lock);
+	if (rc != 0 && rc != ETIMEDOUT && (busy > 0 || n > 0))
+		/* Not closed yet, as after a timeout: the caller calls again. */
+		return hm__fail(HM_ETIMEDOUT, "close: waiting for %zu versions and %u calls: "
+					      "pthread_cond_timedwait: %s", n, busy, strerror(rc));
 	if (busy > 0)
 		return hm__fail(HM_ETIMEDOUT, "close: %u calls still loading after %d ms",
 			busy, timeout_ms);

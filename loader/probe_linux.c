@@ -184,10 +184,12 @@ static bool hm__ldso_assertion(const struct hm__tail *t, char *out, size_t size)
  * Wait for pid, reading its output, at most until deadline (hm__now()).
  * 0 with *status; HM__TIMED_OUT when it ran out of time, or HM__UNREAD
  * (errno set) when its output could not be read: then it is killed and
- * reaped.  -1 with errno if waitpid fails (ECHILD: someone else reaped it).
+ * reaped; HM__UNKILLED (errno set) when it could not be killed.  -1 with
+ * errno if waitpid fails (ECHILD: someone else reaped it).
  */
 #define HM__TIMED_OUT 1
 #define HM__UNREAD 2
+#define HM__UNKILLED 3
 static int hm__probe_wait(pid_t pid, int rd, int64_t deadline, int *status,
 	struct hm__tail *out)
 {
@@ -203,7 +205,8 @@ static int hm__probe_wait(pid_t pid, int rd, int64_t deadline, int *status,
 		if (left <= 0 || open < 0) {
 			/* Still ours (not reaped: it did not exit), so pid is its.
 			 * Unread, it could block on a full pipe: it ends now. */
-			kill(pid, SIGKILL);
+			if (kill(pid, SIGKILL) < 0)
+				return HM__UNKILLED; /* waiting could be for ever */
 			while (waitpid(pid, status, 0) < 0)
 				if (errno != EINTR)
 					return -1;
@@ -318,6 +321,8 @@ static int hm__probe_run(hm_loader *l, int memfd, const char *key, bool lookup,
 		rc = hm__fail(HM_ESYS, "%s: probe: waitpid %d: %s (does the program reap "
 					 "every child, with waitpid(-1) or SIGCHLD ignored?)",
 			key, (int)pid, strerror(errno));
+	} else if (rc == HM__UNKILLED) {
+		rc = hm__fail(HM_ESYS, "%s: probe: kill %d: %s", key, (int)pid, strerror(errno));
 	} else if (rc == HM__UNREAD) {
 		rc = hm__fail(HM_ESYS, "%s: probe: read: %s", key, strerror(errno));
 	} else if (rc == HM__TIMED_OUT) {

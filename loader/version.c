@@ -132,8 +132,10 @@ static int hm__read_desc(void *dl, int memfd, const char *key, struct hm__hooks 
 	if (rc < 0)
 		return hm__fail(rc, "%s: reading its symbol table: %s", key,
 			rc == HM_ENOMEM ? "out of memory" : strerror(errno));
-	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0)
-		return hm__fail(HM_EDLOPEN, "%s: dlinfo: %s", key, dlerror());
+	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0) {
+		const char *why = dlerror();
+		return hm__fail(HM_ESYS, "%s: dlinfo: %s", key, why ? why : "unknown error");
+	}
 	d = (const struct hm_module_desc *)(lm->l_addr + (uintptr_t)value);
 	if ((uintptr_t)d % _Alignof(struct hm_module_desc) != 0 ||
 	    !hm__inside(d, HM__DESC_MIN, lm, PF_R))
@@ -657,6 +659,23 @@ void hm__version_retire(struct hm_module *v)
 	pthread_mutex_unlock(&l->ver_lock);
 	/* No reaper (it could not start, or close stopped it): do it here. */
 	hm__finalise_unless_held(l, v);
+}
+
+/*
+ * hm_close() with no reaper thread (it could not start): nobody else asks
+ * again about the versions waiting for HM__HZ_WAIT to end, so close does,
+ * every 2 ms.  ver_lock held, dropped meanwhile; false if none waits.
+ */
+bool hm__reap_here(hm_loader *l)
+{
+	if (l->reaper_started || !l->deferred)
+		return false;
+	pthread_mutex_unlock(&l->ver_lock);
+	hm__reap_deferred(l);
+	pthread_mutex_lock(&l->ver_lock);
+	if (l->deferred)
+		hm__reaper_poll(l);
+	return true;
 }
 
 bool hm__reaping(const hm_loader *l)

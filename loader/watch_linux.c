@@ -24,10 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
 
@@ -45,21 +45,44 @@ struct hm__wdir {
 /*
  * A file to look at later: one that went missing (look again when its
  * removal grace ends), or one being written (created or modified, not yet
- * closed or renamed in: look when its writer is done, or once it has not
- * changed for the removal delay - a hard link or a stalled writer).
+ * closed or renamed in: look when its writer is done).  A writer may also
+ * stay quiet without closing: a slow linker on a busy machine, one writing
+ * through a mapping (no event until it closes), a hard link (CREATE only).
+ * Once quiet for the removal delay, the file is checked: complete, it is
+ * looked at; incomplete, it is still being written (stalled), and is
+ * judged when its writer closes it, or once quiet for HM__QUIET_MAX_NS.
  */
 struct hm__pending {
 	char *key;
 	int64_t due; /* hm__now() */
 	bool writing;
+	bool stalled;  /* writing: quiet for the delay, and incomplete */
+	int64_t wrote; /* writing: the last CREATE or MODIFY, hm__now() */
 	int flags; /* for the look when it is due */
 };
 
+/* An incomplete file whose writer has not closed it is judged after this
+ * long without an event (or twice the removal delay, if longer). */
+#define HM__QUIET_MAX_NS ((int64_t)60 * 1000000000)
+
+static int64_t hm__quiet_max(const hm_loader *l)
+{
+	return l->removal_delay_ns > HM__QUIET_MAX_NS / 2 ? 2 * l->removal_delay_ns :
+							     HM__QUIET_MAX_NS;
+}
+
 struct hm__watch {
 	int fd;   /* inotify */
-	int wake; /* eventfd: tells the thread to stop */
+	/*
+	 * A pipe that tells the thread to stop: hm__watch_stop() closes its
+	 * write end, and poll() sees the read end hang up.  Closing cannot
+	 * fail to happen, where a write (to an eventfd, before) could fail,
+	 * and the thread then never ended.
+	 */
+	int wake[2];
 	pthread_t thread;
 	bool has_thread;
+	atomic_bool stop; /* set before wake[1] is closed */
 	pthread_mutex_t lock; /* protects everything below */
 	struct hm__wdir *dirs;
 	size_t ndirs, capdirs;
@@ -73,6 +96,8 @@ struct hm__batch {
 	struct hm__batch_key {
 		char *key;
 		int flags;
+		bool check;    /* a quiet writer's file: complete yet? */
+		int64_t wrote; /* check: the pending entry's wrote */
 	} *keys;
 	size_t n, cap;
 	/* Names that came in and need work with no lock held: new directories
@@ -201,7 +226,7 @@ enum hm__wait {
 static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 {
 	struct hm__watch *w = l->watch;
-	int64_t due = hm__now() + l->removal_delay_ns + 1000000;
+	int64_t now = hm__now(), due = now + l->removal_delay_ns + 1000000;
 	struct hm__pending *p = hm__pending_find(w, key);
 	/* A deletion waited out the delay already: then a missing file goes. */
 	int flags = why == HM__WAIT_DELETED ? HM__R_NOW : HM__R_NOW | HM__R_GRACE;
@@ -210,6 +235,8 @@ static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 	if (p) {
 		if (why != HM__WAIT_MISSING) { /* a new write or removal: from now */
 			p->writing = why == HM__WAIT_WRITING;
+			p->stalled = false;
+			p->wrote = now;
 			p->flags = flags;
 			p->due = due;
 		}
@@ -220,8 +247,8 @@ static bool hm__pending_set(hm_loader *l, const char *key, enum hm__wait why)
 		free(copy);
 		return false;
 	}
-	w->pend[w->npend++] = (struct hm__pending){
-		.key = copy, .due = due, .writing = why == HM__WAIT_WRITING, .flags = flags};
+	w->pend[w->npend++] = (struct hm__pending){.key = copy, .due = due,
+		.writing = why == HM__WAIT_WRITING, .wrote = now, .flags = flags};
 	return true;
 }
 
@@ -379,6 +406,45 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 	hm__entry_release(e);
 }
 
+/*
+ * The writer of k has been quiet for the removal delay without closing the
+ * file.  Complete, or broken in a way no write in progress explains (a hard
+ * link to a text file), the file is looked at now.  Incomplete - shorter
+ * than an ELF header, headers or segments past its end, zeros where the
+ * header goes (a linker writing through a mapping) - it is still being
+ * written: no look, no error; it stays pending until its writer closes it,
+ * writes again, or stays quiet for hm__quiet_max().  No watcher lock held.
+ */
+static void hm__check_quiet(hm_loader *l, const struct hm__batch_key *k, bool preload)
+{
+	struct hm__watch *w = l->watch;
+	struct stat st;
+	bool incomplete = false, mine;
+	int fd = hm__open_key(l, k->key, &st);
+
+	if (fd >= 0) {
+		incomplete = hm__elf_check(fd, (uint64_t)st.st_size, k->key) == HM_ENOTELF &&
+			     hm__elf_partial(fd, (uint64_t)st.st_size);
+		close(fd);
+	} else {
+		incomplete = fd == HM_ECHANGED; /* replaced as we opened it */
+	}
+	pthread_mutex_lock(&w->lock);
+	struct hm__pending *p = hm__pending_find(w, k->key);
+	/* An event since (a write, the close, a removal) decides instead. */
+	mine = p && p->writing && p->stalled && p->wrote == k->wrote;
+	if (mine && !incomplete)
+		hm__pending_clear(w, k->key);
+	pthread_mutex_unlock(&w->lock);
+	if (!mine)
+		return;
+	if (incomplete)
+		hm__log(l, HM_LOG_DEBUG, "%s: still being written (%s): looked at when "
+					 "its writer closes it", k->key, hm__msg());
+	else
+		hm__look_at(l, k->key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
+}
+
 /* ---- scanning ---------------------------------------------------------------- */
 
 static int hm__opendir_beneath(const hm_loader *l, const char *dir)
@@ -443,7 +509,8 @@ static void hm__scan_dir(hm_loader *l, const char *dir, bool preload)
 	if (hm__file_key(key, sizeof key, dir, dir_len, l->global_name, l->global_name,
 		    &kind) >= 0)
 		hm__look_at(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE, preload);
-	while ((de = readdir(d)) != NULL) {
+	/* errno tells a failed readdir from the end of the list */
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, l->global_name) == 0)
 			continue;
 		bool is_dir = de->d_type == DT_DIR;
@@ -463,6 +530,9 @@ static void hm__scan_dir(hm_loader *l, const char *dir, bool preload)
 		else if (n != HM__NAME_NOTMOD)
 			hm__skip_log(l, dir, de->d_name, false, n);
 	}
+	if (errno != 0)
+		hm__log(l, HM_LOG_WARN, "%s: cannot list all of %s: %s", l->root,
+			*dir ? dir : "the root", strerror(errno));
 	closedir(d);
 }
 
@@ -624,12 +694,32 @@ static void hm__read_events(hm_loader *l, struct hm__batch *b)
 }
 
 /* Take the pending files that are due; w->lock held. */
-static void hm__take_due(struct hm__watch *w, struct hm__batch *b)
+static void hm__take_due(hm_loader *l, struct hm__batch *b)
 {
+	struct hm__watch *w = l->watch;
 	int64_t now = hm__now();
 
 	for (size_t i = 0; i < w->npend;) {
-		if (w->pend[i].due > now) {
+		struct hm__pending *p = &w->pend[i];
+		char *copy;
+
+		if (p->due > now) {
+			i++;
+			continue;
+		}
+		if (p->writing && !p->stalled && (copy = strdup(p->key)) != NULL) {
+			/* Quiet, not closed: checked (hm__check_quiet) while it
+			 * stays pending, so that no request loads it meanwhile. */
+			if (!hm__grow((void **)&b->keys, &b->cap, b->n, sizeof *b->keys)) {
+				free(copy);
+				b->rescan = true;
+				i++;
+				continue;
+			}
+			b->keys[b->n++] = (struct hm__batch_key){
+				.key = copy, .check = true, .wrote = p->wrote};
+			p->stalled = true;
+			p->due = p->wrote + hm__quiet_max(l);
 			i++;
 			continue;
 		}
@@ -654,7 +744,7 @@ static int hm__watch_run(hm_loader *l)
 	pthread_mutex_lock(&w->lock);
 	hm__read_events(l, &b);
 	hm__batch_drop_writing(w, &b);
-	hm__take_due(w, &b);
+	hm__take_due(l, &b);
 	if (b.rescan)
 		w->rescans++;
 	pthread_mutex_unlock(&w->lock);
@@ -680,8 +770,12 @@ static int hm__watch_run(hm_loader *l)
 					hm__file_key(key, sizeof key, bn->dir, strlen(bn->dir),
 						bn->name, l->global_name, &kind));
 		}
-		for (size_t i = 0; i < b.n; i++)
-			hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
+		for (size_t i = 0; i < b.n; i++) {
+			if (b.keys[i].check)
+				hm__check_quiet(l, &b.keys[i], preload);
+			else
+				hm__look_at(l, b.keys[i].key, b.keys[i].flags, preload);
+		}
 	}
 	handled = (int)(b.n + b.nnames) + b.rescan;
 	hm__batch_free(&b);
@@ -690,20 +784,32 @@ static int hm__watch_run(hm_loader *l)
 
 /* ---- the thread, or the embedder's loop ------------------------------------- */
 
+/*
+ * The thread waits in poll() for events, a pending look's time, or the
+ * hang-up of the wake pipe.  A failing poll() (ENOMEM) is retried a moment
+ * later; the events wait in the queue meanwhile.
+ */
 static void *hm__watch_thread(void *arg)
 {
 	hm_loader *l = arg;
 	struct hm__watch *w = l->watch;
+	bool poll_failed = false;
 
-	for (;;) {
+	while (!atomic_load(&w->stop)) {
 		struct pollfd fds[2] = {{.fd = w->fd, .events = POLLIN},
-			{.fd = w->wake, .events = POLLIN}};
+			{.fd = w->wake[0], .events = POLLIN}};
 		int rc = poll(fds, 2, hm_watch_timeout(l));
 		if (rc < 0 && errno != EINTR) {
-			hm__log(l, HM_LOG_ERROR, "%s: watcher poll: %s", l->root, strerror(errno));
-			break;
+			struct timespec pause = {0, 50 * 1000000};
+			if (!poll_failed) /* once, not every 50 ms */
+				hm__log(l, HM_LOG_ERROR, "%s: watcher poll: %s: retrying",
+					l->root, strerror(errno));
+			poll_failed = true;
+			nanosleep(&pause, NULL);
+			continue;
 		}
-		if (fds[1].revents)
+		poll_failed = false;
+		if (rc > 0 && fds[1].revents)
 			break;
 		hm__watch_run(l);
 	}
@@ -794,7 +900,7 @@ int hm__watch_start(hm_loader *l, int mode)
 	if (!(w = calloc(1, sizeof *w)))
 		return hm__fail(HM_ENOMEM, "hm_open: out of memory");
 	pthread_mutex_init(&w->lock, NULL);
-	w->wake = -1;
+	w->wake[0] = w->wake[1] = -1;
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->fd < 0) {
 		int err = errno;
@@ -820,9 +926,10 @@ int hm__watch_start(hm_loader *l, int mode)
 		sigset_t all, old;
 		int rc;
 
-		if ((w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			w->wake[0] = w->wake[1] = -1;
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: eventfd: %s", l->root, strerror(errno));
+			return hm__fail(HM_ESYS, "%s: pipe: %s", l->root, strerror(errno));
 		}
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -848,13 +955,14 @@ void hm__watch_stop(hm_loader *l)
 	if (!w)
 		return;
 	if (w->has_thread) {
-		uint64_t one = 1;
-		if (write(w->wake, &one, sizeof one) != sizeof one)
-			abort(); /* an eventfd write cannot fail here */
+		atomic_store(&w->stop, true);
+		close(w->wake[1]);
+		w->wake[1] = -1;
 		pthread_join(w->thread, NULL);
 	}
-	if (w->wake >= 0)
-		close(w->wake);
+	for (int i = 0; i < 2; i++)
+		if (w->wake[i] >= 0)
+			close(w->wake[i]);
 	close(w->fd);
 	for (size_t i = 0; i < w->ndirs; i++)
 		free(w->dirs[i].dir);

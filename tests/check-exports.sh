@@ -6,9 +6,9 @@ lib="${top_builddir:-.}/loader/.libs/libhotmod.so"
 list="${top_srcdir:-.}/tests/exports.txt"
 actual=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sort)
 expected=$(sort "$list")
-# A fault-injection build (tests only) exports its two controls too.
+# A fault-injection build (tests only) exports its three controls too.
 if [ "${HM_FAULT_INJECTION:-}" = yes ]; then
-	expected=$(printf '%s\nhm__fault_arm\nhm__fault_fired\n' "$expected" | sort)
+	expected=$(printf '%s\nhm__fault_arm\nhm__fault_arm_from\nhm__fault_fired\n' "$expected" | sort)
 fi
 if [ "$actual" != "$expected" ]; then
 	echo "exported symbols differ from $list (- expected, + actual):"

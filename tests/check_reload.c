@@ -346,6 +346,149 @@ START_TEST(test_a_file_still_being_written_is_not_loaded_by_a_request)
 }
 END_TEST
 
+/*
+ * A writer that stays quiet for longer than removal_delay_ms without
+ * closing the file - a slow linker on a busy machine - is not judged: an
+ * incomplete file is still being written, not broken.  Each shape opens
+ * the file, leaves it incomplete, waits until the watcher has looked at it
+ * (its log says so) and then for twice the delay more, by the clock the
+ * loader uses, then writes the rest and closes.  No error may be logged,
+ * and the complete file loads.
+ */
+enum quiet_shape {
+	QUIET_EMPTY,       /* created or truncated, nothing written yet */
+	QUIET_HALF_HEADER, /* part of the ELF header */
+	QUIET_ZEROS,       /* extended to its size first (a linker that maps it) */
+	QUIET_PREFIX,      /* the headers, the segments not yet */
+	QUIET_SHAPES
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write fixture name into rel as a quiet writer of the given shape would. */
+static void write_quietly(const char *name, const char *rel, enum quiet_shape shape,
+	int delay_ms, const char *new_module)
+{
+	char *path = at(root, rel), line[128];
+	char buf[1 << 16];
+	int in = open(fixture(name), O_RDONLY);
+	struct stat st;
+	ssize_t n;
+
+	ck_assert(in >= 0 && fstat(in, &st) == 0);
+	ck_assert_int_le(st.st_size, (off_t)sizeof buf);
+	ck_assert_int_eq(read(in, buf, sizeof buf), st.st_size);
+	close(in);
+	log_reset();
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert(out >= 0);
+	switch (shape) {
+	case QUIET_EMPTY:
+		break;
+	case QUIET_HALF_HEADER:
+		ck_assert_int_eq(write(out, buf, 20), 20);
+		break;
+	case QUIET_ZEROS:
+		ck_assert_int_eq(ftruncate(out, st.st_size), 0);
+		break;
+	case QUIET_PREFIX:
+		ck_assert_int_eq(write(out, buf, 3000), 3000);
+		break;
+	default:
+		ck_abort();
+	}
+	/* The watcher looked, after the delay, and found it incomplete. */
+	snprintf(line, sizeof line, "%s: still being written", rel);
+	ck_assert_msg(wait_logged(line), "shape %d: not looked at, or judged", shape);
+	if (new_module) { /* a request does not load it either */
+		ck_assert_int_eq(serve(new_module, NULL), HM_ECHANGED);
+		ck_assert_ptr_nonnull(strstr(hm_errmsg(), "being written"));
+	}
+	/* Quiet for longer still: a margin, measured on the loader's clock. */
+	for (int64_t end = mono_ms() + 2 * delay_ms; mono_ms() < end;) {
+		struct timespec pause = {0, 10 * 1000000};
+		nanosleep(&pause, NULL);
+	}
+	ck_assert_msg(!logged_any_error(), "shape %d: an error for a file being written",
+		shape);
+	n = pwrite(out, buf, (size_t)st.st_size, 0);
+	ck_assert_int_eq(n, st.st_size);
+	ck_assert_int_eq(close(out), 0);
+	free(path);
+}
+
+static hm_loader *open_watching_delay(int delay_ms)
+{
+	struct hm_options o;
+	hm_loader *loader;
+
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &app;
+	o.log = test_log_fn();
+	o.watch = HM_WATCH_INOTIFY;
+	o.removal_delay_ms = delay_ms;
+	ck_assert_msg(hm_open(&loader, &o) == 0, "hm_open: %s", hm_errmsg());
+	app.loader = loader;
+	return loader;
+}
+
+START_TEST(test_a_writer_quiet_for_longer_than_the_removal_delay_is_not_judged)
+{
+	enum { DELAY_MS = 100 };
+	char line[64];
+	uint64_t version;
+	struct hm_status *st;
+
+	deploy_cp("probe_v1", root, "m.so");
+	l = open_watching_delay(DELAY_MS);
+	ck_assert_int_eq(serve("m", NULL), 1);
+	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
+		int want = shape % 2 ? 1 : 2; /* each version differs from the last */
+		write_quietly(want == 2 ? "probe_v2" : "probe_v1", "m.so", shape, DELAY_MS,
+			NULL);
+		snprintf(line, sizeof line, "m.so version %d loaded", shape + 2);
+		ck_assert_msg(wait_logged(line), "shape %d: never loaded", shape);
+		ck_assert_int_eq(serve("m", &version), want);
+		ck_assert_uint_eq(version, (uint64_t)shape + 2);
+		ck_assert_msg(!logged_any_error(), "shape %d", shape);
+	}
+	ck_assert_int_eq(hm_status_get(l, &st), 0);
+	ck_assert_uint_eq(st->modules[0].failures, 0);
+	hm_status_free(st);
+}
+END_TEST
+
+/* The same for a module that has no version yet: a request meanwhile is
+ * told that it is being written, and loads it once its writer closed it. */
+START_TEST(test_a_new_module_whose_writer_is_quiet_loads_when_it_is_closed)
+{
+	enum { DELAY_MS = 100 };
+	char rel[16], req[16], line[64];
+
+	deploy_cp("probe_v1", root, "b.so");
+	l = open_watching_delay(DELAY_MS);
+	ck_assert_int_eq(serve("b", NULL), 1);
+	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
+		snprintf(req, sizeof req, "n%d", shape);
+		snprintf(rel, sizeof rel, "n%d.so", shape);
+		write_quietly("probe_v2", rel, shape, DELAY_MS, req);
+		/* A later change proves the watcher has read the close. */
+		deploy_mv(shape % 2 ? "probe_v1" : "probe_v2", root, "b.so");
+		snprintf(line, sizeof line, "b.so version %d loaded", shape + 2);
+		ck_assert(wait_logged(line));
+		ck_assert_msg(serve(req, NULL) == 2, "shape %d: %s", shape, hm_errmsg());
+		ck_assert_msg(!logged_any_error(), "shape %d", shape);
+	}
+}
+END_TEST
+
 START_TEST(test_deleted_module_stops_serving_and_returns_when_readded)
 {
 	char *path = at(root, "m.so");
@@ -846,6 +989,8 @@ static Suite *reload_suite(void)
 	tcase_add_test(w, test_touch_and_chmod_load_nothing);
 	tcase_add_test(w, test_deleted_module_stops_serving_and_returns_when_readded);
 	tcase_add_test(w, test_a_file_still_being_written_is_not_loaded_by_a_request);
+	tcase_add_test(w, test_a_writer_quiet_for_longer_than_the_removal_delay_is_not_judged);
+	tcase_add_test(w, test_a_new_module_whose_writer_is_quiet_loads_when_it_is_closed);
 	tcase_add_test(w, test_new_subdirectory_with_modules_is_watched_and_loaded);
 	tcase_add_test(w, test_new_global_serves_new_requests_while_old_pair_finishes);
 	tcase_add_test(w, test_a_module_first_loaded_after_a_release_switch_binds_to_that_release_global);
