@@ -363,7 +363,8 @@ static int hm__settle(const char *key, int fd, struct stat *st)
 {
 	for (int round = 0;; round++) {
 		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now); /* before the fstat: see above */
+		if (clock_gettime(CLOCK_REALTIME, &now) != 0) /* before the fstat: see above */
+			return hm__fail(HM_ESYS, "%s: clock_gettime: %s", key, strerror(errno));
 		if (fstat(fd, st) < 0)
 			return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
 		int64_t need = hm__settle_ns(st);

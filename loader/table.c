@@ -137,7 +137,7 @@ static uint64_t hm__tomb_get(const struct hm__sweeper *sw, uint64_t h)
 static void hm__seed_init(struct hm__seed *s, const void *salt)
 {
 	static atomic_ulong opened;
-	struct timespec rt, mono;
+	struct timespec rt = {0, 0}, mono = {0, 0};
 
 	if (getrandom(s->k, sizeof s->k, GRND_NONBLOCK) != (ssize_t)sizeof s->k) {
 		/* Early boot (no entropy yet), or a kernel without getrandom:

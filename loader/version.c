@@ -571,7 +571,7 @@ void hm__hazard_wake(hm_loader *l)
 static void hm__reaper_poll(hm_loader *l)
 {
 	enum { POLL_MS = 2 };
-	struct timespec t;
+	struct timespec t = {0, 0}; /* unreadable clock: no wait, a poll */
 
 	clock_gettime(CLOCK_MONOTONIC, &t); /* ver_cond's clock */
 	t.tv_nsec += POLL_MS * 1000000L;
