@@ -173,13 +173,19 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	l->removal_delay_ns = (int64_t)o.removal_delay_ms * 1000000;
 	pthread_once(&hm__atfork_once, hm__atfork_register);
 	l->fork_gen = atomic_load_explicit(&hm__forks, memory_order_relaxed);
-	if (!l->root || !l->global_name || hm__table_init(l) < 0) {
+	if (!l->root || !l->global_name) {
 		rc = hm__fail(HM_ENOMEM, "hm_open: out of memory");
 		goto fail;
 	}
 	if (clock_err != 0) {
 		rc = hm__fail(HM_ESYS, "hm_open: pthread_condattr_setclock: %s",
 			strerror(clock_err));
+		goto fail;
+	}
+	if ((rc = hm__table_init(l)) < 0) {
+		rc = rc == HM_ESYS ? hm__fail(rc, "hm_open: pthread_condattr_setclock "
+						  "(the sweeper's): not supported")
+				   : hm__fail(rc, "hm_open: out of memory");
 		goto fail;
 	}
 	if ((rc = hm__open_root(l)) < 0)

@@ -330,11 +330,18 @@ int hm__table_init(hm_loader *l)
 		free(sw);
 		return HM_ENOMEM;
 	}
-	pthread_mutex_init(&sw->lock, NULL);
+	/* The sweeper's deadlines are on this clock: without it, every
+	 * timed wait would return at once. */
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0) {
+		pthread_condattr_destroy(&ca);
+		hm__table_free_one(t, false);
+		free(sw);
+		return HM_ESYS;
+	}
 	pthread_cond_init(&sw->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&sw->lock, NULL);
 	atomic_init(&sw->stop, false);
 	l->sweeper = sw;
 	atomic_init(&l->table, t);
@@ -657,8 +664,13 @@ static void *hm__sweeper_main(void *arg)
 		}
 		if (hm__now() < due) {
 			struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
-			pthread_cond_timedwait(&sw->cond, &sw->lock, &ts);
-			continue;
+			int rc = pthread_cond_timedwait(&sw->cond, &sw->lock, &ts);
+			/* A wait that fails returns at once with the lock held:
+			 * looping on it would spin and keep the lock from
+			 * everyone.  Sweep now instead (early is only less
+			 * batched); the retries below are bounded. */
+			if (rc == 0 || rc == ETIMEDOUT)
+				continue;
 		}
 		sw->hints = 0;
 		sw->retry_at = 0;

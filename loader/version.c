@@ -603,9 +603,13 @@ static void *hm__reaper(void *arg)
 			/* hm_close() stops it once nothing is live: none deferred */
 			if (l->reaper_stop)
 				break;
-			if (l->deferred && hm__hazard_polled()) {
+			if (l->deferred && (l->quiescing > 0 || hm__hazard_polled())) {
 				/* No membarrier: a cleared slot may not wake us,
-				 * and threads pass the scheduler unseen. */
+				 * and threads pass the scheduler unseen.  Asked of
+				 * this loader too: hm__hazard_polled() is the
+				 * process's last answer, and a later membarrier
+				 * that worked (another loader, another call)
+				 * clears it while versions here still wait. */
 				hm__reaper_poll(l);
 				continue;
 			}
