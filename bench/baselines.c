@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baselines.c - small, honest re-implementations of the designs hotmod is
  * measured against.  Each serves the same files (ROOT/mNN.so, the module of

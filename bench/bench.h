@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h - the benchmarks of libhotmod ("make bench", bench/run.sh).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness.c - the one thread harness every implementation runs under, and
  * the clocks, statistics and file helpers of the benchmarks.

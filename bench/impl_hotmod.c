@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * impl_hotmod.c - libhotmod under the harness, used the way an embedder
  * uses it: hm_open() with the defaults plus preloading, then per request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hmbench - the benchmark program behind "make bench" (bench/run.sh runs it
  * once per workload and puts the tables together).

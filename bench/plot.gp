@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # plot.gp - throughput against threads, from hmbench throughput --dat files.
 # gnuplot -e "out='x.png'; d1='e1.dat'; d2='e64.dat'; d3='w1.dat'; d4='w64.dat'; \
 #   nproc=2; when='...'" plot.gp

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run.sh - the benchmarks of hotmod: "make bench" (full) and "make bench-quick".
 #
 #   full   about 5 minutes on 2 cores: the figures go to bench/RESULTS.md in

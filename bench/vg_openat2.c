@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vg_openat2.c - preloaded only for the callgrind count (bench/run.sh).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wl_memory.c - workload 6: what reloading leaves behind.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wl_reload.c - workload 3: how long from rename() of a new module into
  * the tree until a request is answered by it, and where that time goes.

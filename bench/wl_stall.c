@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wl_stall.c - workload 4: do reloads stall requests?  Requests on the
  * ~1 us handler run on every thread, each one timed, while a reloader

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wl_throughput.c - workloads 1 and 2: requests on a current module, 1 or
  * 64 modules, at several thread counts, with the empty handler or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * elf.c - check that a file is a complete ELF shared object for this
  * machine before the dynamic loader sees it.

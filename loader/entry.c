@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * entry.c - the second level of the cache: one entry per file, its lock,
  * and the rules for loading and replacing its current version.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * escape.c - untrusted text made safe for a log line or a terminal
  * (names.h).  File names, dlerror() text and module messages may hold any

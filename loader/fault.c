@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fault.c - the counter behind fault.h.  Built only with
  * --enable-fault-injection; the three hm__fault_* functions are then the

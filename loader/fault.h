@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fault.h - fault injection, for tests only (configure
  * --enable-fault-injection): the Nth fallible call the library makes fails,

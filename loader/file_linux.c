@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * file_linux.c - opening module files beneath the root and copying them into
  * sealed memfds.  Linux only: O_PATH walks, memfd_create(2), file seals,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hazard_linux.c - what protects a version while hm_dispatch() runs it.
  *

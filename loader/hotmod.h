@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotmod.h - the embedding API of libhotmod.
  *

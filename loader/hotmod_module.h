@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotmod_module.h - the API for authors of modules that libhotmod loads.
  *

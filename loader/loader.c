@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loader.c - hm_open(), hm_close(), hm_refresh() and what hm_get() does
  * when the fast path (request.c) cannot serve.

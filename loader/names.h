@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * names.h - the one rule for the names hotmod serves, and the escaping of
  * untrusted text before it reaches a log or a terminal.  Never installed.

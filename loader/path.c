@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * path.c - the one rule for names (names.h), applied on every way a name
  * comes in: a request path, a directory or file found by the scan or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * probe_linux.c - HM_OPEN_PROBE: before a new file's content is dlopen()ed
  * in this process, the system's dynamic linker loads it in short-lived

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.c - the request path: hm_get(), hm_call(), hm_dispatch().
  *

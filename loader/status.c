@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status.c - hm_status_get(): a snapshot of every known module for
  * operators.  Each entry is read under its own lock and the live versions

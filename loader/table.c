@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * table.c - the first level of the cache: file name -> entry, and the end
  * of entries.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * version.c - one loaded version of a file: dlopen of the sealed memfd, the
  * descriptor check, init; and at the end of its life fini, dlclose and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watch_linux.c - noticing changed files: inotify on the root and every
  * directory under it, or stat checks where inotify cannot see.  Linux only.

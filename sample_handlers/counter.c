@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * counter: state that survives reloads.  init adopts the previous version's
  * counter if there is one (hm_ctx_adopt), else makes a new one; fini frees

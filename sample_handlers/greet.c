@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * greet: says hello to ?name=, or to the name a redirecting handler
  * attached to the request (see redirect.c).

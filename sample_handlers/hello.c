@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hello: the smallest module.  Change the greeting, rebuild, and watch. */
 #include <hotmod_http.h>
 

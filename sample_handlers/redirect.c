@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * redirect: an internal redirect.  The handler attaches data to the request
  * and dispatches another path on the same thread; that handler reads the

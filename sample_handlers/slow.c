@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * slow: answers after ?ms=N milliseconds (default 1000, at most 60000), to
  * watch a request finish on the version it started on while a new one is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotmod_http.h - the HTTP request and response, for modules served by
  * hotmod-httpd (or any server that implements this header).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * httpd.c - libmicrohttpd glue: one hm_http request per HTTP request, its
  * operations table, the mapping of URL paths to modules and of loader

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotmod-httpd - serve URL paths from shared objects under a directory, and
  * reload them when a new one is dropped in.  See hotmod-httpd(8).

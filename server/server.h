@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.h - hotmod-httpd internals. */
 #ifndef HOTMOD_SERVER_H
 #define HOTMOD_SERVER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* status_json.c - the loader's status as JSON, for /_hotmod/status. */
 #include "server.h"
 

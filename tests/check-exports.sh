@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The library exports exactly the public API in tests/exports.txt, no more
 # (an internal leaking out) and no less (a public function lost).
 set -eu

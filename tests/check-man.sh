@@ -1,5 +1,7 @@
 #!/bin/sh
-# Every manual page is clean under mandoc -Tlint.
+# SPDX-License-Identifier: MIT
+# Every manual page is clean under mandoc -Tlint, and the documents name
+# only tests that exist.
 set -eu
 out=$("${MANDOC:-mandoc}" -Tlint -W warning "${top_srcdir:-.}"/man/*.[1-8] 2>&1 || true)
 if [ -n "$out" ]; then
@@ -7,3 +9,26 @@ if [ -n "$out" ]; then
 	exit 1
 fi
 echo "man: lint clean"
+
+# Every test docs/SECURITY.md names as the proof of a promise exists.
+top=${top_srcdir:-.}
+missing=0
+for t in $(grep -o 'test_[a-z0-9_]*' "$top/docs/SECURITY.md" | sort -u); do
+	if ! grep -q "START_TEST($t)" "$top"/tests/*.c; then
+		echo "docs/SECURITY.md names $t, which no test defines"
+		missing=1
+	fi
+done
+[ "$missing" = 0 ] || exit 1
+echo "SECURITY.md: every test it names exists"
+
+# Every source file says its licence (LICENSE) in its first lines.
+nolicence=$(cd "$top" && find . -path ./tests/fuzz/corpus -prune -o \
+	\( -name '*.[ch]' -o -name '*.cpp' -o -name '*.sh' -o -name '*.[138]' \) -type f -print |
+	grep -v -e '^\./build' -e '^\./_build' -e '^\./config\.h$' -e '^\./hotmod-[0-9]' |
+	while read -r f; do head -3 "$f" | grep -q 'SPDX-License-Identifier: MIT' || echo "$f"; done)
+if [ -n "$nolicence" ]; then
+	printf 'no SPDX-License-Identifier line:\n%s\n' "$nolicence"
+	exit 1
+fi
+echo "sources: every one has its SPDX line"

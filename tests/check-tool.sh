@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # hotmod(1): "check" accepts every built sample module and refuses each
 # broken fixture for its own reason, surviving the one whose init crashes;
 # "status" shows what a running hotmod-httpd has loaded.

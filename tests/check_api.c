@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_api.c - the API's edges: options, errors and messages, versions,
  * NULL arguments, thread-local messages, module accessors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cache.c - the cache and its versions: one load per version under
  * concurrency, parallel loads of different files, stale versions serving

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The public headers compile as C++ and link: the API is usable from C++.
 #include <hotmod.h>
 #include <hotmod_module.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_faults.c - every failure of every fallible call, one at a time
  * (configure --enable-fault-injection; loader/fault.h).

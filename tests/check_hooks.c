@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_hooks.c - the hook chain: the order of prepare, handle, commit,
  * rollback and release for the module and its global module in every

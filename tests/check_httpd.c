@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_httpd.c - hotmod-httpd end to end: the real server, started on a
  * free loopback port over a fresh root, driven over HTTP with libcurl.

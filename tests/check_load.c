@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_load.c - loading modules from files under the root: every kind of
  * file the loader must refuse, the error code and message it refuses it

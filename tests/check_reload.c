@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_reload.c - hot reload with real tools writing into a watched
  * directory while other threads dispatch requests.

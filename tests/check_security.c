@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_security.c - the security checks that no other suite proves, one
  * test per check, and the inputs the fuzzers found (tests/fuzz).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_table.c - the table: how names spread over it, and how entries of
  * files that are gone leave it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * soak.c - requests and reloads for a long while, then the figures.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.c - helpers shared by the Check suites. */
 #define _GNU_SOURCE 1
 #include "util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.h - helpers shared by the Check suites. */
 #ifndef TESTS_UTIL_H
 #define TESTS_UTIL_H

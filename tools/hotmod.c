@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotmod - check modules before they are deployed, and show what a running
  * hotmod-httpd has loaded.  See hotmod(1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bm.c - the module every benchmark serves, to hotmod and to the baselines
  * alike.  Built as (see the benchmark section of Makefile.am):

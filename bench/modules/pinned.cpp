@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pinned.cpp - a C++ module that dlclose() cannot unload.  Its handler
  * touches a thread_local with a destructor; glibc registers that destructor

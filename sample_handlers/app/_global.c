@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * _global: the app directory's global module.  It owns a pool of SQLite
  * connections and gives every request of every module in the directory

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * app.h - what the notes app's global module (_global.c) and its modules
  * (notes.c, health.c) share.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * health: a module with no handler.  The loader then serves /app/health
  * with the handle hook of the directory's global module (_global.c), its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * notes: a list of notes in SQLite, served as JSON.
  *

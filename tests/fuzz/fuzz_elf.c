@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_elf.c - libFuzzer target for the ELF check alone (loader/elf.c):
  * the bytes go into a memfd, as the loader's sealed copy would hold them,

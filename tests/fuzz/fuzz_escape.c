@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_escape.c - libFuzzer target for hm__escape() (loader/escape.c), the
  * one escaping of every message the library stores or logs, of

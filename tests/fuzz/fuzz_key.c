@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_key.c - libFuzzer target for every function that builds a key or a
  * path from names (loader/path.c): the subdirectory the scan and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_module.c - libFuzzer target for loading a module file through the
  * public API: every input becomes ROOT/m.so (a private root made once,

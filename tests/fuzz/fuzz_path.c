@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_path.c - libFuzzer target for the request path check, the first gate
  * an untrusted request path meets (loader/path.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed hotmod with pkg-config: load and run a module. */
 #include <hotmod.h>
 #include <stdio.h>

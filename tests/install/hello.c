@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A module built against the installed headers: writes to a FILE *. */
 #include <hotmod_module.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make installcheck: a program and a module built with pkg-config against
 # the installed library, headers and hotmod.pc work together, and the
 # manual pages are installed.
