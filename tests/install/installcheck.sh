@@ -1,13 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # make installcheck: a program and a module built with pkg-config against
-# the installed library, headers and hotmod.pc work together, and the
-# manual pages are installed.
+# the installed library, headers and hotmod.pc work together, the installed
+# programs find the installed library, and the manual pages are installed.
 set -eu
-srcdir=$1 libdir=$2 mandir=$3
+srcdir=$1 libdir=$2 mandir=$3 bindir=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+unset LD_LIBRARY_PATH
+# hotmod.pc names the directories it was installed in
+got=$(pkg-config --variable=libdir hotmod)
+[ "$got" = "$libdir" ] || { echo "installcheck: hotmod.pc says libdir=$got, not $libdir"; exit 1; }
+# the installed tool runs against the library installed beside it
+ver=$("$bindir/hotmod" --version) || { echo "installcheck: $bindir/hotmod does not run"; exit 1; }
+case $ver in *"(libhotmod "*) ;; *) echo "installcheck: hotmod --version: $ver"; exit 1 ;; esac
+lib=$(ldd "$bindir/hotmod" | awk '$1 ~ /^libhotmod\./ { print $3 }')
+[ -n "$lib" ] && [ "$(cd "$(dirname "$lib")" && pwd -P)" = "$(cd "$libdir" && pwd -P)" ] ||
+	{ echo "installcheck: $bindir/hotmod uses another libhotmod:"; ldd "$bindir/hotmod"; exit 1; }
 CC=${CC:-cc}
 mkdir -m 755 "$work/root"
 # shellcheck disable=SC2046
