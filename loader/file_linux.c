@@ -404,7 +404,7 @@ extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
  * returns rather than calling _exit(), which sanitizers intercept to run
  * their exit work; clone()'s own code then makes the exit system call.
  */
-__attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
+__attribute__((no_sanitize("address", "thread", "undefined")))
 static int hm__lease_child(void *arg)
 {
 	struct hm__lease *a = arg;
