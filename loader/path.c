@@ -173,6 +173,21 @@ int hm__key_kind(const char *key, size_t len, const char *global_name)
 	return hm__name_kind(dir_len, segs, key + dir_len, len - dir_len, global_name);
 }
 
+/* out = dir, name and then tail ("/" or ""); its length, or
+ * HM__NAME_NOROOM. */
+static int hm__join(char *out, size_t size, const char *dir, size_t dir_len,
+	const char *name, size_t n, const char *tail)
+{
+	size_t t = strlen(tail);
+
+	if (dir_len + n + t + 1 > size)
+		return HM__NAME_NOROOM;
+	memcpy(out, dir, dir_len);
+	memcpy(out + dir_len, name, n);
+	memcpy(out + dir_len + n, tail, t + 1);
+	return (int)(dir_len + n + t);
+}
+
 int hm__subdir_key(char *out, size_t size, const char *dir, size_t dir_len,
 	const char *name)
 {
@@ -187,13 +202,7 @@ int hm__subdir_key(char *out, size_t size, const char *dir, size_t dir_len,
 		return HM__NAME_DEEP;
 	if (dir_len + n + 1 > HM__DIR_MAX)
 		return HM__NAME_PATH;
-	if (dir_len + n + 2 > size)
-		return HM__NAME_NOROOM;
-	memcpy(out, dir, dir_len);
-	memcpy(out + dir_len, name, n);
-	out[dir_len + n] = '/';
-	out[dir_len + n + 1] = '\0';
-	return (int)(dir_len + n + 1);
+	return hm__join(out, size, dir, dir_len, name, n, "/");
 }
 
 int hm__file_key(char *out, size_t size, const char *dir, size_t dir_len,
@@ -206,12 +215,7 @@ int hm__file_key(char *out, size_t size, const char *dir, size_t dir_len,
 		return HM__NAME_DIR;
 	if ((*kind = hm__name_kind(dir_len, segs, name, n, global_name)) < 0)
 		return *kind;
-	if (dir_len + n + 1 > size)
-		return HM__NAME_NOROOM;
-	memcpy(out, dir, dir_len);
-	memcpy(out + dir_len, name, n);
-	out[dir_len + n] = '\0';
-	return (int)(dir_len + n);
+	return hm__join(out, size, dir, dir_len, name, n, "");
 }
 
 int hm__global_key(char *out, size_t size, const char *key, size_t len,
@@ -225,21 +229,12 @@ int hm__global_key(char *out, size_t size, const char *key, size_t len,
 		return HM__NAME_DIR;
 	if (glen > HM__NAME_MAX)
 		return HM__NAME_LONG;
-	if (dir_len + glen + 1 > size)
-		return HM__NAME_NOROOM;
-	memcpy(out, key, dir_len);
-	memcpy(out + dir_len, global_name, glen);
-	out[dir_len + glen] = '\0';
-	return (int)(dir_len + glen);
+	return hm__join(out, size, key, dir_len, global_name, glen, "");
 }
 
 int hm__path_key(char *out, size_t size, const char *path, size_t len)
 {
 	if (len > HM__PATH_MAX)
 		return HM__NAME_PATH;
-	if (len + 4 > size)
-		return HM__NAME_NOROOM;
-	memcpy(out, path, len);
-	memcpy(out + len, ".so", 4);
-	return (int)(len + 3);
+	return hm__join(out, size, path, len, "", 0, ".so");
 }

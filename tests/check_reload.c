@@ -49,7 +49,8 @@ static void teardown(void)
 	rmroot(root);
 }
 
-static hm_loader *open_watching(unsigned flags)
+/* delay_ms: removal_delay_ms, or 0 for the default. */
+static hm_loader *open_watching_with(unsigned flags, int delay_ms)
 {
 	struct hm_options o;
 	hm_loader *loader;
@@ -60,9 +61,16 @@ static hm_loader *open_watching(unsigned flags)
 	o.log = test_log_fn();
 	o.watch = HM_WATCH_INOTIFY;
 	o.flags = flags;
+	if (delay_ms)
+		o.removal_delay_ms = delay_ms;
 	ck_assert_msg(hm_open(&loader, &o) == 0, "hm_open: %s", hm_errmsg());
 	app.loader = loader;
 	return loader;
+}
+
+static hm_loader *open_watching(unsigned flags)
+{
+	return open_watching_with(flags, 0);
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -424,22 +432,6 @@ static void write_quietly(const char *name, const char *rel, enum quiet_shape sh
 	free(path);
 }
 
-static hm_loader *open_watching_delay(int delay_ms)
-{
-	struct hm_options o;
-	hm_loader *loader;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = &app;
-	o.log = test_log_fn();
-	o.watch = HM_WATCH_INOTIFY;
-	o.removal_delay_ms = delay_ms;
-	ck_assert_msg(hm_open(&loader, &o) == 0, "hm_open: %s", hm_errmsg());
-	app.loader = loader;
-	return loader;
-}
-
 START_TEST(test_a_writer_quiet_for_longer_than_the_removal_delay_is_not_judged)
 {
 	enum { DELAY_MS = 100 };
@@ -448,7 +440,7 @@ START_TEST(test_a_writer_quiet_for_longer_than_the_removal_delay_is_not_judged)
 	struct hm_status *st;
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_watching_delay(DELAY_MS);
+	l = open_watching_with(0, DELAY_MS);
 	ck_assert_int_eq(serve("m", NULL), 1);
 	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
 		int want = shape % 2 ? 1 : 2; /* each version differs from the last */
@@ -474,7 +466,7 @@ START_TEST(test_a_new_module_whose_writer_is_quiet_loads_when_it_is_closed)
 	char rel[16], req[16], line[64];
 
 	deploy_cp("probe_v1", root, "b.so");
-	l = open_watching_delay(DELAY_MS);
+	l = open_watching_with(0, DELAY_MS);
 	ck_assert_int_eq(serve("b", NULL), 1);
 	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
 		snprintf(req, sizeof req, "n%d", shape);
