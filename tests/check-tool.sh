@@ -183,6 +183,11 @@ expect "no file is a usage error" 2 "no FILE.so given" "$hotmod" check
 expect "an unknown command is a usage error" 2 "unknown command" "$hotmod" frobnicate
 expect "--version names the library" 0 "libhotmod " "$hotmod" --version
 expect "--help shows the usage" 0 "usage: hotmod check" "$hotmod" --help
+expect "check --help shows the usage" 0 "usage: hotmod check" "$hotmod" check --help
+expect "status --help shows the usage" 0 "usage: hotmod check" "$hotmod" status --help
+expect "an unknown long option is named as written" 2 "unknown option --bogus" \
+	"$hotmod" check --bogus x.so
+expect "an unknown short option is named" 2 "unknown option -z" "$hotmod" check -qz x.so
 
 if [ -z "$(ls -A "$tmp/roots")" ]; then
 	pass "every private root was removed, the crashed one too"

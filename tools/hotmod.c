@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -55,6 +56,23 @@ static const char usage_text[] =
 	"          -g  check each FILE under GLOBAL.so, its directory's global module\n"
 	"  status  show what a running hotmod-httpd has loaded\n"
 	"          (URL default http://127.0.0.1:8080, path /_hotmod/status)\n";
+
+/* Each command's options take --help too. */
+static const struct option help_option[] = {
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/* The option getopt_long() just refused, as the user wrote it. */
+static const char *bad_option(char **argv)
+{
+	static char shortopt[3] = "-?";
+
+	if (optopt == 0) /* a long one */
+		return argv[optind - 1];
+	shortopt[1] = (char)optopt;
+	return shortopt;
+}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -529,7 +547,7 @@ static int cmd_check(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt(argc, argv, "+:qg:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "+:qg:h", help_option, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			quiet = true;
@@ -543,7 +561,7 @@ static int cmd_check(int argc, char **argv)
 		case ':':
 			return usage_error("check: -%c needs an argument", optopt);
 		default:
-			return usage_error("check: unknown option -%c", optopt);
+			return usage_error("check: unknown option %s", bad_option(argv));
 		}
 	}
 	if (optind == argc)
@@ -1512,9 +1530,9 @@ static int cmd_status(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt(argc, argv, "+h")) != -1) {
+	while ((c = getopt_long(argc, argv, "+h", help_option, NULL)) != -1) {
 		if (c != 'h')
-			return usage_error("status: unknown option -%c", optopt);
+			return usage_error("status: unknown option %s", bad_option(argv));
 		fputs(usage_text, stdout);
 		return 0;
 	}
