@@ -14,8 +14,8 @@
  *            direct, plus one atomic increment and decrement of a per-module
  *            count around the call: the cheapest possible reference.
  *  codelock  one global mutex held across the lookup and the whole handler,
- *            so that code cannot be replaced under a running request.  From
- *            the seed (shared/seeds/004): Graham Dumpleton's "codelock"
+ *            so that code cannot be replaced under a running request:
+ *            Graham Dumpleton's "codelock"
  *            proposal on the mod_python list, Oct 2004, which Nicolas
  *            Lehuen answers "effectively kills any multi-threaded" server.
  *  seed      the seed's two-level scheme as mod_python 3.3 shipped it

@@ -101,7 +101,8 @@ hm_loader *bm_hotmod_open(const char *root, int watch);
 /*
  * A module loaded the way every baseline loads one: the file copied into a
  * memfd and dlopen()ed through /proc/self/fd/N (a name never reused while
- * it is loaded: see LINUX-NOTES.md), its descriptor's handler looked up.
+ * it is loaded: docs/DESIGN.md, "dlopen identity"), its descriptor's
+ * handler looked up.
  */
 struct bm_dl {
 	void *dl;

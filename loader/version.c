@@ -345,7 +345,7 @@ void hm__pins_sweep(hm_loader *l, bool forget)
 
 /*
  * dlclose, then ask whether the object is really gone.  If it stayed (see
- * LINUX-NOTES.md: nodelete, unique symbols, TLS destructors), its name must
+ * docs/DESIGN.md, "dlclose does not always unload"), its name must
  * not be reused while it stays: keep the memfd open, count it, and let the
  * sweep close it once glibc has unloaded the object.
  */

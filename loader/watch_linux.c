@@ -3,9 +3,9 @@
  * watch_linux.c - noticing changed files: inotify on the root and every
  * directory under it, or stat checks where inotify cannot see.  Linux only.
  *
- * Events are hints, never facts (see LINUX-NOTES.md): every event just asks
- * hm__entry_refresh() to look at the file, which stats, copies, compares and
- * validates it.  So an event that comes twice, early (CREATE before the
+ * Events are hints, never facts (docs/DESIGN.md, "inotify is a hint"):
+ * every event just asks hm__entry_refresh() to look at the file, which
+ * stats, copies, compares and validates it.  So an event that comes twice, early (CREATE before the
  * write) or for an unchanged file (touch) costs a look, not a reload; a lost
  * event (queue overflow) or a removed directory triggers a full rescan.
  *
