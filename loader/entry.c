@@ -163,7 +163,11 @@ static void hm__global_moved(struct hm__entry *e, int flags)
 	struct hm__entry *ge;
 
 	if (hm__global_entry(e, &ge) == 0 && ge) {
-		(void)hm__entry_refresh(ge, HM__R_NOW | (flags & HM__R_RETRY));
+		/* Its other modules follow it too, from the watcher: the look
+		 * at its file that the watcher may have made already found the
+		 * old version still current, and rebound nobody. */
+		if (hm__entry_refresh(ge, HM__R_NOW | (flags & HM__R_RETRY)) == 1)
+			hm__watch_global_loaded(e->loader, ge->key);
 		hm__entry_release(ge);
 	}
 }

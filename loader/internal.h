@@ -796,5 +796,9 @@ HM__HIDDEN void hm__scan(hm_loader *l, bool preload);
 HM__HIDDEN uint64_t hm__watch_rescans(const hm_loader *l);
 /* Is key being written or just removed (the watcher will look later)? */
 HM__HIDDEN bool hm__watch_busy(hm_loader *l, const char *key);
+/* The global module key got a new version outside the watcher's look at it
+ * (a module's load found it moved): the watcher looks at it again, which
+ * rebinds the modules of its directory. */
+HM__HIDDEN void hm__watch_global_loaded(hm_loader *l, const char *key);
 
 #endif /* HOTMOD_INTERNAL_H */

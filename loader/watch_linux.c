@@ -326,16 +326,24 @@ static void hm__skip_log(hm_loader *l, const char *dir, const char *name, bool i
 					"minute", l->root);
 }
 
-static void hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
+static void hm__rebind_dir(hm_loader *l, const char *dir, size_t dir_len);
+
+/* hm__entry_refresh(), and what the watcher does after it; its result. */
+static int hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
 {
 	int rc = hm__entry_refresh(e, flags);
 
+	/* A new global (a rescan, a look at every entry): its modules
+	 * follow, whichever order the table lists them in. */
+	if (rc == 1 && e->is_global)
+		hm__rebind_dir(l, e->key, e->dir_len);
 	/* Missing within its grace, or maybe still being written: look again
 	 * when the delay ends (then a broken file is reported). */
 	if (rc == HM__MISSING)
 		hm__pending_add(l, e->key, HM__R_NOW | HM__R_GRACE);
 	else if (rc == HM__UNSETTLED)
 		hm__pending_add(l, e->key, HM__R_NOW);
+	return rc;
 }
 
 struct hm__rebind {
@@ -355,6 +363,18 @@ static void hm__rebind_one(struct hm__entry *e, void *arg)
 	    atomic_load_explicit(&e->current, memory_order_acquire) &&
 	    !hm__watch_busy(e->loader, e->key))
 		hm__refresh_entry(e->loader, e, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
+}
+
+static void hm__rebind_dir(hm_loader *l, const char *dir, size_t dir_len)
+{
+	struct hm__rebind r = {.dir = dir, .dir_len = dir_len};
+
+	hm__table_each(l, hm__rebind_one, &r);
+}
+
+void hm__watch_global_loaded(hm_loader *l, const char *key)
+{
+	hm__pending_add(l, key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 }
 
 /*
@@ -377,9 +397,8 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 	if (!e && global && !preload) {
 		/* Not loaded: modules of its directory that are loaded find
 		 * and load it when they are rebound; others will on their load. */
-		struct hm__rebind r = {.dir = key, .dir_len = (size_t)(strrchr(key, '/') ?
-			strrchr(key, '/') - key + 1 : 0)};
-		hm__table_each(l, hm__rebind_one, &r);
+		const char *slash = strrchr(key, '/');
+		hm__rebind_dir(l, key, slash ? (size_t)(slash - key) + 1 : 0);
 		return;
 	}
 	if (!e) {
@@ -398,12 +417,10 @@ static void hm__look_at(hm_loader *l, const char *key, int flags, bool preload)
 			return;
 		}
 	}
-	hm__refresh_entry(l, e, flags);
-	if (global) {
-		/* Modules follow their global: re-initialise them against it. */
-		struct hm__rebind r = {.dir = key, .dir_len = e->dir_len};
-		hm__table_each(l, hm__rebind_one, &r);
-	}
+	/* Modules follow their global: re-initialised against it, also when
+	 * another way loaded it already. */
+	if (hm__refresh_entry(l, e, flags) != 1 && global)
+		hm__rebind_dir(l, key, e->dir_len);
 	hm__entry_release(e);
 }
 
