@@ -173,7 +173,7 @@ int hm__key_kind(const char *key, size_t len, const char *global_name)
 	return hm__name_kind(dir_len, segs, key + dir_len, len - dir_len, global_name);
 }
 
-/* out = dir, name and then tail ("/" or ""); its length, or
+/* out = dir, name and then tail ("/", ".so" or ""); its length, or
  * HM__NAME_NOROOM. */
 static int hm__join(char *out, size_t size, const char *dir, size_t dir_len,
 	const char *name, size_t n, const char *tail)
