@@ -17,7 +17,6 @@
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
 
-#define HM__DEFAULT_GLOBAL "_global.so"
 #define HM__DEFAULT_CHECK_MS 1000
 #define HM__DEFAULT_MAX_SIZE ((size_t)64 << 20)
 #define HM__DEFAULT_DEPTH 16
@@ -61,7 +60,7 @@ void hm__options_init(struct hm_options *o, size_t size)
 		return;
 	memset(o, 0, size);
 	o->size = size;
-	HM__OPT_SET(o, size, global_name, HM__DEFAULT_GLOBAL);
+	HM__OPT_SET(o, size, global_name, HM__GLOBAL_DEFAULT);
 	HM__OPT_SET(o, size, check_interval_ms, HM__DEFAULT_CHECK_MS);
 	HM__OPT_SET(o, size, max_module_size, HM__DEFAULT_MAX_SIZE);
 	HM__OPT_SET(o, size, max_depth, HM__DEFAULT_DEPTH);

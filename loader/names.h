@@ -30,6 +30,9 @@
 #define HM__NAME_MAX 255
 #define HM__DIR_MAX (HM__PATH_MAX - 1)
 #define HM__KEY_MAX (HM__DIR_MAX + HM__NAME_MAX)
+/* A directory's global module, unless options.global_name says otherwise
+ * (hotmod check uses it too). */
+#define HM__GLOBAL_DEFAULT "_global.so"
 /* A limit in a message: "at most " HM__NUM(HM__PATH_MAX) " bytes". */
 #define HM__NUM_(x) #x
 #define HM__NUM(x) HM__NUM_(x)

@@ -89,7 +89,7 @@ static int usage_error(const char *fmt, ...)
 
 /* ==== hotmod check ========================================================== */
 
-#define GLOBAL_NAME "_global.so"
+#define GLOBAL_NAME HM__GLOBAL_DEFAULT
 /* hm_close() waits this long for references; the child holds none. */
 #define CLOSE_TIMEOUT_MS 10000
 /* A deploy script must not hang on a module whose init never returns. */
