@@ -335,7 +335,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
  * modules, but skips one that is still loading; then this check, which
  * comes after the publication, sees the new global and the caller reloads.
  */
-static bool hm__binding_stale(struct hm__entry *e)
+bool hm__binding_stale(struct hm__entry *e)
 {
 	struct hm__entry *ge = NULL;
 	struct hm_module *cur, *g;

@@ -796,6 +796,9 @@ HM__HIDDEN void hm__scan(hm_loader *l, bool preload);
 HM__HIDDEN uint64_t hm__watch_rescans(const hm_loader *l);
 /* Is key being written or just removed (the watcher will look later)? */
 HM__HIDDEN bool hm__watch_busy(hm_loader *l, const char *key);
+/* Is e's current version bound to a global module that is no longer its
+ * directory's current one? (entry.c) */
+HM__HIDDEN bool hm__binding_stale(struct hm__entry *e);
 /* The global module key got a new version outside the watcher's look at it
  * (a module's load found it moved): the watcher looks at it again, which
  * rebinds the modules of its directory. */

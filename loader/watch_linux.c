@@ -338,11 +338,16 @@ static int hm__refresh_entry(hm_loader *l, struct hm__entry *e, int flags)
 	if (rc == 1 && e->is_global)
 		hm__rebind_dir(l, e->key, e->dir_len);
 	/* Missing within its grace, or maybe still being written: look again
-	 * when the delay ends (then a broken file is reported). */
+	 * when the delay ends (then a broken file is reported).  A module that
+	 * could not follow its global because a file changed under the load
+	 * (its global's, which brings this module no event of its own) is
+	 * looked at again too, until it follows. */
 	if (rc == HM__MISSING)
 		hm__pending_add(l, e->key, HM__R_NOW | HM__R_GRACE);
 	else if (rc == HM__UNSETTLED)
 		hm__pending_add(l, e->key, HM__R_NOW);
+	else if (rc == HM_ECHANGED && !e->is_global && hm__binding_stale(e))
+		hm__pending_add(l, e->key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 	return rc;
 }
 

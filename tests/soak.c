@@ -305,15 +305,35 @@ static struct key *key_of_msg(const char *msg)
 	return NULL;
 }
 
+/* The loader's last lines, debug ones too: printed with a complaint about
+ * bindings, so that the order of events that left one behind is known. */
+#define RECENT 64
+static char recent[RECENT][160];
+static unsigned recent_next;
+
+static void recent_print(void)
+{
+	fprintf(stderr, "soak: the loader's last %d lines:\n", RECENT);
+	for (unsigned i = 0; i < RECENT; i++) {
+		const char *line = recent[(recent_next + i) % RECENT];
+		if (*line)
+			fprintf(stderr, "  %s\n", line);
+	}
+}
+
 static void soak_log(void *arg, int level, const char *msg)
 {
 	struct key *k = key_of_msg(msg);
 	unsigned long long n;
 
 	(void)arg;
-	if (level >= HM_LOG_DEBUG)
-		return;
 	pthread_mutex_lock(&log_lock);
+	snprintf(recent[recent_next++ % RECENT], sizeof recent[0], "%.3f %d %s", now_s(), level,
+		msg);
+	if (level >= HM_LOG_DEBUG) {
+		pthread_mutex_unlock(&log_lock);
+		return;
+	}
 	if (k && sscanf(msg + strlen(k->file), " version %llu loaded", &n) == 1 &&
 	    strstr(msg, " loaded in ")) {
 		if (n > k->loaded)
@@ -669,6 +689,9 @@ static bool change_finish(struct change *c)
 	} else {
 		char why[512];
 		describe_bindings(why, sizeof why);
+		pthread_mutex_lock(&log_lock);
+		recent_print();
+		pthread_mutex_unlock(&log_lock);
 		complain("step %lu (%s, %s): %d s after global version %llu was loaded, not "
 			 "every module is bound to the current one: %s", doing_step,
 			op_name[doing_op], doing_key, WAIT_S, (unsigned long long)c->w.got, why);
