@@ -576,11 +576,8 @@ static int hm__global_same(hm_loader *l, const char *key, const struct hm__dirid
 	there = (struct hm__dirid){0, 0};
 	if (hm__walk_start(&w, l, key, false, &root) < 0)
 		return HM__GLOBAL_MOVED;
-	char gkey[PATH_MAX];
-	const char *slash = strrchr(key, '/');
-	int n = snprintf(gkey, sizeof gkey, "%.*s%s", slash ? (int)(slash - key + 1) : 0,
-		key, l->global_name);
-	if (n > 0 && (size_t)n < sizeof gkey) {
+	char gkey[HM__KEY_MAX + 1];
+	if (hm__global_key(gkey, sizeof gkey, key, strlen(key), l->global_name) >= 0) {
 		fd = hm__walk_key(&w, gkey, &st, &there, &root);
 		if (there.dev != dir->dev || there.ino != dir->ino) {
 			same = false; /* another directory: walked too late or too early */
