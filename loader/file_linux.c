@@ -423,10 +423,13 @@ static int hm__lease_child(void *arg)
  * tell.  Asked with F_SETLEASE, which needs the file to be ours or
  * CAP_LEASE; but a writer's open breaks a lease, and the kernel then sends
  * its holder SIGIO, whose default action ends the process.  So the lease is
- * taken (and let go at once) by a child sharing our memory and descriptor
- * table, with every signal blocked: a SIGIO would be its, pending until it
- * exits.  exit signal 0: nobody else's waitpid() can reap it, and no
- * SIGCHLD reaches the embedder.
+ * taken (and let go at once) by a child sharing our memory, with every
+ * signal blocked: a SIGIO would be its, pending until it exits.  Its copy
+ * of the descriptor refers to the same open file, which is what a lease
+ * belongs to.  exit signal 0: nobody else's waitpid() can reap it, and no
+ * SIGCHLD reaches the embedder.  Exactly CLONE_VM | CLONE_VFORK: valgrind
+ * runs that as a fork (and then this cannot tell, which is allowed) but
+ * stops the process at any other flags.
  */
 static int hm__writer(int fd)
 {
@@ -440,7 +443,7 @@ static int hm__writer(int fd)
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = __clone(hm__lease_child, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_FILES, &a);
+	pid = __clone(hm__lease_child, stack + STACK, CLONE_VM | CLONE_VFORK, &a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid > 0)
 		while (waitpid(pid, &status, __WCLONE) < 0 && errno == EINTR)
