@@ -765,12 +765,13 @@ START_TEST(test_close_with_timeout_0_and_no_reference_held_finalises_everything)
 	l = open_loader(root, &app, HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
 	ck_assert_int_eq(hm_dispatch(l, "n", &(struct fx_req){0}), 1);
-	deploy_mv("probe_v2", root, "m.so");
-	ck_assert_int_eq(hm_refresh(l, "m"), 1); /* a replaced version too */
 	/* Each fini runs only once close has begun: close waits for the
 	 * finalisations in progress, which no one holds up, whatever its
-	 * timeout. */
+	 * timeout.  Set before the reload: the reaper may run the replaced
+	 * version's fini at once, and reads on_fini there. */
 	app.on_fini = fini_after_close_began;
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_refresh(l, "m"), 1); /* a replaced version too */
 	atomic_store(&close_called, true);
 	gate_add(&close_gate, 1);
 	ck_assert_msg(hm_close(l, 0) == 0, "hm_close: %s", hm_errmsg());
