@@ -10,40 +10,13 @@
  * (a thread waiting, through other loads, for itself) fails with
  * HM_EDEADLK instead of blocking forever.
  */
-#include "internal.h"
+#include "loader.h"
+#include "pending.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include "fault.h" /* last: see fault.h */
-
-__thread struct hm__thread hm__tls;
-
-/* A clock that cannot be read (never, for these clocks, but for fault
- * injection) reads 0 on the request path: a time long past, so no check
- * is due; never garbage. */
-int64_t hm__now_coarse(void)
-{
-	struct timespec ts = {0, 0};
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Elsewhere it reads as the last time read: time seems to stand still,
- * so that no deadline (the probe's) runs out because of it. */
-static atomic_llong hm__last_now;
-
-int64_t hm__now(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return atomic_load_explicit(&hm__last_now, memory_order_relaxed);
-	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	atomic_store_explicit(&hm__last_now, now, memory_order_relaxed);
-	return now;
-}
 
 /*
  * A log line decided under e->lock and emitted after it is dropped: the log
@@ -120,59 +93,6 @@ static int hm__wait_load(struct hm__entry *e)
 }
 
 /*
- * A reference to the current version of e's directory's global, or NULL;
- * retry: load it even if its failure is remembered (hm_refresh).  *gid: the
- * file it holds the bytes of (the entry's, which "content unchanged" keeps
- * up to date after a touch, else the version's own).
- */
-static int hm__global_get(struct hm__entry *e, struct hm_module **g, struct hm__fileid *gid,
-	bool retry)
-{
-	struct hm__entry *ge;
-	int rc;
-
-	*g = NULL;
-	if ((rc = hm__global_entry(e, &ge)) < 0 || !ge)
-		return rc;
-	rc = hm__entry_get(ge, g, retry);
-	if (rc == 0) {
-		pthread_mutex_lock(&ge->lock);
-		*gid = ge->has_id && atomic_load_explicit(&ge->current, memory_order_relaxed) == *g ?
-			ge->id : (*g)->id;
-		pthread_mutex_unlock(&ge->lock);
-	}
-	hm__entry_release(ge);
-	/* removed since: no global (a held entry is never unlinked: no DEAD) */
-	if (rc == HM_ENOENT || rc == HM__DEAD)
-		return 0;
-	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
-		char why[HM__MSG_MAX]; /* hm__fail writes the buffer hm__msg reads */
-		snprintf(why, sizeof why, "%s", hm__msg());
-		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
-	}
-	return rc;
-}
-
-/*
- * The file's directory holds another global module than the one its load
- * got (HM__GLOBAL_MOVED: a release link switched, a global appeared or
- * went): look at the global now, so that the next try binds to it.
- */
-static void hm__global_moved(struct hm__entry *e, int flags)
-{
-	struct hm__entry *ge;
-
-	if (hm__global_entry(e, &ge) == 0 && ge) {
-		/* Its other modules follow it too, from the watcher: the look
-		 * at its file that the watcher may have made already found the
-		 * old version still current, and rebound nobody. */
-		if (hm__entry_refresh(ge, HM__R_NOW | (flags & HM__R_RETRY)) == 1)
-			hm__watch_global_loaded(e->loader, ge->key);
-		hm__entry_release(ge);
-	}
-}
-
-/*
  * Failures that the file itself causes: the same unchanged file fails the
  * same way, so it is not loaded again until it changes (or hm_refresh).
  * Others (its global module, a deadlock, memory, a system call) may pass.
@@ -231,8 +151,8 @@ static void hm__record_failure(struct hm__entry *e, int rc)
  * entry and return, dropped meanwhile.  put[] gets the versions the caller
  * must put once it dropped the lock: the one replaced, and prev, which is
  * referenced here so that its state can be handed over and its content
- * compared.  Returns 1 when a new version became current, 0 when the file
- * held the current version's bytes (touch, chmod): nothing to do.
+ * compared.  Returns HM__LOADED when a new version became current, 0 when
+ * the file held the current version's bytes (touch, chmod): nothing to do.
  */
 static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, int flags,
 	struct hm_module *put[2], struct hm__note *note)
@@ -326,36 +246,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 		(unsigned long long)v->gen, (double)e->load_total_ns / 1e6,
 		put[0] ? ", replacing the previous one" : "",
 		prev && prev->adopted ? ", state handed over" : "");
-	return 1;
-}
-
-/*
- * After a load published a module: is the global it bound still its
- * directory's current one?  A global replaced during the load rebinds its
- * modules, but skips one that is still loading; then this check, which
- * comes after the publication, sees the new global and the caller reloads.
- */
-bool hm__binding_stale(struct hm__entry *e)
-{
-	struct hm__entry *ge = NULL;
-	struct hm_module *cur, *g;
-	bool stale;
-
-	if (e->is_global || hm__global_entry(e, &ge) < 0)
-		return false;
-	g = ge ? atomic_load_explicit(&ge->current, memory_order_acquire) : NULL;
-	hm__entry_release(ge); /* g is compared, not used */
-	pthread_mutex_lock(&e->lock);
-	cur = atomic_load_explicit(&e->current, memory_order_relaxed);
-	stale = cur && g && cur->global != g; /* a removed global: its own look */
-	pthread_mutex_unlock(&e->lock);
-	return stale;
-}
-
-static void hm__rebind_if_stale(struct hm__entry *e)
-{
-	for (int tries = 0; tries < 3 && hm__binding_stale(e); tries++)
-		(void)hm__entry_refresh(e, HM__R_NOW | HM__R_SETTLE);
+	return HM__LOADED;
 }
 
 int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
@@ -401,7 +292,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 			rc = hm__fail(e->last_code, "%s", e->last_msg);
 			break;
 		}
-		if (hm__watch_busy(l, e->key)) {
+		if (hm__pending_busy(l, e->key)) {
 			/* Its writer is not done: a copy now could be a prefix that
 			 * holds every segment (the section headers come last), and
 			 * load, to be replaced when the write ends.  The watcher
@@ -416,7 +307,7 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
 		hm__after_load(l, put, &note);
 		if (rc < 0)
 			return rc;
-		if (rc == 1)
+		if (rc == HM__LOADED)
 			hm__rebind_if_stale(e);
 		pthread_mutex_lock(&e->lock);
 	}
@@ -468,7 +359,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	/* The global first, so that modules bind to its newest version - unless
 	 * it is being written: its writer's end brings it, and its modules. */
 	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge &&
-	    !hm__watch_busy(l, ge->key))
+	    !hm__pending_busy(l, ge->key))
 		(void)hm__entry_refresh(ge, flags);
 
 	if (look_now) {
@@ -526,7 +417,7 @@ out:
 	pthread_mutex_unlock(&e->lock);
 	hm__entry_release(ge);
 	hm__after_load(l, put, &note);
-	if (rc == 1)
+	if (rc == HM__LOADED)
 		hm__rebind_if_stale(e);
 	if (rc == HM_ENOENT) /* gone, nothing serves it any more: may go */
 		hm__table_hint(l);
@@ -544,25 +435,25 @@ void hm__entry_drop_each(struct hm__entry *e, void *arg)
 	hm_put(old);
 }
 
-int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
+int hm__entry_look(struct hm__entry *e, int flags)
 {
 	hm_loader *l = e->loader;
-	char key[HM__KEY_MAX + 1];
-	struct hm__fileid id;
-	int rc, len;
+	int rc = hm__entry_refresh(e, flags);
 
-	*out = NULL;
-	if (e->is_global)
-		return 0;
-	/* Every entry's key passed the rule, so this fits; if it did not, the
-	 * module fails to load, with the reason, instead of overflowing. */
-	if ((len = hm__global_key(key, sizeof key, e->key, e->key_len, l->global_name)) < 0)
-		return hm__fail(HM_EBADPATH, "%s: its global module's key: %s", e->key,
-			hm__name_why(len));
-	if ((*out = hm__table_get_key(l, key, (size_t)len)) != NULL)
-		return 0;
-	/* Entries only for files that exist: hostile names cannot grow the table. */
-	if ((rc = hm__stat_key(l, key, &id)) < 0)
-		return rc == HM_ENOENT ? 0 : rc;
-	return hm__table_insert(l, key, (size_t)len, true, out);
+	/* A new global (a rescan, a look at every entry): its modules
+	 * follow, whichever order the table lists them in. */
+	if (rc == HM__LOADED && e->is_global)
+		hm__rebind_dir(l, e->key, e->dir_len);
+	/* Missing within its grace, or maybe still being written: look again
+	 * when the delay ends (then a broken file is reported).  A module that
+	 * could not follow its global because a file changed under the load
+	 * (its global's, which brings this module no event of its own) is
+	 * looked at again too, until it follows. */
+	if (rc == HM__MISSING)
+		hm__pending_later(l, e->key, HM__R_NOW | HM__R_GRACE);
+	else if (rc == HM__UNSETTLED)
+		hm__pending_later(l, e->key, HM__R_NOW);
+	else if (rc == HM_ECHANGED && !e->is_global && hm__binding_stale(e))
+		hm__pending_later(l, e->key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
+	return rc;
 }

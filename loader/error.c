@@ -7,7 +7,7 @@
  * log callback is escaped (names.h), so that no message forges a log line
  * or drives a terminal, whatever its source.
  */
-#include "internal.h"
+#include "loader.h"
 
 #include <stdarg.h>
 #include <stdio.h>

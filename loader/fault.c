@@ -4,7 +4,7 @@
  * --enable-fault-injection; the three hm__fault_* functions are then the
  * only exports beyond the public API (tests/check-exports.sh knows).
  */
-#include "internal.h"
+#include "common.h"
 
 #ifdef HM_FAULT_INJECTION
 #include <errno.h>

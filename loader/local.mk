@@ -3,24 +3,49 @@
 # ---- the library -----------------------------------------------------------
 lib_LTLIBRARIES = loader/libhotmod.la
 include_HEADERS = loader/hotmod.h loader/hotmod_module.h
-noinst_HEADERS = loader/internal.h loader/fault.h loader/names.h
+# The private headers: one per subsystem (docs/DESIGN.md has the map).
+noinst_HEADERS = \
+	loader/common.h \
+	loader/elfcheck.h \
+	loader/entry.h \
+	loader/fault.h \
+	loader/file.h \
+	loader/hazard.h \
+	loader/hooks.h \
+	loader/loader.h \
+	loader/names.h \
+	loader/pending.h \
+	loader/probe.h \
+	loader/table.h \
+	loader/version.h \
+	loader/watch.h
+# In the order a request and then a reload walk through them (docs/DESIGN.md).
 loader_libhotmod_la_SOURCES = \
-	loader/dispatch.c \
-	loader/elf.c \
-	loader/entry.c \
-	loader/error.c \
-	loader/escape.c \
-	loader/fault.c \
-	loader/file_linux.c \
-	loader/hazard_linux.c \
-	loader/loader.c \
-	loader/path.c \
-	loader/probe_linux.c \
 	loader/request.c \
-	loader/status.c \
+	loader/hazard.c \
 	loader/table.c \
+	loader/hooks.c \
+	loader/miss.c \
+	loader/entry.c \
+	loader/global.c \
 	loader/version.c \
-	loader/watch_linux.c
+	loader/file.c \
+	loader/rest.c \
+	loader/elfcheck.c \
+	loader/probe.c \
+	loader/dl.c \
+	loader/reaper.c \
+	loader/sweeper.c \
+	loader/watch.c \
+	loader/pending.c \
+	loader/scan.c \
+	loader/names.c \
+	loader/escape.c \
+	loader/status.c \
+	loader/open.c \
+	loader/error.c \
+	loader/clock.c \
+	loader/fault.c
 loader_libhotmod_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 # Only hm_* leaves the library, versioned (loader/libhotmod.map);
 # tests/check-exports.sh holds the list.

@@ -3,7 +3,7 @@
  * names.h - the one rule for the names hotmod serves, and the escaping of
  * untrusted text before it reaches a log or a terminal.  Never installed.
  *
- * Shared by the library (path.c holds the checks and the builders of keys
+ * Shared by the library (names.c holds the checks and the builders of keys
  * and paths built on these limits), hotmod-httpd and the hotmod tool,
  * which compile loader/escape.c in: the rule and the escaping are written
  * once.  docs/SECURITY.md ("Request paths and names") states the rule.
@@ -69,5 +69,61 @@ static inline bool hm__segment_okn(const char *s, size_t n)
  */
 size_t hm__escape(char *dst, size_t size, const char *src, size_t len)
 	__attribute__((visibility("hidden")));
+
+#ifndef HM__HIDDEN
+#define HM__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
+/* ---- the checks and the builders (names.c; the library only) ---------------- */
+
+/*
+ * Check that p[0..len) is a plain module path: segments of [A-Za-z0-9._-]
+ * not starting with '.', separated by single '/', no leading or trailing
+ * '/', within the limits of names.h, and that its file is not the
+ * directory's global module.
+ */
+HM__HIDDEN int hm__path_check(const char *p, size_t len, const char *global_name);
+/* One segment a request could name, checked silently (no message). */
+HM__HIDDEN bool hm__segment_ok(const char *name);
+/* options.global_name: 1 to HM__NAME_MAX bytes of [A-Za-z0-9._-], no '.' first. */
+HM__HIDDEN bool hm__global_name_ok(const char *name);
+/* dir[0..len) is "" or "a/b/": a directory a request could name a file in. */
+HM__HIDDEN bool hm__dir_ok(const char *dir, size_t len);
+
+/*
+ * What a name or key is (>= 0), or why the loader does not serve it (< 0,
+ * said in words by hm__name_why() for the log).  HM__NAME_NOTMOD: neither
+ * a module nor the global (not ".so"): ignored without a word.
+ */
+#define HM__KEY_MODULE 1
+#define HM__KEY_GLOBAL 2
+#define HM__NAME_NOTMOD (-1)
+#define HM__NAME_BYTE (-2)   /* a byte outside the rule, a '.' first */
+#define HM__NAME_LONG (-3)   /* a segment over HM__SEGMENT_MAX */
+#define HM__NAME_PATH (-4)   /* a path over HM__PATH_MAX */
+#define HM__NAME_DEEP (-5)   /* more than HM__SEGMENTS_MAX segments */
+#define HM__NAME_DIR (-6)    /* the directory part breaks the rule */
+#define HM__NAME_NOROOM (-7) /* the caller's buffer is too small */
+HM__HIDDEN const char *hm__name_why(int why);
+/* The kind of key[0..len) ("a/b.so", "a/_global.so"). */
+HM__HIDDEN int hm__key_kind(const char *key, size_t len, const char *global_name);
+
+/*
+ * The builders of keys and paths.  Each checks what it is given against the
+ * rule, writes a NUL-terminated result of at most size - 1 bytes into out
+ * and returns its length, or returns a reason (< 0) and writes nothing.
+ * The directory given (dir[0..dir_len), "" or "a/b/") must pass hm__dir_ok.
+ */
+/* "a/b/" + name + "/": a subdirectory to watch and scan. */
+HM__HIDDEN int hm__subdir_key(char *out, size_t size, const char *dir, size_t dir_len,
+	const char *name);
+/* "a/b/" + name: a module's or the global's key (*kind), else a reason. */
+HM__HIDDEN int hm__file_key(char *out, size_t size, const char *dir, size_t dir_len,
+	const char *name, const char *global_name, int *kind);
+/* The key of the global module of key[0..len)'s directory. */
+HM__HIDDEN int hm__global_key(char *out, size_t size, const char *key, size_t len,
+	const char *global_name);
+/* A request path's key: path[0..len) + ".so" (path checked already). */
+HM__HIDDEN int hm__path_key(char *out, size_t size, const char *path, size_t len);
 
 #endif /* HOTMOD_NAMES_H */

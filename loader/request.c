@@ -4,21 +4,22 @@
  *
  * For a module that is loaded and current this takes no lock: a lock-free
  * table lookup (table.c) inside the thread's lookup window (two stores to
- * its own record: internal.h), one compare-and-swap on the version's
+ * its own record: hazard.h), one compare-and-swap on the version's
  * reference count, one re-read of the entry's current pointer, the hooks,
  * and one decrement.  hm_dispatch() does without the two atomic operations: it
- * holds the version in a hazard slot of its thread (hazard_linux.c).  In
+ * holds the version in a hazard slot of its thread (hazard.c).  In
  * stat mode a request also reads the coarse clock, and stats the file when
  * the check interval has passed.
  *
  * Everything here is inline in the exported functions, so that
  * hm_dispatch() is one function calling strlen() and the hooks: no PLT
  * calls between the library's own exported names, no argument checked
- * twice.  What the fast path cannot serve goes to loader.c
- * (hm__get_miss) and, for modules with more than a handler, dispatch.c
+ * twice.  What the fast path cannot serve goes to miss.c
+ * (hm__get_miss) and, for modules with more than a handler, hooks.c
  * (hm__chain).
  */
-#include "internal.h"
+#include "loader.h"
+#include "hooks.h"
 
 #include "fault.h" /* last: see fault.h */
 
@@ -145,7 +146,7 @@ int hm_call(hm_module *mod, void *request)
 
 /*
  * hm_dispatch() of e's current version, protected by this thread's hazard
- * slot instead of a reference (hazard_linux.c).  Returns false, having
+ * slot instead of a reference (hazard.c).  Returns false, having
  * done nothing, when it cannot: then hm_dispatch() takes a reference the
  * usual way.  Closes the lookup window w once v is safe in the slot.
  */
@@ -183,7 +184,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 	atomic_store_explicit(slot, NULL, memory_order_release);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&v->deferred, memory_order_relaxed))
-		hm__hazard_wake(l);
+		hm__reaper_wake(l);
 	return true;
 }
 

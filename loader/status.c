@@ -5,7 +5,8 @@
  * under ver_lock, so the snapshot is consistent per module, not across
  * modules.  Cold path: it allocates freely.
  */
-#include "internal.h"
+#include "loader.h"
+#include "watch.h"
 
 #include <stdlib.h>
 #include <string.h>

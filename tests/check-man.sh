@@ -36,3 +36,15 @@ if [ -n "$nolicence" ]; then
 	exit 1
 fi
 echo "sources: every one has its SPDX line"
+
+# docs/DESIGN.md's map names every file of loader/, and only those.
+mapped=$(sed -n '/^## Map/,/^### /p' "$top/docs/DESIGN.md" | grep '^| `' |
+	cut -d'|' -f2 | grep -o '`[^`]*`' | tr -d '`' | sort)
+present=$(cd "$top/loader" && ls *.c *.h *.map | sort)
+if [ "$mapped" != "$present" ]; then
+	echo "docs/DESIGN.md's map and loader/ differ:"
+	for f in $mapped; do echo "$present" | grep -qx "$f" || echo "  in the map, not in loader/: $f"; done
+	for f in $present; do echo "$mapped" | grep -qx "$f" || echo "  in loader/, not in the map: $f"; done
+	exit 1
+fi
+echo "DESIGN.md: its map names every file of loader/"

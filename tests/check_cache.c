@@ -180,7 +180,7 @@ static long refs_of(unsigned long long gen)
 
 /*
  * The parked request is an hm_dispatch(), which holds its version in its
- * thread's hazard slot, not by a reference (loader/hazard_linux.c): the
+ * thread's hazard slot, not by a reference (loader/hazard.c): the
  * status must count it in flight all the same, and v1 must be finalised
  * once it returns, with no other request to wake the reaper.
  */

@@ -3,7 +3,7 @@
  * check_table.c - the table: how names spread over it, and how entries of
  * files that are gone leave it.
  *
- * The table's shape is hidden in the library (internal.h): this suite is
+ * The table's shape is hidden in the library (loader/table.h): this suite is
  * linked with the loader's sources (Makefile.am), so that it can ask
  * hm__table_stats() for the slots, the probe lengths, the seed and what the
  * sweeper did.  Its only module is tests/fixtures/bare.so, which needs
@@ -11,7 +11,7 @@
  * generous bound: a test fails instead of hanging.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+#include "loader.h"
 #include "util.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
  * refusal is HM_ENOTELF (HM_ESYS would mean a read outside what was checked)
  * with a printable message.  Any difference aborts.
  */
-#include "internal.h"
+#include "elfcheck.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_key.c - libFuzzer target for every function that builds a key or a
- * path from names (loader/path.c): the subdirectory the scan and the
+ * path from names (loader/names.c): the subdirectory the scan and the
  * watcher descend into, a file's key in a directory, the global module's
  * key of a module's key, a request path's key, and the kind of a key.
  *
@@ -16,7 +16,7 @@
  * (which it must refuse untouched): ASan sees a byte written past either.
  * Any difference aborts.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

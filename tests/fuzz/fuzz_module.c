@@ -17,7 +17,7 @@
  * object crash it within seconds (docs/SECURITY.md, "Known gaps").  The
  * loader is opened with HM_OPEN_PROBE, so every input that passes the ELF
  * check is first loaded by the dynamic linker in a probe process
- * (loader/probe_linux.c), where such a crash is contained and becomes
+ * (loader/probe.c), where such a crash is contained and becomes
  * HM_EPROBE: the probe and the handling of its verdicts are fuzzed on
  * every input.  (It costs two processes per input, about 2 ms.)
  *
@@ -32,7 +32,7 @@
  * hands everything the probe passed over: a crash in the dynamic loader
  * then is a difference between the probe and dlopen(), a finding.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_path.c - libFuzzer target for the request path check, the first gate
- * an untrusted request path meets (loader/path.c).
+ * an untrusted request path meets (loader/names.c).
  *
  * Every input, NUL bytes included, is a path of that many bytes.  The
  * verdict of hm__path_check() is compared with a second, independent
@@ -18,7 +18,7 @@
  * Built by "make fuzz" with the loader's sources compiled in (the function
  * is hidden in the shared library).
  */
-#include "internal.h"
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

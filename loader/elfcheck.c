@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * elf.c - check that a file is a complete ELF shared object for this
- * machine before the dynamic loader sees it.
+ * elfcheck.c - check that a file is a complete ELF shared object for this
+ * machine before the dynamic linker sees it.
  *
  * Why: glibc maps segments without checking that they lie inside the file,
  * so a truncated object maps fine and then dies with SIGBUS when touched.
  * Everything here reads the sealed memfd copy, so what was checked is what
  * gets loaded.  Fuzzed (tests/fuzz).
  */
-#include "internal.h"
+#include "elfcheck.h"
 
 #include <elf.h>
 #include <endian.h>
@@ -74,7 +74,7 @@ static int hm__pread_all(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /* [off, off + len) lies inside a file of size bytes, without overflow. */
-static bool hm__inside(uint64_t off, uint64_t len, uint64_t size)
+static bool hm__in_file(uint64_t off, uint64_t len, uint64_t size)
 {
 	return off <= size && len <= size - off;
 }
@@ -88,7 +88,7 @@ static bool hm__dynamic_loaded(const ElfW(Phdr) *ph, unsigned n, const ElfW(Phdr
 		    dyn->p_offset < l->p_offset)
 			continue;
 		uint64_t at = dyn->p_vaddr - l->p_vaddr;
-		if (dyn->p_offset - l->p_offset == at && hm__inside(at, dyn->p_filesz, l->p_filesz) &&
+		if (dyn->p_offset - l->p_offset == at && hm__in_file(at, dyn->p_filesz, l->p_filesz) &&
 		    dyn->p_memsz <= dyn->p_filesz)
 			return true;
 	}
@@ -123,7 +123,7 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 		return hm__fail(HM_ENOTELF, "%s: bad program header table (%u entries of %u bytes)",
 			what, (unsigned)eh.e_phnum, (unsigned)eh.e_phentsize);
 	uint64_t ph_len = (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr));
-	if (!hm__inside(eh.e_phoff, ph_len, size))
+	if (!hm__in_file(eh.e_phoff, ph_len, size))
 		return hm__fail(HM_ENOTELF, "%s: truncated: program headers end past byte %llu",
 			what, (unsigned long long)size);
 	if (hm__pread_all(fd, ph, (size_t)ph_len, eh.e_phoff) < 0)
@@ -132,7 +132,7 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD && ph[i].p_type != PT_DYNAMIC)
 			continue;
-		if (!hm__inside(ph[i].p_offset, ph[i].p_filesz, size))
+		if (!hm__in_file(ph[i].p_offset, ph[i].p_filesz, size))
 			return hm__fail(HM_ENOTELF,
 				"%s: truncated: segment %u needs bytes up to %llu, the file has %llu",
 				what, i,
@@ -182,13 +182,13 @@ bool hm__elf_partial(int fd, uint64_t size)
 	    eh.e_phnum > HM__PHNUM_MAX)
 		return false;
 	uint64_t ph_len = (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr));
-	if (!hm__inside(eh.e_phoff, ph_len, size))
+	if (!hm__in_file(eh.e_phoff, ph_len, size))
 		return true;
 	if (hm__pread_all(fd, ph, (size_t)ph_len, eh.e_phoff) < 0)
 		return false;
 	for (unsigned i = 0; i < eh.e_phnum; i++)
 		if ((ph[i].p_type == PT_LOAD || ph[i].p_type == PT_DYNAMIC) &&
-		    !hm__inside(ph[i].p_offset, ph[i].p_filesz, size))
+		    !hm__in_file(ph[i].p_offset, ph[i].p_filesz, size))
 			return true;
 	return false;
 }
@@ -205,7 +205,7 @@ static bool hm__file_offset(const ElfW(Phdr) *ph, unsigned n, uint64_t va, uint6
 {
 	for (unsigned i = 0; i < n; i++)
 		if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr &&
-		    hm__inside(va - ph[i].p_vaddr, len, ph[i].p_filesz)) {
+		    hm__in_file(va - ph[i].p_vaddr, len, ph[i].p_filesz)) {
 			*off = ph[i].p_offset + (va - ph[i].p_vaddr);
 			return true;
 		}
@@ -341,7 +341,7 @@ int hm__elf_symbol(int fd, const char *name, uint64_t *value)
 			if (s->st_shndx == SHN_UNDEF || HM__ST_TYPE(s->st_info) != STT_OBJECT ||
 			    (bind != STB_GLOBAL && bind != STB_WEAK) ||
 			    (vis != STV_DEFAULT && vis != STV_PROTECTED) ||
-			    !hm__inside(s->st_name, name_len + 1, strsz) ||
+			    !hm__in_file(s->st_name, name_len + 1, strsz) ||
 			    hm__pread_all(fd, want, name_len + 1, str_off + s->st_name) < 0 ||
 			    memcmp(want, name, name_len + 1) != 0)
 				continue;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * probe_linux.c - HM_OPEN_PROBE: before a new file's content is dlopen()ed
+ * probe.c - HM_OPEN_PROBE: before a new file's content is dlopen()ed
  * in this process, the system's dynamic linker loads it in short-lived
  * processes of its own.  A file that kills the dynamic linker there is
  * refused (HM_EPROBE), and the version that serves stays.
@@ -51,7 +51,8 @@
  * this process had it.  It is waited for by its pid only, never
  * waitpid(-1); nothing global (signal dispositions, SIGCHLD) is touched.
  */
-#include "internal.h"
+#include "loader.h"
+#include "probe.h"
 
 #include <elf.h>
 #include <errno.h>

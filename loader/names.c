@@ -9,7 +9,7 @@
  * already checked (and hm__fail escapes what it stores besides).  Fuzzed
  * (tests/fuzz/fuzz_path.c, fuzz_key.c).
  */
-#include "internal.h"
+#include "common.h"
 
 #include <string.h>
 #include "fault.h" /* last: see fault.h */

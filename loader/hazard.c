@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hazard_linux.c - what protects a version while hm_dispatch() runs it.
+ * hazard.c - what protects a version while hm_dispatch() runs it, and an
+ * entry while a request looks it up; and each thread's own state.
  *
  * hm_get() takes a reference: a compare-and-swap on the version's count,
  * and a decrement in hm_put(), both on one cache line that every thread
@@ -42,13 +43,13 @@
  * a thread's record goes back to the list when the thread exits (a
  * pthread key destructor) for the next thread to take.
  *
- * A record also holds its thread's lookup window (internal.h:
+ * A record also holds its thread's lookup window (hazard.h:
  * hm__window_open), the same idea for table entries: a request stores
  * OPEN before it loads the table and 0 when it no longer uses what it
  * found; hm__hazard_grace() is the reclaimer's half, a membarrier() and
  * then a wait for every open window to close.
  */
-#include "internal.h"
+#include "loader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +62,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "fault.h" /* last: see fault.h */
+
+/* Each thread's state (hazard.h: hm__self). */
+__thread struct hm__thread hm__tls;
 
 static _Atomic(struct hm__hazards *) hm__hz_list;
 static pthread_once_t hm__hz_once = PTHREAD_ONCE_INIT;

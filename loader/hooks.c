@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dispatch.c - the per-call context and the hook chain.
+ * hooks.c - the hook chain, and the context every hook gets (hm_ctx_*).
  *
  * The chain for a module M in a directory with global module G (either may
  * lack any hook; hotmod_module(3) is the reference):
@@ -13,7 +13,8 @@
  * calls nothing more of that layer; after a failed commit, only its release
  * (never its rollback).  No lock is held here.
  */
-#include "internal.h"
+#include "loader.h"
+#include "hooks.h"
 
 #include <string.h>
 #include "fault.h" /* last: see fault.h */
