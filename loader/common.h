@@ -40,6 +40,9 @@ HM__HIDDEN void hm__log(const hm_loader *l, int level, const char *fmt, ...)
 	HM__PRINTF(3, 4);
 /* Copy of this thread's message, for storing with an entry. */
 HM__HIDDEN const char *hm__msg(void);
+/* Is rc a failure the file itself causes (the same bytes fail the same
+ * way, so the file is not loaded again until it changes)? */
+HM__HIDDEN bool hm__err_of_file(int rc);
 
 /*
  * What the cache's functions (and those they call) return when they do not fail (a failure is an

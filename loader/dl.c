@@ -156,17 +156,17 @@ int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks)
 		.rollback = copy.rollback,
 		.release = copy.release,
 	};
-	/* Hooks are code of some loaded object (the module's, as a rule). */
-	static const char *const names[] = {"init", "fini", "prepare", "handle", "commit",
-		"rollback", "release"};
-	const void *const code[] = {(const void *)(uintptr_t)hooks->init,
+	/* Hooks are code of some loaded object (the module's, as a rule).
+	 * In the descriptor's order, which hm__hook_name() follows. */
+	const void *const code[HM__HOOKS] = {(const void *)(uintptr_t)hooks->init,
 		(const void *)(uintptr_t)hooks->fini, (const void *)(uintptr_t)hooks->prepare,
 		(const void *)(uintptr_t)hooks->handle, (const void *)(uintptr_t)hooks->commit,
 		(const void *)(uintptr_t)hooks->rollback, (const void *)(uintptr_t)hooks->release};
-	for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
+	for (unsigned i = 0; i < HM__HOOKS; i++)
 		if (code[i] && !hm__mapped(code[i], 1, NULL, PF_X))
 			return hm__fail(HM_ENODESC, "%s: its %s hook points outside any "
-						    "loaded code: the file is corrupt", key, names[i]);
+						    "loaded code: the file is corrupt", key,
+				hm__hook_name(i));
 	return 0;
 }
 

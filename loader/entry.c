@@ -93,30 +93,6 @@ static int hm__wait_load(struct hm__entry *e)
 }
 
 /*
- * Failures that the file itself causes: the same unchanged file fails the
- * same way, so it is not loaded again until it changes (or hm_refresh).
- * Others (its global module, a deadlock, memory, a system call) may pass.
- */
-static bool hm__err_of_file(int rc)
-{
-	switch (rc) {
-	case HM_ENOTREG:
-	case HM_EUNSAFE:
-	case HM_ETOOBIG:
-	case HM_ENOTELF:
-	case HM_EESCAPE:
-	case HM_EDLOPEN:
-	case HM_ENODESC:
-	case HM_EABI:
-	case HM_EINIT:
-	case HM_EPROBE:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/*
  * After a load, with no lock held: drop the references on the replaced
  * version, then log, then retire what died.  So when the log says a version
  * was loaded, the loader holds nothing on the old one any more; and its

@@ -47,6 +47,30 @@ const char *hm_err_name(int err)
 	}
 }
 
+/*
+ * Failures that the file itself causes: the same unchanged file fails the
+ * same way, so it is not loaded again until it changes (or hm_refresh).
+ * Others (its global module, a deadlock, memory, a system call) may pass.
+ */
+bool hm__err_of_file(int rc)
+{
+	switch (rc) {
+	case HM_ENOTREG:
+	case HM_EUNSAFE:
+	case HM_ETOOBIG:
+	case HM_ENOTELF:
+	case HM_EESCAPE:
+	case HM_EDLOPEN:
+	case HM_ENODESC:
+	case HM_EABI:
+	case HM_EINIT:
+	case HM_EPROBE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 const char *hm_errmsg(void)
 {
 	return hm__errbuf[0] ? hm__errbuf : "no error";

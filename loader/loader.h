@@ -103,4 +103,23 @@ static inline bool hm__forked(const hm_loader *l)
 }
 HM__HIDDEN int hm__fork_error(const hm_loader *l);
 
+/*
+ * What every public function that takes a loader checks first: l and the
+ * other pointers it takes (a, b: pass l again for none) given, HM_EINVAL
+ * naming fn if not; the loader is this process's (HM_EFORK); and, for what
+ * starts new work (closing set), that it is not closing (HM_ECLOSED).
+ * 0: go on.
+ */
+HM__HIDDEN int hm__api_error(const hm_loader *l, const void *a, const void *b,
+	const char *fn) __attribute__((cold));
+static inline int hm__api_check(const hm_loader *l, const void *a, const void *b,
+	const char *fn, bool closing)
+{
+	if (__builtin_expect(!l || !a || !b || hm__forked(l) ||
+			     (closing && atomic_load_explicit(&l->closing, memory_order_relaxed)),
+		    0))
+		return hm__api_error(l, a, b, fn);
+	return 0;
+}
+
 #endif /* HOTMOD_LOADER_H */

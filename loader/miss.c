@@ -108,10 +108,8 @@ int hm_refresh(hm_loader *l, const char *path)
 	size_t len;
 	int rc;
 
-	if (!l || !path)
-		return hm__fail(HM_EINVAL, "hm_refresh: NULL argument");
-	if (hm__forked(l))
-		return hm__fork_error(l);
+	if ((rc = hm__api_check(l, path, path, "hm_refresh", false)) != 0)
+		return rc;
 	if (*path == '/')
 		path++;
 	len = strlen(path);

@@ -105,17 +105,6 @@ bool hm__dir_ok(const char *dir, size_t len)
 	return hm__dir_segments(dir, len) >= 0;
 }
 
-/* Why a segment is refused: for the log. */
-static int hm__segment_why(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!hm__name_char((unsigned char)s[i]))
-			return HM__NAME_BYTE;
-	if (n == 0 || s[0] == '.')
-		return HM__NAME_BYTE;
-	return n > HM__SEGMENT_MAX ? HM__NAME_LONG : 0;
-}
-
 const char *hm__name_why(int why)
 {
 	switch (why) {
@@ -147,14 +136,10 @@ const char *hm__name_why(int why)
 static int hm__name_kind(size_t dir_len, int dir_segs, const char *name, size_t n,
 	const char *global_name)
 {
-	int why;
+	int kind = hm__file_name_kind(name, n, global_name);
 
-	if (n == strlen(global_name) && memcmp(name, global_name, n) == 0)
-		return HM__KEY_GLOBAL;
-	if (n <= 3 || memcmp(name + n - 3, ".so", 3) != 0)
-		return HM__NAME_NOTMOD;
-	if ((why = hm__segment_why(name, n - 3)) < 0)
-		return why;
+	if (kind != HM__KEY_MODULE)
+		return kind;
 	if (dir_segs + 1 > HM__SEGMENTS_MAX)
 		return HM__NAME_DEEP;
 	if (dir_len + n - 3 > HM__PATH_MAX)

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * A request path "a/b" (without ".so"): at most HM__PATH_MAX bytes in
@@ -37,6 +38,17 @@
 #define HM__NUM_(x) #x
 #define HM__NUM(x) HM__NUM_(x)
 
+/* The hooks of a module's descriptor, in its order (hotmod_module.h): the
+ * name of hook i < HM__HOOKS, for messages. */
+#define HM__HOOKS 7
+static inline const char *hm__hook_name(unsigned i)
+{
+	static const char *const names[HM__HOOKS] = {
+		"init", "fini", "prepare", "handle", "commit", "rollback", "release",
+	};
+	return i < HM__HOOKS ? names[i] : "?";
+}
+
 /* A byte a segment may hold. */
 static inline bool hm__name_char(unsigned char c)
 {
@@ -54,6 +66,52 @@ static inline bool hm__segment_okn(const char *s, size_t n)
 		if (!hm__name_char((unsigned char)s[i]))
 			return false;
 	return true;
+}
+
+/*
+ * What a name or key is (>= 0), or why the loader does not serve it (< 0,
+ * said in words by hm__name_why() for the log).  HM__NAME_NOTMOD: neither
+ * a module nor the global (not ".so"): ignored without a word.
+ */
+#define HM__KEY_MODULE 1
+#define HM__KEY_GLOBAL 2
+#define HM__NAME_NOTMOD (-1)
+#define HM__NAME_BYTE (-2)   /* a byte outside the rule, a '.' first */
+#define HM__NAME_LONG (-3)   /* a segment over HM__SEGMENT_MAX */
+#define HM__NAME_PATH (-4)   /* a path over HM__PATH_MAX */
+#define HM__NAME_DEEP (-5)   /* more than HM__SEGMENTS_MAX segments */
+#define HM__NAME_DIR (-6)    /* the directory part breaks the rule */
+#define HM__NAME_NOROOM (-7) /* the caller's buffer is too small */
+
+/* Why segment s[0..n) breaks the rule (HM__NAME_BYTE, HM__NAME_LONG), or 0. */
+static inline int hm__segment_why(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!hm__name_char((unsigned char)s[i]))
+			return HM__NAME_BYTE;
+	if (n == 0 || s[0] == '.')
+		return HM__NAME_BYTE;
+	return n > HM__SEGMENT_MAX ? HM__NAME_LONG : 0;
+}
+
+/*
+ * What name[0..n), a file's name in a served directory, is: the global
+ * module (HM__KEY_GLOBAL: exactly global_name), a module a request could
+ * name (HM__KEY_MODULE: a segment + ".so", the directory's depth and length
+ * allowing: names.c checks those), or why not.  The library's scan, its
+ * watcher and the hotmod tool all ask this.
+ */
+static inline int hm__file_name_kind(const char *name, size_t n, const char *global_name)
+{
+	int why;
+
+	if (n == strlen(global_name) && memcmp(name, global_name, n) == 0)
+		return HM__KEY_GLOBAL;
+	if (n <= 3 || memcmp(name + n - 3, ".so", 3) != 0)
+		return HM__NAME_NOTMOD;
+	if ((why = hm__segment_why(name, n - 3)) < 0)
+		return why;
+	return HM__KEY_MODULE;
 }
 
 /*
@@ -90,20 +148,6 @@ HM__HIDDEN bool hm__global_name_ok(const char *name);
 /* dir[0..len) is "" or "a/b/": a directory a request could name a file in. */
 HM__HIDDEN bool hm__dir_ok(const char *dir, size_t len);
 
-/*
- * What a name or key is (>= 0), or why the loader does not serve it (< 0,
- * said in words by hm__name_why() for the log).  HM__NAME_NOTMOD: neither
- * a module nor the global (not ".so"): ignored without a word.
- */
-#define HM__KEY_MODULE 1
-#define HM__KEY_GLOBAL 2
-#define HM__NAME_NOTMOD (-1)
-#define HM__NAME_BYTE (-2)   /* a byte outside the rule, a '.' first */
-#define HM__NAME_LONG (-3)   /* a segment over HM__SEGMENT_MAX */
-#define HM__NAME_PATH (-4)   /* a path over HM__PATH_MAX */
-#define HM__NAME_DEEP (-5)   /* more than HM__SEGMENTS_MAX segments */
-#define HM__NAME_DIR (-6)    /* the directory part breaks the rule */
-#define HM__NAME_NOROOM (-7) /* the caller's buffer is too small */
 HM__HIDDEN const char *hm__name_why(int why);
 /* The kind of key[0..len) ("a/b.so", "a/_global.so"). */
 HM__HIDDEN int hm__key_kind(const char *key, size_t len, const char *global_name);

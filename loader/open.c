@@ -46,6 +46,16 @@ int hm__fork_error(const hm_loader *l)
 				  "after fork() a child opens its own", l->root);
 }
 
+/* Why hm__api_check() failed: the first check that did. */
+int hm__api_error(const hm_loader *l, const void *a, const void *b, const char *fn)
+{
+	if (!l || !a || !b)
+		return hm__fail(HM_EINVAL, "%s: NULL argument", fn);
+	if (hm__forked(l))
+		return hm__fork_error(l);
+	return hm__fail(HM_ECLOSED, "%s: loader is closing", l->root);
+}
+
 /* Set a member only if the caller's struct has room for it. */
 #define HM__OPT_SET(o, size, member, value)                                   \
 	do {                                                                  \

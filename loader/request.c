@@ -114,11 +114,10 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 	struct hm__entry *e;
 	bool check = false;
 	size_t len;
+	int rc;
 
-	if (!l || !path || !out)
-		return hm__fail(HM_EINVAL, "hm_get: NULL argument");
-	if (hm__forked(l))
-		return hm__fork_error(l);
+	if ((rc = hm__api_check(l, path, out, "hm_get", false)) != 0)
+		return rc;
 	if (*path == '/')
 		path++;
 	len = strlen(path);
@@ -137,10 +136,10 @@ int hm_get(hm_loader *l, const char *path, hm_module **out)
 
 int hm_call(hm_module *mod, void *request)
 {
-	if (!mod)
-		return hm__fail(HM_EINVAL, "hm_call: NULL module");
-	if (hm__forked(mod->entry->loader))
-		return hm__fork_error(mod->entry->loader);
+	int rc;
+
+	if ((rc = hm__api_check(mod ? mod->entry->loader : NULL, mod, mod, "hm_call", false)) != 0)
+		return rc;
 	return hm__call(mod->entry->loader, mod, request);
 }
 
@@ -198,10 +197,8 @@ int hm_dispatch(hm_loader *l, const char *path, void *request)
 	size_t len;
 	int rc;
 
-	if (!l || !path)
-		return hm__fail(HM_EINVAL, "hm_dispatch: NULL argument");
-	if (hm__forked(l))
-		return hm__fork_error(l);
+	if ((rc = hm__api_check(l, path, path, "hm_dispatch", false)) != 0)
+		return rc;
 	if (*path == '/')
 		path++;
 	len = strlen(path);

@@ -22,15 +22,9 @@ static void hm__collect(struct hm__entry *e, void *arg)
 {
 	struct hm__entries *es = arg;
 
-	if (es->n == es->cap) {
-		size_t cap = es->cap ? es->cap * 2 : 64;
-		struct hm__entry **v = realloc(es->v, cap * sizeof *v);
-		if (!v) {
-			es->oom = true;
-			return;
-		}
-		es->v = v;
-		es->cap = cap;
+	if (!HM__GROW(es->v, es->cap, es->n)) {
+		es->oom = true;
+		return;
 	}
 	hm__entry_hold(e); /* used after the walk: kept until released below */
 	es->v[es->n++] = e;
@@ -150,12 +144,11 @@ int hm_status_get(hm_loader *l, struct hm_status **out)
 	struct hm_module_status *mods = NULL;
 	struct hm_status *st = NULL;
 	size_t nseen = 0;
-	int rc = HM_ENOMEM;
+	int rc;
 
-	if (!l || !out)
-		return hm__fail(HM_EINVAL, "hm_status_get: NULL argument");
-	if (hm__forked(l))
-		return hm__fork_error(l);
+	if ((rc = hm__api_check(l, out, out, "hm_status_get", false)) != 0)
+		return rc;
+	rc = HM_ENOMEM;
 	*out = NULL;
 	hm__table_each(l, hm__collect, &es);
 	if (es.oom || hm__snapshot_versions(l, &seen, &nseen) < 0)

@@ -139,14 +139,8 @@ struct hm__cands {
 
 static bool hm__cands_add(struct hm__cands *c, struct hm__entry *e)
 {
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct hm__entry **v = realloc(c->v, cap * sizeof *v);
-		if (!v)
-			return false;
-		c->v = v;
-		c->cap = cap;
-	}
+	if (!HM__GROW(c->v, c->cap, c->n))
+		return false;
 	c->v[c->n++] = e;
 	return true;
 }

@@ -421,10 +421,10 @@ static void *hm__watch_thread(void *arg)
 
 int hm_watch_fd(hm_loader *l)
 {
-	if (!l)
-		return hm__fail(HM_EINVAL, "hm_watch_fd: NULL loader");
-	if (hm__forked(l))
-		return hm__fork_error(l);
+	int rc;
+
+	if ((rc = hm__api_check(l, l, l, "hm_watch_fd", false)) != 0)
+		return rc;
 	return l->watch ? l->watch->fd : -1;
 }
 
@@ -443,23 +443,19 @@ int hm_watch_timeout(hm_loader *l)
 
 int hm_watch_process(hm_loader *l)
 {
-	if (!l)
-		return hm__fail(HM_EINVAL, "hm_watch_process: NULL loader");
-	if (hm__forked(l))
-		return hm__fork_error(l);
-	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
-		return hm__fail(HM_ECLOSED, "%s: loader is closing", l->root);
+	int rc;
+
+	if ((rc = hm__api_check(l, l, l, "hm_watch_process", true)) != 0)
+		return rc;
 	return l->watch ? hm__watch_run(l) : 0;
 }
 
 int hm_rescan(hm_loader *l)
 {
-	if (!l)
-		return hm__fail(HM_EINVAL, "hm_rescan: NULL loader");
-	if (hm__forked(l))
-		return hm__fork_error(l);
-	if (atomic_load_explicit(&l->closing, memory_order_relaxed))
-		return hm__fail(HM_ECLOSED, "%s: loader is closing", l->root);
+	int rc;
+
+	if ((rc = hm__api_check(l, l, l, "hm_rescan", true)) != 0)
+		return rc;
 	if (l->watch) {
 		pthread_mutex_lock(&l->watch->lock);
 		l->watch->rescans++;

@@ -114,18 +114,9 @@ struct check_result {
 	char msg[1024];  /* the loader's message for err */
 };
 
-static const char *const hook_names[] = {
-	"init", "fini", "prepare", "handle", "commit", "rollback", "release",
-};
+/* Bit i: the descriptor defines hook i (names.h: hm__hook_name). */
 #define HOOK_BIT(i) (1u << (i))
 #define HOOK_HANDLE 3
-
-/* A module name a request could ask for, by the loader's rule (names.h). */
-static bool servable_stem(const char *s, size_t len)
-{
-	return hm__segment_okn(s, len) &&
-	       (len + 3 != strlen(GLOBAL_NAME) || strncmp(s, GLOBAL_NAME, len) != 0);
-}
 
 /*
  * Keep the file's own name where the loader would serve it under that name,
@@ -134,13 +125,12 @@ static bool servable_stem(const char *s, size_t len)
 static void choose_name(struct check_job *job)
 {
 	const char *base = strrchr(job->file, '/');
-	size_t len;
+	int kind;
 
 	base = base ? base + 1 : job->file;
-	len = strlen(base);
-	job->is_global = strcmp(base, GLOBAL_NAME) == 0;
-	if (job->is_global || (len > 3 && strcmp(base + len - 3, ".so") == 0 &&
-				      servable_stem(base, len - 3)))
+	kind = hm__file_name_kind(base, strlen(base), GLOBAL_NAME);
+	job->is_global = kind == HM__KEY_GLOBAL;
+	if (kind == HM__KEY_GLOBAL || kind == HM__KEY_MODULE)
 		snprintf(job->name, sizeof job->name, "%s", base);
 	else
 		snprintf(job->name, sizeof job->name, "module.so");
@@ -363,9 +353,9 @@ static void read_hooks(hm_loader *l, const struct check_job *job, struct check_r
 		/* An older module's descriptor is shorter: the rest is unset. */
 		memset(&copy, 0, sizeof copy);
 		memcpy(&copy, d, d->size < sizeof copy ? d->size : sizeof copy);
-		const bool set[] = {copy.init, copy.fini, copy.prepare, copy.handle,
+		const bool set[HM__HOOKS] = {copy.init, copy.fini, copy.prepare, copy.handle,
 			copy.commit, copy.rollback, copy.release};
-		for (unsigned i = 0; i < sizeof set / sizeof set[0]; i++)
+		for (unsigned i = 0; i < HM__HOOKS; i++)
 			r->hooks |= set[i] ? HOOK_BIT(i) : 0;
 	}
 	hm_put(m);
@@ -508,9 +498,9 @@ static void print_ok(const struct check_job *job, const struct check_result *r)
 		return;
 	}
 	printf("%s: ok: module, hooks:", job->shown);
-	for (unsigned i = 0; i < sizeof hook_names / sizeof hook_names[0]; i++)
+	for (unsigned i = 0; i < HM__HOOKS; i++)
 		if (r->hooks & HOOK_BIT(i))
-			printf(" %s", hook_names[i]);
+			printf(" %s", hm__hook_name(i));
 	if (!r->hooks)
 		printf(" none");
 	if (!(r->hooks & HOOK_BIT(HOOK_HANDLE)))

@@ -251,22 +251,11 @@ static void deploy(const uint8_t *data, size_t size)
 		die("rename");
 }
 
-/* Codes that the bytes of a file alone can cause. */
+/* Results a file alone explains: loaded (0, or 1 from hm_refresh), or a
+ * failure the file causes, by the loader's own list (error.c). */
 static bool explained(int rc)
 {
-	switch (rc) {
-	case 0:
-	case 1:
-	case HM_ENOTELF:
-	case HM_EDLOPEN:
-	case HM_ENODESC:
-	case HM_EABI:
-	case HM_EINIT:
-	case HM_EPROBE:
-		return true;
-	default:
-		return false;
-	}
+	return rc == 0 || rc == 1 || hm__err_of_file(rc);
 }
 
 /* The loader's pinned count when status() last looked. */
