@@ -183,7 +183,7 @@ struct hm__pin {
 	struct hm__pin *next;
 	int memfd;
 	hm_loader *loader; /* whose count it is in; NULL once that one closed */
-	uint64_t gen;      /* 0: a failed load */
+	uint64_t number;      /* 0: a failed load */
 	char key[];
 };
 /* Protects the list and each pin's loader.  Held across the sweep's
@@ -209,7 +209,7 @@ static bool hm__still_mapped(int memfd)
 	return true;
 }
 
-static void hm__pin_add(hm_loader *l, const char *key, uint64_t gen, int memfd)
+static void hm__pin_add(hm_loader *l, const char *key, uint64_t number, int memfd)
 {
 	size_t len = strlen(key) + 1;
 	struct hm__pin *p = malloc(sizeof *p + len);
@@ -218,7 +218,7 @@ static void hm__pin_add(hm_loader *l, const char *key, uint64_t gen, int memfd)
 		return;
 	p->memfd = memfd;
 	p->loader = l;
-	p->gen = gen;
+	p->number = number;
 	memcpy(p->key, key, len);
 	pthread_mutex_lock(&hm__pins_lock);
 	p->next = hm__pins;
@@ -266,9 +266,9 @@ void hm__pins_sweep(hm_loader *l, bool forget)
 	pthread_mutex_unlock(&hm__pins_lock);
 	while ((p = gone) != NULL) {
 		gone = p->next;
-		if (p->gen)
+		if (p->number)
 			hm__log(l, HM_LOG_INFO, "%s version %llu was unloaded at last: "
-						"no longer pinned", p->key, (unsigned long long)p->gen);
+						"no longer pinned", p->key, (unsigned long long)p->number);
 		else
 			hm__log(l, HM_LOG_INFO, "%s: a failed load was unloaded at last: "
 						"no longer pinned", p->key);
@@ -282,7 +282,7 @@ void hm__pins_sweep(hm_loader *l, bool forget)
  * not be reused while it stays: keep the memfd open, count it, and let the
  * sweep close it once glibc has unloaded the object.
  */
-bool hm__dl_close(struct hm__entry *e, uint64_t gen, void *dl, int memfd)
+bool hm__dl_close(struct hm__entry *e, uint64_t number, void *dl, int memfd)
 {
 	hm_loader *l = e->loader;
 	const char *key = e->key;
@@ -292,14 +292,14 @@ bool hm__dl_close(struct hm__entry *e, uint64_t gen, void *dl, int memfd)
 		pthread_mutex_lock(&l->ver_lock);
 		l->pinned++; /* before a sweep can count it out */
 		pthread_mutex_unlock(&l->ver_lock);
-		hm__pin_add(l, key, gen, memfd);
+		hm__pin_add(l, key, number, memfd);
 		pthread_mutex_lock(&e->lock);
 		e->pinned++;
 		pthread_mutex_unlock(&e->lock);
-		if (gen)
+		if (number)
 			hm__log(l, HM_LOG_WARN,
 				"%s version %llu could not be unloaded: it stays mapped (pinned)",
-				key, (unsigned long long)gen);
+				key, (unsigned long long)number);
 		else
 			hm__log(l, HM_LOG_WARN,
 				"%s: a failed load could not be unloaded: it stays mapped (pinned)",

@@ -40,7 +40,7 @@ static void hm__note_flush(const hm_loader *l, struct hm__note *n)
 		snprintf((n)->msg, sizeof (n)->msg, __VA_ARGS__);             \
 	} while (0)
 
-/* e->lock held: loading_by changes under both locks (see internal.h). */
+/* e->lock held: loading_by changes under both locks (entry.h). */
 static void hm__set_loading(struct hm__entry *e, struct hm__thread *t)
 {
 	pthread_mutex_lock(&e->loader->graph_lock);
@@ -98,7 +98,7 @@ static int hm__wait_load(struct hm__entry *e)
  * was loaded, the loader holds nothing on the old one any more; and its
  * "unloaded" line, written by the reaper, cannot come first.
  */
-static void hm__after_load(hm_loader *l, struct hm_module *put[2], struct hm__note *note)
+static void hm__after_load(hm_loader *l, struct hm__version *put[2], struct hm__note *note)
 {
 	bool dead0 = put[0] && hm__unref(put[0]), dead1 = put[1] && hm__unref(put[1]);
 
@@ -131,11 +131,11 @@ static void hm__record_failure(struct hm__entry *e, int rc)
  * the file held the current version's bytes (touch, chmod): nothing to do.
  */
 static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, int flags,
-	struct hm_module *put[2], struct hm__note *note)
+	struct hm__version *put[2], struct hm__note *note)
 {
 	hm_loader *l = e->loader;
-	struct hm_module *g = NULL, *v = NULL;
-	struct hm_module *prev = atomic_load_explicit(&e->current, memory_order_relaxed);
+	struct hm__version *g = NULL, *v = NULL;
+	struct hm__version *prev = atomic_load_explicit(&e->current, memory_order_relaxed);
 	int64_t t0 = hm__now();
 	int rc;
 
@@ -175,7 +175,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 		e->id = *seen;
 		e->has_bad = false;
 		hm__note(note, HM_LOG_DEBUG, "%s: content unchanged, version %llu stays",
-			e->key, (unsigned long long)prev->gen);
+			e->key, (unsigned long long)prev->number);
 		return 0;
 	}
 	if (rc == 0 && atomic_load_explicit(&l->closing, memory_order_relaxed)) {
@@ -201,7 +201,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 		e->bad_id = *seen;
 		if (prev)
 			hm__note(note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
-				e->last_msg, (unsigned long long)prev->gen);
+				e->last_msg, (unsigned long long)prev->number);
 		else
 			hm__note(note, HM_LOG_ERROR, "%s", e->last_msg);
 		return rc;
@@ -219,16 +219,16 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 	e->load_total_ns = (uint64_t)(hm__now() - t0);
 	e->load_started = t0;
 	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s%s", e->key,
-		(unsigned long long)v->gen, (double)e->load_total_ns / 1e6,
+		(unsigned long long)v->number, (double)e->load_total_ns / 1e6,
 		put[0] ? ", replacing the previous one" : "",
 		prev && prev->adopted ? ", state handed over" : "");
 	return HM__LOADED;
 }
 
-int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
+int hm__entry_get(struct hm__entry *e, struct hm__version **out, bool force)
 {
 	hm_loader *l = e->loader;
-	struct hm_module *v, *put[2];
+	struct hm__version *v, *put[2];
 	struct hm__fileid id;
 	struct hm__note note = {0};
 	int rc = 0;
@@ -298,11 +298,11 @@ int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force)
  * serving: install(1) deletes and re-creates, and a file missing for a
  * moment must not fail requests.  Then drop current into *old.
  */
-static int hm__entry_missing(struct hm__entry *e, int flags, struct hm_module **old,
+static int hm__entry_missing(struct hm__entry *e, int flags, struct hm__version **old,
 	struct hm__note *note)
 {
 	hm_loader *l = e->loader;
-	struct hm_module *cur = atomic_load_explicit(&e->current, memory_order_relaxed);
+	struct hm__version *cur = atomic_load_explicit(&e->current, memory_order_relaxed);
 
 	if (cur && (flags & HM__R_GRACE) && l->removal_delay_ns > 0) {
 		int64_t now = hm__now();
@@ -317,7 +317,7 @@ static int hm__entry_missing(struct hm__entry *e, int flags, struct hm_module **
 		/* New requests get not-found; running ones finish. */
 		*old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
 		hm__note(note, HM_LOG_INFO, "%s removed: version %llu serves no new request",
-			e->key, (unsigned long long)cur->gen);
+			e->key, (unsigned long long)cur->number);
 	}
 	return hm__no_file(l, e->key);
 }
@@ -326,7 +326,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 {
 	hm_loader *l = e->loader;
 	struct hm__entry *ge = NULL;
-	struct hm_module *cur, *gcur = NULL, *put[2] = {NULL, NULL};
+	struct hm__version *cur, *gcur = NULL, *put[2] = {NULL, NULL};
 	struct hm__fileid id;
 	struct hm__note note = {0};
 	bool look_now = flags & HM__R_NOW, retry = flags & HM__R_RETRY, global_changed;
@@ -366,7 +366,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 			hm__record_failure(e, rc);
 			if (cur)
 				hm__note(&note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
-					e->last_msg, (unsigned long long)cur->gen);
+					e->last_msg, (unsigned long long)cur->number);
 			else
 				hm__note(&note, HM_LOG_ERROR, "%s", e->last_msg);
 		}
@@ -403,7 +403,7 @@ out:
 void hm__entry_drop_each(struct hm__entry *e, void *arg)
 {
 	(void)arg;
-	struct hm_module *old;
+	struct hm__version *old;
 
 	pthread_mutex_lock(&e->lock);
 	old = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);

@@ -28,7 +28,7 @@ struct hm__entry {
 	bool has_bad;
 	bool stat_failed; /* the last look could not even stat it (logged once) */
 	int64_t missing_since;    /* hm__now() when the file was first missed; 0 */
-	uint64_t next_gen;
+	uint64_t next_number;
 	/* For hm_status_get(). */
 	uint64_t loads, failures, pinned;
 	uint64_t load_copy_ns, load_dlopen_ns, load_init_ns, load_total_ns;
@@ -55,7 +55,7 @@ struct hm__entry {
 	 * the release exchange that published it, so the version's fields are
 	 * visible).
 	 */
-	_Atomic(struct hm_module *) current;
+	_Atomic(struct hm__version *) current;
 	/* Next time (CLOCK_MONOTONIC_COARSE ns) a request stats the file. */
 	atomic_llong next_check;
 	/* Constant from the entry's insertion to hm_close(). */
@@ -81,7 +81,7 @@ static inline void hm__entry_hold(struct hm__entry *e)
 
 /* Take a reference to e's current version, loading it when there is none;
  * force retries a file whose earlier load failed. */
-HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm_module **out, bool force);
+HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm__version **out, bool force);
 /* hm__entry_refresh() flags */
 #define HM__R_NOW 0x1    /* look now: ignore the interval, wait for the lock */
 #define HM__R_GRACE 0x2  /* a missing file is removed only after removal_delay */
@@ -108,7 +108,7 @@ HM__HIDDEN int hm__global_entry(struct hm__entry *e, struct hm__entry **out);
 /* A reference to the current version of e's directory's global, or NULL;
  * retry: even after a remembered failure.  *gid: the file it holds the
  * bytes of. */
-HM__HIDDEN int hm__global_get(struct hm__entry *e, struct hm_module **g,
+HM__HIDDEN int hm__global_get(struct hm__entry *e, struct hm__version **g,
 	struct hm__fileid *gid, bool retry);
 /* e's load found another global in its directory (HM__GLOBAL_MOVED): look
  * at it now, and at its modules later. */

@@ -46,7 +46,7 @@ int hm__global_entry(struct hm__entry *e, struct hm__entry **out)
  * file it holds the bytes of (the entry's, which "content unchanged" keeps
  * up to date after a touch, else the version's own).
  */
-int hm__global_get(struct hm__entry *e, struct hm_module **g, struct hm__fileid *gid,
+int hm__global_get(struct hm__entry *e, struct hm__version **g, struct hm__fileid *gid,
 	bool retry)
 {
 	struct hm__entry *ge;
@@ -104,7 +104,7 @@ void hm__global_moved(struct hm__entry *e, int flags)
 bool hm__binding_stale(struct hm__entry *e)
 {
 	struct hm__entry *ge = NULL;
-	struct hm_module *cur, *g;
+	struct hm__version *cur, *g;
 	bool stale;
 
 	if (e->is_global || hm__global_entry(e, &ge) < 0)

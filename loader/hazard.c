@@ -151,7 +151,7 @@ got:
 
 /* Is v in some thread's slot?  Reads each slot with acquire: pairs with
  * the release store of NULL, so a version seen free is no longer used. */
-static bool hm__hazard_scan(const struct hm_module *v)
+static bool hm__hazard_scan(const struct hm__version *v)
 {
 	for (struct hm__hazards *r = atomic_load_explicit(&hm__hz_list, memory_order_acquire);
 	     r; r = r->next)
@@ -290,7 +290,7 @@ static bool hm__quiesce_done(struct hm__quiesce *q)
 	return q->quiet = true;
 }
 
-static void hm__membarrier_failed(struct hm_module *v, int err)
+static void hm__membarrier_failed(struct hm__version *v, int err)
 {
 	bool was = false;
 
@@ -302,7 +302,7 @@ static void hm__membarrier_failed(struct hm_module *v, int err)
 			strerror(err));
 }
 
-int hm__hazard_held(struct hm_module *v)
+int hm__hazard_held(struct hm__version *v)
 {
 	pthread_once(&hm__hz_once, hm__hz_init); /* then hm__hz_ok may be read */
 	if (!hm__hz_ok)
@@ -414,7 +414,7 @@ int hm__hazard_grace(const atomic_bool *stop)
 	return 0;
 }
 
-unsigned long hm__hazard_count(const struct hm_module *v)
+unsigned long hm__hazard_count(const struct hm__version *v)
 {
 	unsigned long n = 0;
 

@@ -9,7 +9,7 @@
 #include "common.h"
 
 struct hm__entry;
-struct hm_module;
+struct hm__version;
 
 /* Nesting levels of hm_dispatch() protected by a slot; deeper ones take
  * references. */
@@ -25,7 +25,7 @@ struct hm__hazards {
 	 * the same cache line.
 	 */
 	atomic_ulong window;
-	_Atomic(struct hm_module *) slot[HM__HAZARDS];
+	_Atomic(struct hm__version *) slot[HM__HAZARDS];
 	struct hm__hazards *next; /* the process's list; constant once linked */
 	atomic_bool used;         /* owned by a live thread */
 	atomic_int tid;           /* that thread's, written when it takes it */
@@ -55,12 +55,12 @@ HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
  * alone decides: the last resort when neither membarrier nor /proc can be
  * had (hazard.c). */
 #define HM__HZ_TRIES 500
-HM__HIDDEN int hm__hazard_held(struct hm_module *v);
+HM__HIDDEN int hm__hazard_held(struct hm__version *v);
 /* membarrier failed when last tried: deferred versions are asked again
  * on a timer, as a request clearing a slot may not see deferred set. */
 HM__HIDDEN bool hm__hazard_polled(void);
 /* Slots holding v now (for hm_status_get(); a snapshot). */
-HM__HIDDEN unsigned long hm__hazard_count(const struct hm_module *v);
+HM__HIDDEN unsigned long hm__hazard_count(const struct hm__version *v);
 /*
  * Wait until every lookup window open now has closed (the grace period
  * after unlinking entries, table.c).  0, or why not: HM__GRACE_NONE (no

@@ -25,24 +25,24 @@ hm_loader *hm_ctx_loader(const hm_ctx *ctx) { return ctx->loader; }
 enum hm_layer hm_ctx_layer(const hm_ctx *ctx) { return ctx->layer; }
 hm_ctx *hm_ctx_outer(const hm_ctx *ctx) { return ctx->outer; }
 
-static struct hm_module *hm__layer_version(const hm_ctx *ctx)
+static struct hm__version *hm__layer_version(const hm_ctx *ctx)
 {
-	return ctx->layer == HM_LAYER_GLOBAL ? ctx->glob : ctx->mod;
+	return ctx->layer == HM_LAYER_GLOBAL ? ctx->global : ctx->version;
 }
 
 const char *hm_ctx_path(const hm_ctx *ctx)
 {
-	return (ctx->mod ? ctx->mod : ctx->glob)->entry->key;
+	return (ctx->version ? ctx->version : ctx->global)->entry->key;
 }
 
 uint64_t hm_ctx_version(const hm_ctx *ctx)
 {
-	return (ctx->mod ? ctx->mod : ctx->glob)->gen;
+	return (ctx->version ? ctx->version : ctx->global)->number;
 }
 
 uint64_t hm_ctx_global_version(const hm_ctx *ctx)
 {
-	return ctx->glob ? ctx->glob->gen : 0;
+	return ctx->global ? ctx->global->number : 0;
 }
 
 void *hm_ctx_state(const hm_ctx *ctx)
@@ -84,7 +84,7 @@ int hm_ctx_adopted(const hm_ctx *ctx)
 
 void *hm_ctx_global_state(const hm_ctx *ctx)
 {
-	return ctx->glob ? ctx->glob->state : NULL;
+	return ctx->global ? ctx->global->state : NULL;
 }
 
 void **hm_ctx_slot(hm_ctx *ctx, enum hm_layer layer)
@@ -128,29 +128,29 @@ void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
 
 int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
 {
-	const struct hm_module *v = hm__layer_version(ctx);
+	const struct hm__version *v = hm__layer_version(ctx);
 
 	return hm__fail(HM_EHOOK, "%s version %llu: %s %s returned %d", v->entry->key,
-		(unsigned long long)v->gen,
+		(unsigned long long)v->number,
 		ctx->layer == HM_LAYER_GLOBAL ? "global" : "module", hook, rc);
 }
 
 int hm__chain(hm_ctx *ctx)
 {
-	struct hm_module *layers[2] = {ctx->glob, ctx->mod};
-	struct hm_module *hv;
+	struct hm__version *layers[2] = {ctx->global, ctx->version};
+	struct hm__version *hv;
 	bool entered[2] = {false, false};
 	int status = 0, result = 0, rc;
 
 	/* The handler: the module's, else its global's default one. */
-	if (ctx->mod->hooks.handle)
-		hv = ctx->mod;
-	else if (ctx->glob && ctx->glob->hooks.handle)
-		hv = ctx->glob;
+	if (ctx->version->hooks.handle)
+		hv = ctx->version;
+	else if (ctx->global && ctx->global->hooks.handle)
+		hv = ctx->global;
 	else
 		return hm__fail(HM_ENOHANDLER, "%s version %llu: no handle hook, and %s",
-			ctx->mod->entry->key, (unsigned long long)ctx->mod->gen,
-			ctx->glob ? "the global module has none either" : "no global module");
+			ctx->version->entry->key, (unsigned long long)ctx->version->number,
+			ctx->global ? "the global module has none either" : "no global module");
 
 	for (int i = 0; i < 2 && status == 0; i++) {
 		if (!layers[i])
@@ -163,7 +163,7 @@ int hm__chain(hm_ctx *ctx)
 		entered[i] = true;
 	}
 	if (status == 0) {
-		ctx->layer = hv == ctx->mod ? HM_LAYER_MODULE : HM_LAYER_GLOBAL;
+		ctx->layer = hv == ctx->version ? HM_LAYER_MODULE : HM_LAYER_GLOBAL;
 		if ((rc = hv->hooks.handle(ctx)) < 0)
 			status = hm__hook_failed(ctx, "handle", rc);
 		else

@@ -14,13 +14,13 @@ enum hm__phase { HM__PHASE_INIT, HM__PHASE_CALL, HM__PHASE_FINI };
 struct hm_ctx {
 	hm_loader *loader;
 	void *request;
-	struct hm_module *mod;  /* NULL in a global module's init and fini */
-	struct hm_module *glob; /* the global version in use, or NULL */
+	struct hm__version *version; /* the module's; NULL in a global's init and fini */
+	struct hm__version *global;  /* the global version in use, or NULL */
 	enum hm_layer layer;    /* whose hook runs now */
 	enum hm__phase phase;
 	void *slot[2];
 	hm_ctx *outer;
-	struct hm_module *prev; /* init: the version being replaced, or NULL */
+	struct hm__version *prev; /* init: the version being replaced, or NULL */
 };
 
 /* Make ctx this thread's innermost call for the duration of a hook. */

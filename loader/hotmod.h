@@ -63,7 +63,7 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(ETOOBIG, -8, "module file too large")                              \
 	XX(ENOTELF, -9, "not a loadable ELF shared object")                   \
 	XX(ECHANGED, -10, "file changed while it was being loaded")           \
-	XX(EDLOPEN, -11, "dynamic loader refused the module")                 \
+	XX(EDLOPEN, -11, "dynamic linker refused the module")                 \
 	XX(ENODESC, -12, "module descriptor missing")                         \
 	XX(EABI, -13, "module built for another ABI version")                 \
 	XX(EINIT, -14, "module init hook failed")                             \
@@ -166,7 +166,7 @@ HM_EXTERN void hm__options_init(struct hm_options *opts, size_t size);
 
 typedef struct hm_loader hm_loader;
 /* A counted reference to one loaded version of one module. */
-typedef struct hm_module hm_module;
+typedef struct hm__version hm_module;
 
 HM_EXTERN int hm_open(hm_loader **loader, const struct hm_options *opts);
 /*

@@ -56,11 +56,11 @@ struct hm_loader {
 
 	pthread_mutex_t ver_lock; /* protects everything below */
 	pthread_cond_t ver_cond;  /* reaper work, and live == 0 for close */
-	struct hm_module *live;   /* every version not yet finalised */
+	struct hm__version *live;   /* every version not yet finalised */
 	size_t nlive;
-	struct hm_module *free_slots;
-	struct hm_module *reap_head, *reap_tail;
-	struct hm_module *deferred; /* found in a hazard slot: scanned again */
+	struct hm__version *free_slots;
+	struct hm__version *reap_head, *reap_tail;
+	struct hm__version *deferred; /* found in a hazard slot: scanned again */
 	bool deferred_wake;         /* a slot holding one was cleared */
 	unsigned quiescing;         /* deferred ones waiting for HM__HZ_WAIT to end */
 	unsigned finalising;        /* versions the reaper has taken and not ended */
@@ -78,7 +78,7 @@ HM__HIDDEN void hm__check_on_request(struct hm__entry *e);
  * the caller and released here, or NULL; check: its stat check is due.
  */
 HM__HIDDEN int hm__get_miss(hm_loader *l, const char *path, size_t len,
-	struct hm__entry *e, bool check, struct hm_module **out);
+	struct hm__entry *e, bool check, struct hm__version **out);
 /*
  * The entry for a request path (without its leading '/'), whose key is the
  * path with ".so"; NULL if there is none yet.  No lock: only inside a

@@ -91,7 +91,7 @@ void hm__check_on_request(struct hm__entry *e)
 }
 
 int hm__get_miss(hm_loader *l, const char *path, size_t len, struct hm__entry *e,
-	bool check, struct hm_module **out)
+	bool check, struct hm__version **out)
 {
 	hm__busy_enter(l);
 	if (e && check)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * path.c - the one rule for names (names.h), applied on every way a name
+ * names.c - the one rule for names (names.h), applied on every way a name
  * comes in: a request path, a directory or file found by the scan or
  * reported by inotify, a global module's key, options.global_name.  Every
  * key or path the loader builds from names is built here, bounded by the

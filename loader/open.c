@@ -220,27 +220,27 @@ static void hm__report_live(hm_loader *l)
 	enum { MAX = 32 };
 	struct {
 		const char *key;
-		unsigned long long gen;
+		unsigned long long number;
 		unsigned long refs;
 	} held[MAX];
 	size_t n = 0, total;
 
 	pthread_mutex_lock(&l->ver_lock);
 	total = l->nlive;
-	for (struct hm_module *v = l->live; v && n < MAX; v = v->live_next, n++) {
+	for (struct hm__version *v = l->live; v && n < MAX; v = v->live_next, n++) {
 		held[n].key = v->entry->key;
-		held[n].gen = v->gen;
+		held[n].number = v->number;
 		held[n].refs = atomic_load_explicit(&v->refs, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&l->ver_lock);
 	for (size_t i = 0; i < n; i++) {
 		if (held[i].refs > 0)
 			hm__log(l, HM_LOG_WARN, "close: %s version %llu still has %lu "
-						"reference%s", held[i].key, held[i].gen,
+						"reference%s", held[i].key, held[i].number,
 				held[i].refs, held[i].refs == 1 ? "" : "s");
 		else /* its references are gone; a dispatch still runs it */
 			hm__log(l, HM_LOG_WARN, "close: %s version %llu is still running "
-						"in a dispatch", held[i].key, held[i].gen);
+						"in a dispatch", held[i].key, held[i].number);
 	}
 	if (total > n)
 		hm__log(l, HM_LOG_WARN, "close: and %zu more versions", total - n);

@@ -15,7 +15,7 @@
 #include "fault.h" /* last: see fault.h */
 
 /* Defer v, found in a hazard slot or not known yet (wait); ver_lock held. */
-static void hm__defer(hm_loader *l, struct hm_module *v, bool wait)
+static void hm__defer(hm_loader *l, struct hm__version *v, bool wait)
 {
 	v->queue_next = l->deferred;
 	l->deferred = v;
@@ -23,7 +23,7 @@ static void hm__defer(hm_loader *l, struct hm_module *v, bool wait)
 }
 
 /* Finalise v unless a dispatch still runs it (then defer it); no lock. */
-static void hm__finalise_unless_held(hm_loader *l, struct hm_module *v)
+static void hm__finalise_unless_held(hm_loader *l, struct hm__version *v)
 {
 	int held = hm__hazard_held(v);
 
@@ -39,7 +39,7 @@ static void hm__finalise_unless_held(hm_loader *l, struct hm_module *v)
 /* Look again at the deferred versions: a slot holding one was cleared. */
 static void hm__reap_deferred(hm_loader *l)
 {
-	struct hm_module *v, *next;
+	struct hm__version *v, *next;
 
 	pthread_mutex_lock(&l->ver_lock);
 	v = l->deferred;
@@ -89,7 +89,7 @@ static void *hm__reaper(void *arg)
 
 	pthread_mutex_lock(&l->ver_lock);
 	for (;;) {
-		struct hm_module *v = l->reap_head;
+		struct hm__version *v = l->reap_head;
 		if (!v) {
 			if (l->deferred_wake) {
 				l->finalising++;
@@ -144,7 +144,7 @@ static bool hm__reaper_start(hm_loader *l)
 	return l->reaper_started;
 }
 
-void hm__version_retire(struct hm_module *v)
+void hm__version_retire(struct hm__version *v)
 {
 	hm_loader *l = v->entry->loader;
 

@@ -48,10 +48,10 @@ __attribute__((always_inline)) static inline struct hm__entry *hm__request_entry
  * the last reference, and the last put may run fini).
  */
 __attribute__((always_inline)) static inline bool hm__get_current(struct hm__entry *e,
-	struct hm_module **out)
+	struct hm__version **out)
 {
 	/* acquire: pairs with the exchange that published v */
-	struct hm_module *v = atomic_load_explicit(&e->current, memory_order_acquire);
+	struct hm__version *v = atomic_load_explicit(&e->current, memory_order_acquire);
 
 	*out = NULL;
 	if (v && hm__version_tryget(v)) {
@@ -64,10 +64,10 @@ __attribute__((always_inline)) static inline bool hm__get_current(struct hm__ent
 }
 
 /* The slow path: leave the window holding e (may be NULL), put stale (may
- * be NULL, see hm__get_current), then load, check or refuse (loader.c). */
+ * be NULL, see hm__get_current), then load, check or refuse (miss.c). */
 __attribute__((always_inline)) static inline int hm__get_slow_path(hm_loader *l,
-	struct hm__hazards *w, struct hm__entry *e, struct hm_module *stale,
-	const char *path, size_t len, bool check, struct hm_module **out)
+	struct hm__hazards *w, struct hm__entry *e, struct hm__version *stale,
+	const char *path, size_t len, bool check, struct hm__version **out)
 {
 	if (e)
 		hm__entry_hold(e);
@@ -79,14 +79,14 @@ __attribute__((always_inline)) static inline int hm__get_slow_path(hm_loader *l,
 
 /* hm_call() once its arguments and the fork are checked; l is mod's. */
 __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
-	struct hm_module *mod, void *request)
+	struct hm__version *mod, void *request)
 {
 	struct hm__thread *self = hm__self();
 	hm_ctx ctx = {
 		.loader = l,
 		.request = request,
-		.mod = mod,
-		.glob = mod->global,
+		.version = mod,
+		.global = mod->global,
 		.layer = HM_LAYER_MODULE,
 		.phase = HM__PHASE_CALL,
 	};
@@ -109,7 +109,7 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 
 int hm_get(hm_loader *l, const char *path, hm_module **out)
 {
-	struct hm_module *v, *stale = NULL;
+	struct hm__version *v, *stale = NULL;
 	struct hm__hazards *w;
 	struct hm__entry *e;
 	bool check = false;
@@ -154,7 +154,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 	int *rc)
 {
 	struct hm__hazards *hz = self->hz; /* attached by hm__window_open */
-	struct hm_module *v;
+	struct hm__version *v;
 
 	if (self->depth >= HM__HAZARDS || !hz)
 		return false;
@@ -162,7 +162,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 	v = atomic_load_explicit(&e->current, memory_order_acquire);
 	if (!v)
 		return false;
-	_Atomic(struct hm_module *) *slot = &hz->slot[self->depth];
+	_Atomic(struct hm__version *) *slot = &hz->slot[self->depth];
 	atomic_store_explicit(slot, v, memory_order_relaxed);
 	/*
 	 * The store above must be visible before the re-check below reads:
@@ -189,7 +189,7 @@ __attribute__((always_inline)) static inline bool hm__dispatch_hazard(hm_loader 
 
 int hm_dispatch(hm_loader *l, const char *path, void *request)
 {
-	struct hm_module *mod, *stale = NULL;
+	struct hm__version *mod, *stale = NULL;
 	struct hm__thread *self;
 	struct hm__hazards *w;
 	struct hm__entry *e;

@@ -40,8 +40,8 @@ static int hm__by_key(const void *a, const void *b)
 /* A live version seen under ver_lock. */
 struct hm__seen {
 	const struct hm__entry *entry;
-	const struct hm_module *v;
-	uint64_t gen;
+	const struct hm__version *v;
+	uint64_t number;
 	unsigned long refs;
 };
 
@@ -50,7 +50,7 @@ static int hm__by_entry_then_newest(const void *a, const void *b)
 	const struct hm__seen *x = a, *y = b;
 	if (x->entry != y->entry)
 		return x->entry < y->entry ? -1 : 1;
-	return x->gen < y->gen ? 1 : x->gen > y->gen ? -1 : 0;
+	return x->number < y->number ? 1 : x->number > y->number ? -1 : 0;
 }
 
 static int hm__snapshot_versions(hm_loader *l, struct hm__seen **out, size_t *n)
@@ -60,8 +60,8 @@ static int hm__snapshot_versions(hm_loader *l, struct hm__seen **out, size_t *n)
 	*out = calloc(*n ? *n : 1, sizeof **out);
 	if (*out) {
 		size_t i = 0;
-		for (struct hm_module *v = l->live; v && i < *n; v = v->live_next, i++)
-			(*out)[i] = (struct hm__seen){v->entry, v, v->gen,
+		for (struct hm__version *v = l->live; v && i < *n; v = v->live_next, i++)
+			(*out)[i] = (struct hm__seen){v->entry, v, v->number,
 				atomic_load_explicit(&v->refs, memory_order_relaxed) +
 					hm__hazard_count(v)};
 		*n = i;
@@ -91,12 +91,12 @@ static int hm__module_status(struct hm__entry *e, const struct hm__seen *seen, s
 	if (!vs)
 		return HM_ENOMEM;
 	pthread_mutex_lock(&e->lock);
-	const struct hm_module *cur = atomic_load_explicit(&e->current, memory_order_relaxed);
+	const struct hm__version *cur = atomic_load_explicit(&e->current, memory_order_relaxed);
 	for (size_t i = 0; i < count; i++) {
 		const struct hm__seen *s = &seen[first + i];
 		bool current = s->v == cur;
 		vs[i] = (struct hm_version_status){
-			.version = s->gen,
+			.version = s->number,
 			/* the entry's own reference on current is not in flight */
 			.refs = s->refs - (current && s->refs > 0),
 			.current = current,
@@ -105,7 +105,7 @@ static int hm__module_status(struct hm__entry *e, const struct hm__seen *seen, s
 	*m = (struct hm_module_status){
 		.path = strdup(e->key),
 		.global = e->is_global,
-		.current = cur ? cur->gen : 0,
+		.current = cur ? cur->number : 0,
 		.loads = e->loads,
 		.failures = e->failures,
 		.pinned = e->pinned,

@@ -80,15 +80,15 @@ static void hm__sweeper_failed(const hm_loader *l, int rc);
 
 #define HM__TOMBS 2048
 
-/* Remember that the name hashing to h counted to next_gen; table_lock held. */
-static void hm__tomb_put(struct hm__sweeper *sw, uint64_t h, uint64_t next_gen)
+/* Remember that the name hashing to h counted to next_number; table_lock held. */
+static void hm__tomb_put(struct hm__sweeper *sw, uint64_t h, uint64_t next_number)
 {
 	size_t i;
 
-	if (next_gen <= 1) /* no version was ever numbered: nothing to go on from */
+	if (next_number <= 1) /* no version was ever numbered: nothing to go on from */
 		return;
 	if (!sw->tombs && !(sw->tombs = calloc(2 * HM__TOMBS, sizeof *sw->tombs))) {
-		sw->floor = next_gen > sw->floor ? next_gen : sw->floor;
+		sw->floor = next_number > sw->floor ? next_number : sw->floor;
 		return;
 	}
 	if (sw->ntombs + 1 > HM__TOMBS / 2) {
@@ -106,8 +106,8 @@ static void hm__tomb_put(struct hm__sweeper *sw, uint64_t h, uint64_t next_gen)
 		sw->ntombs++;
 	}
 	/* Two names with one hash share it: the higher number, never a lower. */
-	if (next_gen > sw->tombs[HM__TOMBS + i])
-		sw->tombs[HM__TOMBS + i] = next_gen;
+	if (next_number > sw->tombs[HM__TOMBS + i])
+		sw->tombs[HM__TOMBS + i] = next_number;
 }
 
 /* The first number for a new entry of the name hashing to h; table_lock held. */
@@ -204,7 +204,7 @@ static size_t hm__sweep_unlink(hm_loader *l, struct hm__sweeper *sw, bool *again
 			e->dead = true;
 			c.v[dead++] = e;
 			hm__tomb_put(sw, hm__hash(&t->seed, e->key, hm__stem_len(e->key, e->key_len)),
-				e->next_gen);
+				e->next_number);
 		} else {
 			*again = true; /* a holder, a load, a version: later */
 		}

@@ -4,7 +4,7 @@
  * of entries.
  *
  * Lookups take no lock: they probe slots that, once filled, never change
- * (see struct hm__table), inside the request's lookup window (internal.h).
+ * (see struct hm__table), inside the request's lookup window (hazard.h).
  * Inserts take the table lock briefly (so there is never a second entry for
  * one name) and fill a slot with a release store.  A table is never
  * changed but by filling a slot: growth builds a bigger one.
@@ -203,7 +203,7 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 	e->dir_len = slash ? (size_t)(slash - key) + 1 : 0;
 	t = atomic_load_explicit(&l->table, memory_order_relaxed);
 	uint64_t h = hm__hash(&t->seed, key, stem);
-	e->next_gen = hm__sweeper_first_gen(l, h);
+	e->next_number = hm__sweeper_first_gen(l, h);
 	hm__place(t, e, h);
 found:
 	*out = e;

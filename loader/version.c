@@ -21,9 +21,9 @@
 #include "fault.h" /* last: see fault.h */
 
 /* A slot from the free list or the heap, not yet live; ver_lock free. */
-static struct hm_module *hm__slot_get(hm_loader *l)
+static struct hm__version *hm__slot_get(hm_loader *l)
 {
-	struct hm_module *v;
+	struct hm__version *v;
 
 	pthread_mutex_lock(&l->ver_lock);
 	if ((v = l->free_slots) != NULL)
@@ -35,13 +35,13 @@ static struct hm_module *hm__slot_get(hm_loader *l)
 }
 
 /*
- * Put v, whose entry, gen and id are written, on the live list.  Only
+ * Put v, whose entry, number and id are written, on the live list.  Only
  * then: hm_status_get() and hm_close() read those of every live version
  * under ver_lock, and the lock is what orders the writes before their
  * reads (a version listed first showed in the status with the entry and
  * number of the slot's last life).
  */
-static void hm__slot_link(hm_loader *l, struct hm_module *v)
+static void hm__slot_link(hm_loader *l, struct hm__version *v)
 {
 	pthread_mutex_lock(&l->ver_lock);
 	v->live_prev = NULL;
@@ -54,7 +54,7 @@ static void hm__slot_link(hm_loader *l, struct hm_module *v)
 }
 
 /* Back to the free list.  refs is 0 and stays 0 until the slot is reused. */
-static void hm__slot_put(hm_loader *l, struct hm_module *v)
+static void hm__slot_put(hm_loader *l, struct hm__version *v)
 {
 	pthread_mutex_lock(&l->ver_lock);
 	if (v->live_prev)
@@ -70,14 +70,14 @@ static void hm__slot_put(hm_loader *l, struct hm_module *v)
 	pthread_mutex_unlock(&l->ver_lock);
 }
 
-static void hm__init_ctx(hm_ctx *ctx, struct hm_module *v, enum hm__phase phase)
+static void hm__init_ctx(hm_ctx *ctx, struct hm__version *v, enum hm__phase phase)
 {
 	bool global = v->entry->is_global;
 
 	*ctx = (hm_ctx){
 		.loader = v->entry->loader,
-		.mod = global ? NULL : v,
-		.glob = global ? v : v->global,
+		.version = global ? NULL : v,
+		.global = global ? v : v->global,
 		.layer = global ? HM_LAYER_GLOBAL : HM_LAYER_MODULE,
 		.phase = phase,
 	};
@@ -105,13 +105,13 @@ static bool hm__same_bytes(int a, int b, size_t size)
 	return same;
 }
 
-int hm__version_load(struct hm__entry *e, struct hm_module *global,
-	const struct hm__fileid *gid, struct hm_module *prev, struct hm_module **out)
+int hm__version_load(struct hm__entry *e, struct hm__version *global,
+	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out)
 {
 	hm_loader *l = e->loader;
 	struct hm__fileid id;
 	struct hm__hooks hooks;
-	struct hm_module *v;
+	struct hm__version *v;
 	void *dl = NULL;
 	int memfd = -1, rc;
 	hm_ctx ctx;
@@ -140,7 +140,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 		rc = hm__fail(HM_ENOMEM, "%s: out of memory", e->key);
 		goto fail;
 	}
-	/* Only the thread in e->loading_by gets here: next_gen is ours. */
+	/* Only the thread in e->loading_by gets here: next_number is ours. */
 	v->entry = e;
 	v->global = global;
 	v->hooks = hooks;
@@ -151,7 +151,7 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
-	v->gen = e->next_gen++;
+	v->number = e->next_number++;
 	v->id = id;
 	v->adopted = false;
 	v->heir = NULL;
@@ -169,8 +169,8 @@ int hm__version_load(struct hm__entry *e, struct hm_module *global,
 		if (prev)
 			prev->adopted = false; /* what it took is not taken */
 		rc = hm__fail(HM_EINIT, "%s version %llu: init returned %d", e->key,
-			(unsigned long long)v->gen, rc);
-		e->next_gen--; /* numbers count versions that served */
+			(unsigned long long)v->number, rc);
+		e->next_number--; /* numbers count versions that served */
 		hm__slot_put(l, v);
 		if (global)
 			hm_put(global);
@@ -198,20 +198,20 @@ fail:
 	return rc;
 }
 
-void hm__version_finalise(struct hm_module *v)
+void hm__version_finalise(struct hm__version *v)
 {
 	hm_loader *l = v->entry->loader;
 	struct hm__entry *e = v->entry;
-	struct hm_module *global = v->global, *heir = v->heir;
+	struct hm__version *global = v->global, *heir = v->heir;
 	hm_ctx ctx;
 
 	free(v->quiesce);
 	v->quiesce = NULL;
 	hm__init_ctx(&ctx, v, HM__PHASE_FINI);
 	hm__run_fini(&ctx, v->hooks.fini);
-	if (hm__dl_close(v->entry, v->gen, v->dl, v->memfd))
+	if (hm__dl_close(v->entry, v->number, v->dl, v->memfd))
 		hm__log(l, HM_LOG_INFO, "%s version %llu unloaded", v->entry->key,
-			(unsigned long long)v->gen);
+			(unsigned long long)v->number);
 	/* That dlclose may have unloaded objects pinned before. */
 	hm__pins_sweep(l, false);
 	hm__slot_put(l, v);
@@ -224,7 +224,7 @@ void hm__version_finalise(struct hm_module *v)
 
 void hm__versions_free(hm_loader *l)
 {
-	struct hm_module *v;
+	struct hm__version *v;
 
 	while ((v = l->free_slots) != NULL) {
 		l->free_slots = v->queue_next;
@@ -232,7 +232,7 @@ void hm__versions_free(hm_loader *l)
 	}
 }
 
-void hm__put_last(struct hm_module *v)
+void hm__put_last(struct hm__version *v)
 {
 	/* In a child after fork() there is no reaper and the locks may be
 	 * held by threads that do not exist: leak the copy instead. */
@@ -253,7 +253,7 @@ const char *hm_module_path(const hm_module *v)
 
 uint64_t hm_module_version(const hm_module *v)
 {
-	return v ? v->gen : 0;
+	return v ? v->number : 0;
 }
 
 void *hm_module_symbol(const hm_module *v, const char *name)

@@ -30,7 +30,7 @@ struct hm__entry;
  * current pointer may always touch refs, even if the version died since:
  * see hm__version_tryget().
  */
-struct hm_module {
+struct hm__version {
 	/*
 	 * References: the entry's (while current), each hm_get()'s, and each
 	 * module version bound to this global version.  0 means dead or free:
@@ -39,7 +39,7 @@ struct hm_module {
 	atomic_ulong refs;
 	/* Set before the version is published, constant while refs > 0. */
 	struct hm__entry *entry;
-	struct hm_module *global; /* global version bound at init; holds a ref */
+	struct hm__version *global; /* global version bound at init; holds a ref */
 	struct hm__hooks hooks;
 	/* No global and no hook but handle: hm_call() runs just the handler. */
 	bool plain;
@@ -53,7 +53,7 @@ struct hm_module {
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
-	uint64_t gen;
+	uint64_t number;
 	struct hm__fileid id;
 	uint64_t copy_ns, dlopen_ns, init_ns; /* how long loading it took */
 	/*
@@ -62,10 +62,10 @@ struct hm_module {
 	 * reference on that heir so the heir's fini cannot run first.
 	 */
 	bool adopted;
-	struct hm_module *heir;
+	struct hm__version *heir;
 	/* Protected by the loader's ver_lock. */
-	struct hm_module *live_prev, *live_next; /* live list */
-	struct hm_module *queue_next;             /* free list, reap queue */
+	struct hm__version *live_prev, *live_next; /* live list */
+	struct hm__version *queue_next;             /* free list, reap queue */
 };
 
 /*
@@ -76,10 +76,10 @@ struct hm_module {
  * same global; HM__GLOBAL_MOVED (see hm__copy_module) and no version when
  * global is not the file's directory's global module now.
  */
-HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm_module *global,
-	const struct hm__fileid *gid, struct hm_module *prev, struct hm_module **out);
+HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm__version *global,
+	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out);
 /* Take a reference if v still has one; see the slot comment above. */
-static inline bool hm__version_tryget(struct hm_module *v)
+static inline bool hm__version_tryget(struct hm__version *v)
 {
 	unsigned long n = atomic_load_explicit(&v->refs, memory_order_relaxed);
 	do {
@@ -87,13 +87,13 @@ static inline bool hm__version_tryget(struct hm_module *v)
 			return false;
 		/* acquire: pairs with the release in hm_put() of a dying version,
 		 * so a failed check is never stale.  The caller still validates v
-		 * against the entry (see hm_get() in loader.c). */
+		 * against the entry (see hm_get() in request.c). */
 	} while (!atomic_compare_exchange_weak_explicit(&v->refs, &n, n + 1,
 		memory_order_acquire, memory_order_relaxed));
 	return true;
 }
 /* Drop a reference; true when it was the last: then retire it. */
-static inline bool hm__unref(struct hm_module *v)
+static inline bool hm__unref(struct hm__version *v)
 {
 	/*
 	 * acq_rel: the release half orders this thread's use of v before the
@@ -104,21 +104,21 @@ static inline bool hm__unref(struct hm_module *v)
 	return atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1;
 }
 /* hm_put() after the last reference went: finalise it (not in a child). */
-HM__HIDDEN void hm__put_last(struct hm_module *v);
-static inline void hm__put(struct hm_module *v)
+HM__HIDDEN void hm__put_last(struct hm__version *v);
+static inline void hm__put(struct hm__version *v)
 {
 	if (hm__unref(v))
 		hm__put_last(v);
 }
 /* Run fini, dlclose, and put the slot back: v's last reference went and no
  * hazard slot holds it (reaper.c decides when). */
-HM__HIDDEN void hm__version_finalise(struct hm_module *v);
+HM__HIDDEN void hm__version_finalise(struct hm__version *v);
 HM__HIDDEN void hm__versions_free(hm_loader *l);
 
 /* ---- retiring versions (reaper.c) --------------------------------------------- */
 
 /* The last reference is gone: finalise now or on the reaper thread. */
-HM__HIDDEN void hm__version_retire(struct hm_module *v);
+HM__HIDDEN void hm__version_retire(struct hm__version *v);
 HM__HIDDEN void hm__reaper_stop(hm_loader *l);
 /* hm_close() without a reaper thread: ask again about waiting versions
  * (ver_lock held, dropped meanwhile); false when none waits. */
@@ -139,7 +139,7 @@ HM__HIDDEN int hm__dl_open(int *memfd, const char *key, void **dl);
 HM__HIDDEN int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks);
 /* dlclose; false when the object stayed mapped (pinned: its memfd stays
  * open, counted in e and in its loader, until glibc unloads it). */
-HM__HIDDEN bool hm__dl_close(struct hm__entry *e, uint64_t gen, void *dl, int memfd);
+HM__HIDDEN bool hm__dl_close(struct hm__entry *e, uint64_t number, void *dl, int memfd);
 /* Close the memfds of pinned objects that glibc unloaded since; forget:
  * l closes, and its pins that stay are no longer counted in it. */
 HM__HIDDEN void hm__pins_sweep(hm_loader *l, bool forget);

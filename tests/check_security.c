@@ -1288,7 +1288,7 @@ END_TEST
 
 /*
  * Each file is probe_v2 with one header field spoiled: refused as not an
- * ELF shared object before the dynamic loader sees it, and nothing runs.
+ * ELF shared object before the dynamic linker sees it, and nothing runs.
  * (Bad magic, type, machine, class, truncation: check_load.c.)
  */
 static void check_spoiled(struct buf *b, const char *rel, const char *why)

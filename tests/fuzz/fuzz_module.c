@@ -12,7 +12,7 @@
  * not, and neither is an error code that the bytes of a file cannot
  * explain, nor a descriptor left open by a load that failed.
  *
- * dlopen.  What passes the loader's checks goes to glibc's dynamic loader,
+ * dlopen.  What passes the loader's checks goes to glibc's dynamic linker,
  * which trusts a complete ELF file entirely: mutations of a real shared
  * object crash it within seconds (docs/SECURITY.md, "Known gaps").  The
  * loader is opened with HM_OPEN_PROBE, so every input that passes the ELF
@@ -27,9 +27,9 @@
  * target is linked with -Wl,--wrap=dlopen and hands an object to the real
  * dlopen() only when its bytes equal one of the vouched-for files: the
  * *.so files in the directory $HM_FUZZ_VOUCHED (make fuzz names the seed
- * corpus).  Anything else fails as if the dynamic loader had refused it,
+ * corpus).  Anything else fails as if the dynamic linker had refused it,
  * which the loader must handle like any dlopen error.  HM_FUZZ_DLOPEN=all
- * hands everything the probe passed over: a crash in the dynamic loader
+ * hands everything the probe passed over: a crash in the dynamic linker
  * then is a difference between the probe and dlopen(), a finding.
  */
 #include "common.h"
