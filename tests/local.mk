@@ -167,17 +167,27 @@ tests_check_cxx_LDADD = loader/libhotmod.la
 
 if HAVE_CHECK
 if HAVE_CURL
+if HAVE_JANSSON
 if HTTPD
-check_PROGRAMS += tests/check_httpd
+check_PROGRAMS += tests/check_httpd tests/check_httpd_app
 endif
 endif
 endif
-# The server driven over HTTP on a free loopback port.
-tests_check_httpd_SOURCES = tests/check_httpd.c $(TEST_UTIL)
-tests_check_httpd_CFLAGS = $(TEST_CFLAGS) $(CURL_CFLAGS)
-tests_check_httpd_CPPFLAGS = $(TEST_CPPFLAGS) -I$(srcdir)/server \
+endif
+# The server driven over HTTP on a free loopback port (tests/httpd_harness.h).
+HTTPD_TEST_SOURCES = tests/httpd_harness.c tests/httpd_harness.h $(TEST_UTIL)
+HTTPD_TEST_CFLAGS = $(TEST_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS)
+HTTPD_TEST_CPPFLAGS = $(TEST_CPPFLAGS) -I$(srcdir)/server \
 	-DTOP_BUILDDIR='"$(abs_top_builddir)"' -DTOP_SRCDIR='"$(abs_top_srcdir)"'
-tests_check_httpd_LDADD = $(TEST_LDADD) $(CURL_LIBS)
+HTTPD_TEST_LDADD = $(TEST_LDADD) $(CURL_LIBS) $(JANSSON_LIBS)
+tests_check_httpd_SOURCES = tests/check_httpd.c $(HTTPD_TEST_SOURCES)
+tests_check_httpd_CFLAGS = $(HTTPD_TEST_CFLAGS)
+tests_check_httpd_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
+tests_check_httpd_LDADD = $(HTTPD_TEST_LDADD)
+tests_check_httpd_app_SOURCES = tests/check_httpd_app.c $(HTTPD_TEST_SOURCES)
+tests_check_httpd_app_CFLAGS = $(HTTPD_TEST_CFLAGS)
+tests_check_httpd_app_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
+tests_check_httpd_app_LDADD = $(HTTPD_TEST_LDADD)
 
 TESTS = $(check_PROGRAMS) tests/check-exports.sh tests/check-tool.sh
 if HAVE_MANDOC
