@@ -213,28 +213,6 @@ static int count_module_maps(void)
 	return n;
 }
 
-/* A loader with options open_loader() does not set; no log. */
-static hm_loader *open_with(const char *root, struct fx_app *app, unsigned trust,
-	size_t max_size)
-{
-	struct hm_options o;
-	hm_loader *l = NULL;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.check_interval_ms = HM_CHECK_NEVER;
-	/* Deterministic like open_loader(): no watcher, only hm_refresh()
-	 * looks again, and a missing file is gone at once. */
-	o.watch = HM_WATCH_STAT;
-	o.removal_delay_ms = 0;
-	o.trust = trust;
-	o.max_module_size = max_size;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
-}
-
 static int dispatch(hm_loader *l, const char *path, int *handled_by)
 {
 	struct fx_req req;
@@ -269,16 +247,6 @@ static int dispatch(hm_loader *l, const char *path, int *handled_by)
 		ck_assert_msg(strstr(hm_errmsg(), (why)) != NULL,             \
 			"message does not say \"%s\": %s", (why), hm_errmsg()); \
 	} while (0)
-
-/* probe_v1 serves at "probe" (ROOT/probe.so) on a HM_CHECK_NEVER loader. */
-static hm_loader *serve_v1(const char *root, struct fx_app *app)
-{
-	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_loader(root, app, HM_CHECK_NEVER);
-	assert_serves(l, "probe", 1);
-	ck_assert_int_eq(app->inits, 1);
-	return l;
-}
 
 /*
  * ROOT/probe.so was just replaced by a bad file: hm_refresh() reports it,
@@ -567,7 +535,7 @@ START_TEST(test_absolute_symlink_out_of_root_is_refused_and_nothing_is_loaded)
 	struct fx_app app = {0};
 
 	ck_assert_int_eq(cmd("ln", "-s", target, out, NULL), 0);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	log_reset();
 	assert_fails(dispatch(l, "out", NULL), HM_EESCAPE, "out.so", "leads outside");
 	ck_assert_int_eq(app.inits, 0);
@@ -599,7 +567,7 @@ START_TEST(test_relative_symlink_out_of_root_is_refused_and_nothing_is_loaded)
 	ck_assert(asprintf(&rel, "../%s/probe.so", strrchr(elsewhere, '/') + 1) > 0);
 	ck_assert_int_eq(cmd("ln", "-s", rel, out, NULL), 0);
 	ck_assert_msg(access(out, R_OK) == 0, "%s does not resolve", out);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	log_reset();
 	assert_fails(dispatch(l, "out", NULL), HM_EESCAPE, "out.so", "leads outside");
 	ck_assert_int_eq(app.inits, 0);
@@ -638,7 +606,7 @@ START_TEST(test_symlinked_directory_out_of_root_is_refused_and_nothing_is_loaded
 	struct fx_app app = {0};
 
 	ck_assert_int_eq(cmd("ln", "-s", elsewhere, sub, NULL), 0);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "sub/probe", NULL), HM_EESCAPE, "sub", "leads outside");
 	ck_assert_int_eq(app.inits, 0);
 	close_loader(l, &app);
@@ -657,7 +625,7 @@ START_TEST(test_symlink_inside_root_serves_its_target_and_ln_sf_switches_it)
 	deploy_install("probe_v1", root, "lib/v1.so");
 	deploy_install("probe_v2", root, "lib/v2.so");
 	ck_assert_int_eq(cmd("ln", "-s", "lib/v1.so", p, NULL), 0);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_serves(l, "probe", 1);
 
 	ck_assert_int_eq(cmd("ln", "-sfn", "lib/v2.so", p, NULL), 0);
@@ -686,7 +654,7 @@ START_TEST(test_symlinked_release_directory_inside_root_can_be_switched)
 	deploy_install("probe_v1", root, "releases/1/probe.so");
 	deploy_install("probe_v2", root, "releases/2/probe.so");
 	ck_assert_int_eq(cmd("ln", "-s", "releases/1", cur, NULL), 0);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_serves(l, "current/probe", 1);
 
 	ck_assert_int_eq(cmd("ln", "-sfn", "releases/2", cur, NULL), 0);
@@ -753,7 +721,7 @@ START_TEST(test_symlink_into_writable_directory_is_refused_as_unsafe)
 	chmod_rel(root, "ww", 0777);
 	deploy_cp("probe_v1", root, "gw/deep/p.so");
 	chmod_rel(root, "gw", 0775);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	/* Asked for directly: refused. */
 	assert_fails(dispatch(l, "ww/p", NULL), HM_EUNSAFE, "ww", "writable (mode 0777)");
 	assert_fails(dispatch(l, "gw/deep/p", NULL), HM_EUNSAFE, "gw", "group-writable");
@@ -838,7 +806,7 @@ START_TEST(test_group_writable_subdirectory_is_refused_as_unsafe_and_old_version
 	deploy_cp("probe_v1", root, "ww/probe.so");
 	chmod_rel(root, "ww", 0757);
 	deploy_cp("probe_v1", root, "sub/probe.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "gw/deep/probe", NULL), HM_EUNSAFE, "gw",
 		"group-writable (mode 0775)");
 	assert_fails(dispatch(l, "ww/probe", NULL), HM_EUNSAFE, "ww",
@@ -887,7 +855,7 @@ START_TEST(test_module_owned_by_another_user_is_refused_as_unsafe)
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_with(root, &app, HM_TRUST_ANY_OWNER, 0);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_ANY_OWNER, .quiet = true);
 	assert_serves(l, "theirs", 2);
 	assert_serves(l, "probe", 2);
 	close_loader(l, &app);
@@ -913,7 +881,7 @@ START_TEST(test_trusted_group_and_world_writable_files_and_directories_load)
 	chmod_rel(root, "wwdir", 0777);
 
 	/* Each bit trusts only what it says. */
-	hm_loader *l = open_with(root, &app, HM_TRUST_GROUP_WRITABLE, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_GROUP_WRITABLE, .quiet = true);
 	assert_serves(l, "gw", 1);
 	assert_serves(l, "gwdir/probe", 1);
 	assert_fails(dispatch(l, "ww", NULL), HM_EUNSAFE, "ww.so", "world-writable");
@@ -921,14 +889,14 @@ START_TEST(test_trusted_group_and_world_writable_files_and_directories_load)
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_with(root, &app, HM_TRUST_WORLD_WRITABLE, 0);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_WORLD_WRITABLE, .quiet = true);
 	assert_serves(l, "ww", 1);
 	assert_fails(dispatch(l, "gw", NULL), HM_EUNSAFE, "gw.so", "group-writable");
 	assert_fails(dispatch(l, "all", NULL), HM_EUNSAFE, "all.so", "group-writable");
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_with(root, &app, HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE, 0);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_GROUP_WRITABLE | HM_TRUST_WORLD_WRITABLE, .quiet = true);
 	assert_serves(l, "ww", 1);
 	assert_serves(l, "all", 1);
 	assert_serves(l, "gw", 1);
@@ -951,7 +919,7 @@ START_TEST(test_module_larger_than_max_size_is_refused_and_one_at_the_limit_load
 
 	snprintf(why, sizeof why, "the limit is %lld", (long long)limit);
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_with(root, &app, 0, (size_t)limit);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .max_module_size = (size_t)limit, .quiet = true);
 	assert_serves(l, "probe", 1); /* exactly the limit */
 
 	/* One byte over (zeros after the section headers: still valid ELF). */
@@ -1075,7 +1043,7 @@ START_TEST(test_bad_request_paths_are_refused_before_any_file_is_touched)
 	deploy_cp("global_v1", root, "sub/_global.so");
 	deploy_cp("probe_v1", root, "sub/probe.so");
 
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	/* The global entries exist now (a module in each directory ran). */
 	assert_serves(l, "x", 1);
 	assert_serves(l, "sub/probe", 1);
@@ -1123,7 +1091,7 @@ START_TEST(test_request_paths_at_the_limits_are_accepted)
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
 		deploy_at(root, good[i]);
 
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		int by = 0, rc = dispatch(l, good[i], &by);
 		ck_assert_msg(rc == 1 && by == 1, "path #%zu (%.40s): %d: %s", i, good[i], rc,
@@ -1170,7 +1138,7 @@ START_TEST(test_failed_file_is_not_loaded_again_until_it_changes)
 	char first[512];
 
 	deploy_cp("unresolved", root, "probe.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	log_reset();
 	assert_fails(dispatch(l, "probe", NULL), HM_EDLOPEN, "probe.so", "fx_no_such_function");
 	snprintf(first, sizeof first, "%s", hm_errmsg());
@@ -1212,7 +1180,7 @@ START_TEST(test_failed_init_is_not_run_again_until_the_file_changes)
 	app.on_init = counting_init;
 	app.arg = &fail_flag;
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	for (int i = 0; i < 3; i++)
 		assert_fails(dispatch(l, "probe", NULL), HM_EINIT, "probe.so", "init returned -5");
 	ck_assert_int_eq(init_attempts, 1);
@@ -1238,7 +1206,7 @@ START_TEST(test_with_check_always_a_bad_replacement_is_tried_once_and_old_keeps_
 	struct fx_app app = {0};
 
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	assert_serves(l, "probe", 1);
 
 	redeploy("unresolved", root, "probe.so");
@@ -1269,7 +1237,7 @@ START_TEST(test_version_that_cannot_be_unloaded_is_reported_pinned_at_close)
 	struct fx_app app = {0};
 
 	deploy_cp("nodelete", root, "probe.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	log_reset();
 	ck_assert_int_eq(dispatch(l, "probe", NULL), 7);
 	redeploy("probe_v1", root, "probe.so");
@@ -1324,7 +1292,7 @@ START_TEST(test_a_pinned_version_gives_its_descriptor_back_once_glibc_unloads_it
 	int fds = count_fds(), rc;
 
 	deploy_cp("cxxtls_v1", root, "tls.so");
-	tls_loader = open_loader(root, &app, HM_CHECK_NEVER);
+	tls_loader = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	log_reset();
 	for (int r = 1; r <= TLS_ROUNDS; r++) {
 		pthread_t t;
@@ -1388,7 +1356,7 @@ START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 
 	fds = count_fds();
 	ck_assert_int_eq(count_module_maps(), 0);
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	for (int i = 0; i < 50; i++) {
 		int v = 1 + i % 2;
 		redeploy(v == 1 ? "probe_v1" : "probe_v2", root, "probe.so");

@@ -125,32 +125,6 @@ static int dispatch(hm_loader *l, const char *path)
 			(path), rc_, rc_ < 0 ? hm_errmsg() : "", (v));        \
 	} while (0)
 
-/* A loader in the mode a test needs, its app's loader set. */
-static hm_loader *open_mode(const char *root, struct fx_app *app, int watch,
-	unsigned trust, unsigned flags)
-{
-	struct hm_options o;
-	hm_loader *l = NULL;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = test_log_fn();
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = watch;
-	o.removal_delay_ms = 0;
-	o.trust = trust;
-	o.flags = flags;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
-}
-
-static hm_loader *open_trusting(const char *root, struct fx_app *app, unsigned trust)
-{
-	return open_mode(root, app, HM_WATCH_STAT, trust, 0);
-}
-
 static void close_loader(hm_loader *l, struct fx_app *app)
 {
 	ck_assert_msg(hm_close(l, -1) == 0, "hm_close: %s", hm_errmsg());
@@ -263,15 +237,6 @@ static char *outside_module(void)
 	return elsewhere;
 }
 
-/* probe_v1 serving at "probe" on a HM_CHECK_NEVER loader. */
-static hm_loader *serve_v1(const char *root, struct fx_app *app)
-{
-	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_loader(root, app, HM_CHECK_NEVER);
-	assert_serves(l, "probe", 1);
-	return l;
-}
-
 /* ---- request paths ---------------------------------------------------------- */
 
 /*
@@ -356,26 +321,15 @@ static void strict_log(void *arg, int level, const char *msg)
 	test_log_fn()(arg, level, msg);
 }
 
+/* A loader that logs through strict_log, its counts reset. */
 static hm_loader *open_strict(const char *root, struct fx_app *app, int watch,
 	unsigned flags)
 {
-	struct hm_options o;
-	hm_loader *l = NULL;
-
 	log_reset();
 	atomic_store(&raw_lines, 0);
 	atomic_store(&skip_lines, 0);
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = strict_log;
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = watch;
-	o.removal_delay_ms = 0;
-	o.flags = flags;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
+	return open_loader(root, .app = app, .interval_ms = HM_CHECK_NEVER, .watch = watch,
+		.flags = flags, .log = strict_log);
 }
 
 static size_t module_count(hm_loader *l)
@@ -664,7 +618,7 @@ START_TEST(test_links_through_proc_are_refused_as_escapes)
 	ck_assert_int_eq(symlink(via_root, l2), 0);
 	ck_assert_msg(access(l1, R_OK) == 0 && access(l2, R_OK) == 0, "links do not resolve");
 
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "byfd"), HM_EESCAPE, "leads outside");
 	assert_fails(dispatch(l, "byroot"), HM_EESCAPE, "leads outside");
 	ck_assert_int_eq(app.inits, 0);
@@ -967,7 +921,7 @@ static void check_half_written(int watch)
 	pthread_t t;
 
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_mode(root, &app, watch, 0, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .watch = watch);
 	assert_serves(l, "probe", 1);
 	log_reset();
 	start_half_write(&w, &t, p, &v1, &v2);
@@ -1143,7 +1097,7 @@ START_TEST(test_directories_swapped_during_loads_never_serve_from_the_writable_o
 	for (int round = 0; round < 3; round++) {
 		struct swapper s = {.root = root};
 		struct fx_app app = {0};
-		hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+		hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 		ck_assert_int_eq(pthread_create(&t, NULL, swap_dirs, &s), 0);
 		for (int i = 0; i < SWAP_MODULES; i++) {
 			snprintf(name, sizeof name, "sub/m%d", i);
@@ -1220,7 +1174,7 @@ START_TEST(test_a_symbolic_link_owned_by_another_user_is_refused)
 	ck_assert_int_eq(symlink("lib", d), 0);
 	ck_assert_int_eq(lchown(p, 4321, (gid_t)-1), 0);
 	ck_assert_int_eq(lchown(d, 4321, (gid_t)-1), 0);
-	hm_loader *l = open_trusting(root, &app, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "probe"), HM_EUNSAFE, "symbolic link probe.so: owned by uid 4321");
 	assert_fails(dispatch(l, "d/v2"), HM_EUNSAFE, "symbolic link d: owned by uid 4321");
 	assert_serves(l, "lib/v2", 2); /* the file itself is ours */
@@ -1228,7 +1182,7 @@ START_TEST(test_a_symbolic_link_owned_by_another_user_is_refused)
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_trusting(root, &app, HM_TRUST_ANY_OWNER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_ANY_OWNER);
 	assert_serves(l, "probe", 2);
 	assert_serves(l, "d/v2", 2);
 	close_loader(l, &app);
@@ -1258,13 +1212,13 @@ START_TEST(test_directory_or_root_owned_by_another_user_is_refused_as_unsafe)
 	}
 	deploy_cp("probe_v1", root, "sub/probe.so");
 	ck_assert_int_eq(chown(sub, 4321, (gid_t)-1), 0);
-	hm_loader *l = open_trusting(root, &app, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "sub/probe"), HM_EUNSAFE, "directory sub: owned by uid 4321");
 	ck_assert_int_eq(app.inits, 0);
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_trusting(root, &app, HM_TRUST_ANY_OWNER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .trust = HM_TRUST_ANY_OWNER);
 	assert_serves(l, "sub/probe", 1);
 	close_loader(l, &app);
 
@@ -1732,11 +1686,6 @@ START_TEST(test_descriptor_or_hook_outside_the_module_is_refused_not_followed)
 }
 END_TEST
 
-static hm_loader *open_probing(const char *root, struct fx_app *app, int watch)
-{
-	return open_mode(root, app, watch, 0, HM_OPEN_PROBE);
-}
-
 /*
  * The class the ELF check cannot close (docs/SECURITY.md, "Known gaps"):
  * corrupt tables inside a well-placed dynamic section.  With
@@ -1766,7 +1715,7 @@ START_TEST(test_corrupt_tables_that_crash_the_dynamic_linker_are_refused_by_the_
 	struct hm_status *st;
 
 	deploy_cp("probe_v1", root, "m.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_INOTIFY);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .watch = HM_WATCH_INOTIFY, .flags = HM_OPEN_PROBE);
 	assert_serves(l, "m", 1);
 	int fds = count_fds();
 
@@ -1845,7 +1794,7 @@ START_TEST(test_the_probe_passes_good_modules_and_runs_none_of_their_code)
 	deploy_cp("probe_v1", root, "probe.so");
 	deploy_cp("ctormark", root, "mark.so");
 	deploy_cp("unresolved", root, "unresolved.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_STAT);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .watch = HM_WATCH_STAT, .flags = HM_OPEN_PROBE);
 	assert_serves(l, "probe", 1);
 	assert_serves(l, "mark", 7);
 	assert_fails(dispatch(l, "unresolved"), HM_EDLOPEN, "fx_no_such_function");
@@ -1877,7 +1826,7 @@ START_TEST(test_a_probe_reaped_by_someone_else_fails_the_load_and_does_not_hang)
 	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
 
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_STAT);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER, .watch = HM_WATCH_STAT, .flags = HM_OPEN_PROBE);
 	ck_assert_int_eq(sigaction(SIGCHLD, &ign, &old), 0);
 	int rc = dispatch(l, "probe");
 	ck_assert_int_eq(sigaction(SIGCHLD, &old, NULL), 0);
