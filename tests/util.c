@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -107,6 +108,35 @@ void deploy_install(const char *name, const char *root, const char *rel)
 	const char *argv[] = {"install", "-m", "644", fixture(name), dst, NULL};
 	ck_assert_int_eq(run(argv), 0);
 	free(dst);
+}
+
+void close_loader(hm_loader *l, struct fx_app *app)
+{
+	ck_assert_msg(hm_close(l, -1) == 0, "hm_close: %s", hm_errmsg());
+	if (app)
+		ck_assert_int_eq(app->finis, app->inits);
+}
+
+char *outside_module(void)
+{
+	char *elsewhere = mkroot();
+
+	deploy_cp("probe_v2", elsewhere, "probe.so");
+	return elsewhere;
+}
+
+int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* opendir's own */
 }
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -52,6 +52,13 @@ void loader_options(struct hm_options *o, const char *root, const struct loader_
 /* probe_v1 deployed as root/probe.so and served (version 1, one init) at
  * "probe" by a new loader (open_loader, HM_CHECK_NEVER). */
 hm_loader *serve_v1(const char *root, struct fx_app *app);
+/* hm_close(l, -1) must succeed; with app, every init got its fini. */
+void close_loader(hm_loader *l, struct fx_app *app);
+/* A fresh directory outside root with a valid module, probe_v2, at
+ * probe.so: what a wrongly followed link would load (version 2, an init). */
+char *outside_module(void);
+/* Descriptors open in this process (to see that none are left behind). */
+int count_fds(void);
 /* Lines logged by loaders opened with open_loader, for assertions. */
 int logged(const char *needle);
 /* first was logged, and then, later, then (other lines may come between). */
