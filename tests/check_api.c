@@ -183,7 +183,7 @@ START_TEST(test_a_held_module_tells_its_path_version_and_symbols)
 	hm_module *m;
 
 	deploy_cp("probe_v1", root, "sub/m.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_get(l, "/sub/m", &m), 0);
 	ck_assert_str_eq(hm_module_path(m), "sub/m.so");
 	ck_assert_uint_eq(hm_module_version(m), 1);
@@ -202,7 +202,7 @@ START_TEST(test_refresh_of_an_unloaded_module_loads_it)
 	char *root = mkroot();
 
 	deploy_cp("probe_v1", root, "m.so");
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_refresh(l, "m"), 1);
 	ck_assert_int_eq(atomic_load(&app.inits), 1);
 	ck_assert_int_eq(hm_refresh(l, "m"), 0);
@@ -220,7 +220,7 @@ START_TEST(test_a_successful_call_leaves_the_last_error_message_alone)
 	hm_module *m;
 
 	deploy_cp("probe_v1", root, "sub/m.so"); /* no global: probed, absent */
-	hm_loader *l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_get(l, "nope", &m), HM_ENOENT);
 	char *failed = strdup(hm_errmsg());
 	ck_assert_ptr_nonnull(strstr(failed, "nope.so: no such file under "));
@@ -240,7 +240,7 @@ START_TEST(test_a_cxx_module_built_with_hidden_visibility_exports_its_descriptor
 	char *root = mkroot();
 
 	deploy_cp("cxxmod", root, "c.so");
-	hm_loader *l = open_loader(root, NULL, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_msg(hm_dispatch(l, "c", NULL) == 3, "%s", hm_errmsg());
 	ck_assert_int_eq(hm_close(l, -1), 0);
 	rmroot(root);

@@ -85,7 +85,7 @@ START_TEST(test_concurrent_first_requests_run_one_init)
 	pthread_t t[HERD];
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	pthread_barrier_init(&herd_barrier, NULL, HERD);
 	for (long i = 0; i < HERD; i++)
 		pthread_create(&t[i], NULL, herd_thread, (void *)i);
@@ -133,7 +133,7 @@ START_TEST(test_two_slow_inits_of_different_files_run_in_parallel)
 	deploy_cp("probe_v1", root, "b.so");
 	in_init.value = 0;
 	app.on_init = handshake_init;
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	pthread_create(&a, NULL, get_thread, "a");
 	pthread_create(&b, NULL, get_thread, "b");
 	pthread_join(a, &ra);
@@ -192,7 +192,7 @@ START_TEST(test_stale_version_serves_inflight_request_and_is_finalised_after_its
 
 	in_handler.value = may_finish.value = 0;
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &new_req), 1);
 	ck_assert_int_eq(refs_of(1), 0); /* nothing in flight */
 	pthread_create(&t, NULL, dispatch_thread, &old_req);
@@ -224,7 +224,7 @@ START_TEST(test_every_writer_is_seen_when_checking_on_every_request)
 	struct fx_req req = {0};
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	deploy_mv("probe_v2", root, "m.so"); /* rename over it */
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 2);
@@ -242,7 +242,7 @@ START_TEST(test_unchanged_file_is_not_reloaded)
 	struct fx_req req = {0};
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	ck_assert_int_eq(hm_refresh(l, "m"), 0);
@@ -256,7 +256,7 @@ START_TEST(test_deleted_module_stops_serving_and_comes_back_when_readded)
 	char *path = at(root, "m.so");
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_ENOENT);
@@ -273,7 +273,7 @@ START_TEST(test_interval_never_waits_for_refresh)
 	struct fx_req req = {0};
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	deploy_mv("probe_v2", root, "m.so");
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
@@ -290,7 +290,7 @@ START_TEST(test_new_global_rebinds_modules_and_old_pair_finishes)
 
 	deploy_cp("probe_v1", root, "d/m.so");
 	deploy_cp("global_v1", root, "d/_global.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "d/m", &req), 1);
 	ck_assert_uint_eq(req.global_version, 1);
 	deploy_mv("global_v2", root, "d/_global.so");
@@ -308,7 +308,7 @@ START_TEST(test_global_added_later_is_bound_by_the_next_check)
 	struct fx_req req = {0};
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	ck_assert_uint_eq(req.global_version, 0);
 	deploy_install("global_v1", root, "_global.so");
@@ -324,7 +324,7 @@ START_TEST(test_broken_global_fails_its_modules_until_it_is_fixed)
 
 	deploy_cp("probe_v1", root, "m.so");
 	deploy_cp("initfail", root, "_global.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EGLOBAL);
 	ck_assert_str_eq(hm_errmsg(),
 		"m.so: global module: _global.so version 1: init returned -42");
@@ -342,7 +342,7 @@ START_TEST(test_refresh_retries_a_failed_first_load)
 	deploy_cp("probe_v1", root, "m.so");
 	app.on_init = init_fails_once;
 	init_failures = 1;
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EINIT);
 	/* the same file is not retried by requests ... */
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), HM_EINIT);
@@ -395,7 +395,7 @@ START_TEST(test_nested_dispatch_of_own_module_during_its_reload_uses_current)
 	reload_in_init.value = reload_may_finish.value = 0;
 	deploy_cp("probe_v1", root, "m.so");
 	app.on_init = blocking_init;
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
 	deploy_mv("probe_v2", root, "m.so");
 	pthread_create(&t, NULL, refresh_thread, "m");
@@ -431,7 +431,7 @@ START_TEST(test_init_asking_for_its_own_module_gets_edeadlk)
 
 	deploy_cp("probe_v1", root, "m.so");
 	app.on_init = init_gets_itself;
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
 	ck_assert_int_eq(self_get_rc, HM_EDEADLK);
 }
@@ -466,7 +466,7 @@ START_TEST(test_two_inits_waiting_for_each_other_get_edeadlk_not_a_hang)
 	atomic_store(&cycle_edeadlk, 0);
 	both_in_init.value = 0;
 	app.on_init = init_gets_the_other;
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	pthread_create(&a, NULL, get_thread, "a");
 	pthread_create(&b, NULL, get_thread, "b");
 	pthread_join(a, &ra);
@@ -502,7 +502,7 @@ START_TEST(test_requests_never_fail_while_versions_change)
 	pthread_t t[STRESS_THREADS];
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	atomic_store(&stress_stop, false);
 	atomic_store(&stress_bad, 0);
 	atomic_store(&stress_done, 0);
@@ -566,7 +566,7 @@ START_TEST(test_status_read_while_versions_load_and_retire_lists_only_real_versi
 
 	deploy_cp("probe_v1", root, "m.so");
 	deploy_cp("probe_v1", root, "n.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	atomic_store(&stress_stop, false);
 	ck_assert_int_eq(hm_refresh(l, "m"), 1);
 	ck_assert_int_eq(hm_refresh(l, "n"), 1);
@@ -658,13 +658,9 @@ static int membarrier_denied_child(void)
 
 	alarm(120); /* a hang fails the test: SIGALRM */
 	a.on_fini = count_fini;
-	hm_options_init(&o);
-	o.root = root;
-	o.app = &a;
-	o.log = test_log_fn();
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = HM_WATCH_STAT;
-	if (hm_open(&mb_loader, &o) != 0)
+	loader_options(&o, root, &(const struct loader_opts){.app = &a,
+		.interval_ms = HM_CHECK_NEVER, .removal_delay_ms = LIB_DEFAULT});
+	if (hm_open(&mb_loader, &o) != 0) /* no assertion in this child */
 		return 10;
 	/* loaded, then served on a hazard slot: membarrier registered */
 	for (int i = 0; i < 2; i++)
@@ -713,7 +709,7 @@ START_TEST(test_membarrier_refused_after_start_still_finalises_every_version)
 	if (pid == 0)
 		_exit(membarrier_denied_child());
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER); /* for teardown */
 	ck_assert_msg(WIFEXITED(status), "child killed by signal %d (a hang ends in "
 					 "SIGALRM)", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	if (WEXITSTATUS(status) == 77) {
@@ -731,7 +727,7 @@ START_TEST(test_close_with_a_reference_held_times_out_and_reports_it)
 	hm_module *m;
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
 	ck_assert_int_eq(hm_close(l, 0), HM_ETIMEDOUT);
 	ck_assert(logged("m.so version 1 still has 1 reference"));
@@ -762,7 +758,7 @@ START_TEST(test_close_with_timeout_0_and_no_reference_held_finalises_everything)
 	deploy_cp("probe_v1", root, "m.so");
 	deploy_cp("global_v1", root, "_global.so");
 	deploy_cp("probe_v1", root, "n.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
 	ck_assert_int_eq(hm_dispatch(l, "n", &(struct fx_req){0}), 1);
 	/* Each fini runs only once close has begun: close waits for the
@@ -780,7 +776,7 @@ START_TEST(test_close_with_timeout_0_and_no_reference_held_finalises_everything)
 	ck_assert_int_eq(atomic_load(&app.finis), atomic_load(&app.inits));
 	ck_assert_int_eq(atomic_load(&app.finis), 4);
 	app.on_fini = count_fini;
-	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER); /* for teardown */
 }
 END_TEST
 
@@ -805,7 +801,7 @@ START_TEST(test_close_with_a_positive_timeout_returns_once_the_last_reference_is
 	pthread_t t;
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	/* positive: when the time is up with a reference held, HM_ETIMEDOUT */
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
 	ck_assert_int_eq(hm_close(l, 1), HM_ETIMEDOUT);
@@ -813,13 +809,13 @@ START_TEST(test_close_with_a_positive_timeout_returns_once_the_last_reference_is
 	hm_put(m);
 	ck_assert_int_eq(hm_close(l, 1), 0); /* called again: done */
 	/* and it returns as soon as the reference is put, not at the timeout */
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, put_when_closing, m), 0);
 	ck_assert_int_eq(hm_close(l, 600 * 1000), 0);
 	ck_assert(atomic_load(&put_done));
 	pthread_join(t, NULL);
-	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER); /* for teardown */
 }
 END_TEST
 
@@ -827,14 +823,14 @@ START_TEST(test_close_runs_fini_of_modules_before_their_global)
 {
 	deploy_cp("probe_v1", root, "m.so");
 	deploy_cp("global_v1", root, "_global.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	ck_assert_int_eq(hm_dispatch(l, "m", &(struct fx_req){0}), 1);
 	ck_assert_int_eq(atomic_load(&app.inits), 2);
 	ck_assert_int_eq(hm_close(l, -1), 0);
 	ck_assert_int_eq(atomic_load(&app.finis), 2);
 	/* the log shows the order */
 	ck_assert(logged("m.so version 1 unloaded\n_global.so version 1 unloaded"));
-	l = open_loader(root, &app, HM_CHECK_NEVER); /* for teardown */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER); /* for teardown */
 }
 END_TEST
 

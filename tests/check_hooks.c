@@ -23,7 +23,7 @@ static void with_global(void)
 	deploy_cp("global_v1", root, "_global.so");
 	deploy_cp("nohandler", root, "nohandler.so");
 	deploy_cp("redirect", root, "redirect.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 }
 
 static void without_global(void)
@@ -32,7 +32,7 @@ static void without_global(void)
 	root = mkroot();
 	deploy_cp("probe_v1", root, "sub/m.so");
 	deploy_cp("nohandler", root, "sub/nohandler.so");
-	l = open_loader(root, &app, HM_CHECK_NEVER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 }
 
 static void teardown(void)
@@ -150,12 +150,8 @@ static int open_with_depth(int depth, hm_loader **out)
 {
 	struct hm_options o;
 
-	hm_options_init(&o);
-	o.root = root;
-	o.app = &app;
-	o.log = test_log_fn();
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = HM_WATCH_STAT;
+	loader_options(&o, root, &(const struct loader_opts){.app = &app,
+		.interval_ms = HM_CHECK_NEVER, .removal_delay_ms = LIB_DEFAULT});
 	o.max_depth = depth;
 	return hm_open(out, &o);
 }
@@ -245,7 +241,7 @@ static void with_adopt(void)
 	next_build = 2;
 	root = mkroot();
 	deploy_cp("adopt_v1", root, "m.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 }
 
 /* Replace m.so with the other build; its init runs with plan. */
@@ -273,7 +269,7 @@ static uint64_t current(void)
 static void close_all(void)
 {
 	ck_assert_int_eq(hm_close(l, -1), 0);
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 }
 
 #define M HM_LAYER_MODULE
@@ -380,7 +376,7 @@ START_TEST(test_global_and_reinitialised_module_get_the_states_they_replace)
 {
 	ck_assert_int_eq(hm_close(l, -1), 0);
 	deploy_cp("adopt_v1", root, "_global.so");
-	l = open_loader(root, &app, HM_CHECK_ALWAYS);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS);
 	ad.plan[G] = ad.plan[M] = "new";
 	ck_assert_int_eq(hm_dispatch(l, "m", NULL), 1001);
 	/* A new global: the module (same file) is initialised against it. */

@@ -49,28 +49,11 @@ static void teardown(void)
 	rmroot(root);
 }
 
-/* delay_ms: removal_delay_ms, or 0 for the default. */
-static hm_loader *open_watching_with(unsigned flags, int delay_ms)
-{
-	struct hm_options o;
-	hm_loader *loader;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = &app;
-	o.log = test_log_fn();
-	o.watch = HM_WATCH_INOTIFY;
-	o.flags = flags;
-	if (delay_ms)
-		o.removal_delay_ms = delay_ms;
-	ck_assert_msg(hm_open(&loader, &o) == 0, "hm_open: %s", hm_errmsg());
-	app.loader = loader;
-	return loader;
-}
-
+/* Watching root with inotify, with the library's interval and delay. */
 static hm_loader *open_watching(unsigned flags)
 {
-	return open_watching_with(flags, 0);
+	return open_loader(root, .app = &app, .watch = HM_WATCH_INOTIFY,
+		.interval_ms = LIB_DEFAULT, .removal_delay_ms = LIB_DEFAULT, .flags = flags);
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -440,7 +423,8 @@ START_TEST(test_a_writer_quiet_for_longer_than_the_removal_delay_is_not_judged)
 	struct hm_status *st;
 
 	deploy_cp("probe_v1", root, "m.so");
-	l = open_watching_with(0, DELAY_MS);
+	l = open_loader(root, .app = &app, .watch = HM_WATCH_INOTIFY,
+		.interval_ms = LIB_DEFAULT, .removal_delay_ms = DELAY_MS);
 	ck_assert_int_eq(serve("m", NULL), 1);
 	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
 		int want = shape % 2 ? 1 : 2; /* each version differs from the last */
@@ -466,7 +450,8 @@ START_TEST(test_a_new_module_whose_writer_is_quiet_loads_when_it_is_closed)
 	char rel[16], req[16], line[64];
 
 	deploy_cp("probe_v1", root, "b.so");
-	l = open_watching_with(0, DELAY_MS);
+	l = open_loader(root, .app = &app, .watch = HM_WATCH_INOTIFY,
+		.interval_ms = LIB_DEFAULT, .removal_delay_ms = DELAY_MS);
 	ck_assert_int_eq(serve("b", NULL), 1);
 	for (int shape = 0; shape < QUIET_SHAPES; shape++) {
 		snprintf(req, sizeof req, "n%d", shape);
@@ -620,19 +605,11 @@ static int served_pair(const char *path)
  */
 static void check_release_switch(int watch)
 {
-	struct hm_options o;
-
 	release(1, 1);
 	release(2, 1);
 	switch_to(1);
-	hm_options_init(&o);
-	o.root = root;
-	o.app = &app;
-	o.log = test_log_fn();
-	o.watch = watch;
-	o.check_interval_ms = HM_CHECK_NEVER;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app.loader = l;
+	l = open_loader(root, .app = &app, .watch = watch, .interval_ms = HM_CHECK_NEVER,
+		.removal_delay_ms = LIB_DEFAULT);
 	ck_assert_int_eq(served_pair("app/m"), 1);
 
 	switch_to(2);

@@ -125,38 +125,6 @@ static int dispatch(hm_loader *l, const char *path)
 			(path), rc_, rc_ < 0 ? hm_errmsg() : "", (v));        \
 	} while (0)
 
-/* A loader in the mode a test needs, its app's loader set. */
-static hm_loader *open_mode(const char *root, struct fx_app *app, int watch,
-	unsigned trust, unsigned flags)
-{
-	struct hm_options o;
-	hm_loader *l = NULL;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = test_log_fn();
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = watch;
-	o.removal_delay_ms = 0;
-	o.trust = trust;
-	o.flags = flags;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
-}
-
-static hm_loader *open_trusting(const char *root, struct fx_app *app, unsigned trust)
-{
-	return open_mode(root, app, HM_WATCH_STAT, trust, 0);
-}
-
-static void close_loader(hm_loader *l, struct fx_app *app)
-{
-	ck_assert_msg(hm_close(l, -1) == 0, "hm_close: %s", hm_errmsg());
-	ck_assert_int_eq(app->finis, app->inits);
-}
-
 struct buf {
 	unsigned char *p;
 	size_t len;
@@ -254,24 +222,6 @@ static size_t symbol_offset(struct buf *b, const char *name)
 	return 0;
 }
 
-/* A valid module (probe_v2) outside the root, to show what a wrong load
- * would have loaded. */
-static char *outside_module(void)
-{
-	char *elsewhere = mkroot();
-	deploy_cp("probe_v2", elsewhere, "probe.so");
-	return elsewhere;
-}
-
-/* probe_v1 serving at "probe" on a HM_CHECK_NEVER loader. */
-static hm_loader *serve_v1(const char *root, struct fx_app *app)
-{
-	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_loader(root, app, HM_CHECK_NEVER);
-	assert_serves(l, "probe", 1);
-	return l;
-}
-
 /* ---- request paths ---------------------------------------------------------- */
 
 /*
@@ -356,26 +306,15 @@ static void strict_log(void *arg, int level, const char *msg)
 	test_log_fn()(arg, level, msg);
 }
 
+/* A loader that logs through strict_log, its counts reset. */
 static hm_loader *open_strict(const char *root, struct fx_app *app, int watch,
 	unsigned flags)
 {
-	struct hm_options o;
-	hm_loader *l = NULL;
-
 	log_reset();
 	atomic_store(&raw_lines, 0);
 	atomic_store(&skip_lines, 0);
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = strict_log;
-	o.check_interval_ms = HM_CHECK_NEVER;
-	o.watch = watch;
-	o.removal_delay_ms = 0;
-	o.flags = flags;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	app->loader = l;
-	return l;
+	return open_loader(root, .app = app, .interval_ms = HM_CHECK_NEVER, .watch = watch,
+		.flags = flags, .log = strict_log);
 }
 
 static size_t module_count(hm_loader *l)
@@ -664,7 +603,7 @@ START_TEST(test_links_through_proc_are_refused_as_escapes)
 	ck_assert_int_eq(symlink(via_root, l2), 0);
 	ck_assert_msg(access(l1, R_OK) == 0 && access(l2, R_OK) == 0, "links do not resolve");
 
-	hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "byfd"), HM_EESCAPE, "leads outside");
 	assert_fails(dispatch(l, "byroot"), HM_EESCAPE, "leads outside");
 	ck_assert_int_eq(app.inits, 0);
@@ -967,7 +906,8 @@ static void check_half_written(int watch)
 	pthread_t t;
 
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_mode(root, &app, watch, 0, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.watch = watch);
 	assert_serves(l, "probe", 1);
 	log_reset();
 	start_half_write(&w, &t, p, &v1, &v2);
@@ -1143,7 +1083,7 @@ START_TEST(test_directories_swapped_during_loads_never_serve_from_the_writable_o
 	for (int round = 0; round < 3; round++) {
 		struct swapper s = {.root = root};
 		struct fx_app app = {0};
-		hm_loader *l = open_loader(root, &app, HM_CHECK_NEVER);
+		hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 		ck_assert_int_eq(pthread_create(&t, NULL, swap_dirs, &s), 0);
 		for (int i = 0; i < SWAP_MODULES; i++) {
 			snprintf(name, sizeof name, "sub/m%d", i);
@@ -1220,7 +1160,7 @@ START_TEST(test_a_symbolic_link_owned_by_another_user_is_refused)
 	ck_assert_int_eq(symlink("lib", d), 0);
 	ck_assert_int_eq(lchown(p, 4321, (gid_t)-1), 0);
 	ck_assert_int_eq(lchown(d, 4321, (gid_t)-1), 0);
-	hm_loader *l = open_trusting(root, &app, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "probe"), HM_EUNSAFE, "symbolic link probe.so: owned by uid 4321");
 	assert_fails(dispatch(l, "d/v2"), HM_EUNSAFE, "symbolic link d: owned by uid 4321");
 	assert_serves(l, "lib/v2", 2); /* the file itself is ours */
@@ -1228,7 +1168,8 @@ START_TEST(test_a_symbolic_link_owned_by_another_user_is_refused)
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_trusting(root, &app, HM_TRUST_ANY_OWNER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.trust = HM_TRUST_ANY_OWNER);
 	assert_serves(l, "probe", 2);
 	assert_serves(l, "d/v2", 2);
 	close_loader(l, &app);
@@ -1258,13 +1199,14 @@ START_TEST(test_directory_or_root_owned_by_another_user_is_refused_as_unsafe)
 	}
 	deploy_cp("probe_v1", root, "sub/probe.so");
 	ck_assert_int_eq(chown(sub, 4321, (gid_t)-1), 0);
-	hm_loader *l = open_trusting(root, &app, 0);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 	assert_fails(dispatch(l, "sub/probe"), HM_EUNSAFE, "directory sub: owned by uid 4321");
 	ck_assert_int_eq(app.inits, 0);
 	close_loader(l, &app);
 
 	app = (struct fx_app){0};
-	l = open_trusting(root, &app, HM_TRUST_ANY_OWNER);
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.trust = HM_TRUST_ANY_OWNER);
 	assert_serves(l, "sub/probe", 1);
 	close_loader(l, &app);
 
@@ -1310,98 +1252,152 @@ static void check_spoiled(struct buf *b, const char *rel, const char *why)
 	rmroot(root);
 }
 
+/*
+ * The cases: how probe_v2 is spoiled, and why the loader refuses it.  The
+ * tests below (the names docs/SECURITY.md cites) each run the rows of
+ * their kind.
+ */
+enum spoil_kind {
+	SPOIL_ORDER_OR_VERSION, SPOIL_PHDR_TABLE, SPOIL_SEGMENT_OUTSIDE, SPOIL_SEGMENT_SIZE,
+	SPOIL_NO_SEGMENT,
+};
+
+struct spoiled;
+typedef void spoil_fn(struct buf *b, const struct spoiled *c);
+
+struct spoiled {
+	enum spoil_kind kind;
+	spoil_fn *spoil;
+	size_t off, size; /* spoil_field: value's low size bytes at off */
+	uint64_t value;
+	uint32_t type;    /* spoil_*_segment: the segment type */
+	const char *why;
+};
+
+static void spoil_field(struct buf *b, const struct spoiled *c)
+{
+	memcpy(b->p + c->off, &c->value, c->size); /* little-endian */
+}
+
+static ElfW(Phdr) *first_segment(struct buf *b, uint32_t type)
+{
+	int i = find_phdr(b, type, 0);
+
+	ck_assert_int_ge(i, 0);
+	return phdr(b, (unsigned)i);
+}
+
+/* It starts past the end of the file. */
+static void spoil_segment_past_end(struct buf *b, const struct spoiled *c)
+{
+	first_segment(b, c->type)->p_offset = b->len + 4096;
+}
+
+/* Its offset + size wraps around to 0xf0. */
+static void spoil_segment_wrapping(struct buf *b, const struct spoiled *c)
+{
+	ElfW(Phdr) *ph = first_segment(b, c->type);
+
+	ph->p_offset = (ElfW(Off))-0x10;
+	ph->p_filesz = 0x100;
+	ph->p_memsz = 0x100;
+}
+
+static void spoil_memsz(struct buf *b, const struct spoiled *c)
+{
+	ElfW(Phdr) *ph = first_segment(b, c->type);
+
+	ck_assert_uint_gt(ph->p_filesz, 0);
+	ph->p_memsz = ph->p_filesz - 1;
+}
+
+/* Every segment of the type made PT_NULL. */
+static void spoil_no_segment(struct buf *b, const struct spoiled *c)
+{
+	int i;
+
+	ck_assert_int_ge(find_phdr(b, c->type, 0), 0);
+	while ((i = find_phdr(b, c->type, 0)) >= 0)
+		phdr(b, (unsigned)i)->p_type = PT_NULL;
+}
+
+#define EHDR(m) offsetof(ElfW(Ehdr), m), sizeof(((ElfW(Ehdr) *)0)->m)
+
+static const struct spoiled spoiled[] = {
+	{SPOIL_ORDER_OR_VERSION, spoil_field, EI_DATA, 1,
+		__BYTE_ORDER == __LITTLE_ENDIAN ? ELFDATA2MSB : ELFDATA2LSB,
+		.why = "ELF class, byte order or version of another machine"},
+	{SPOIL_ORDER_OR_VERSION, spoil_field, EI_VERSION, 1, EV_NONE,
+		.why = "ELF class, byte order or version of another machine"},
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phnum), 0,
+		.why = "bad program header table (0 entries"},
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phnum), 257,
+		.why = "bad program header table (257 entries"},
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phnum), 0xffff,
+		.why = "bad program header table"},
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phentsize), sizeof(ElfW(Phdr)) - 1,
+		.why = "bad program header table"},
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phoff), 1u << 30,
+		.why = "truncated: program headers end past"},
+	/* offset + size wraps around to a small number */
+	{SPOIL_PHDR_TABLE, spoil_field, EHDR(e_phoff), (uint64_t)-64,
+		.why = "truncated: program headers end past"},
+	{SPOIL_SEGMENT_OUTSIDE, spoil_segment_past_end, .type = PT_LOAD,
+		.why = "truncated: segment"},
+	{SPOIL_SEGMENT_OUTSIDE, spoil_segment_wrapping, .type = PT_LOAD,
+		.why = "truncated: segment"},
+	{SPOIL_SEGMENT_OUTSIDE, spoil_segment_wrapping, .type = PT_DYNAMIC,
+		.why = "truncated: segment"},
+	{SPOIL_SEGMENT_SIZE, spoil_memsz, .type = PT_LOAD,
+		.why = "is larger in the file than in memory"},
+	{SPOIL_NO_SEGMENT, spoil_no_segment, .type = PT_DYNAMIC, .why = "no dynamic segment"},
+	{SPOIL_NO_SEGMENT, spoil_no_segment, .type = PT_LOAD, .why = "no loadable segment"},
+};
+
+/* Every row of this kind (there is at least one). */
+static void check_spoiled_kind(enum spoil_kind kind)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof spoiled / sizeof *spoiled; i++) {
+		if (spoiled[i].kind != kind)
+			continue;
+		struct buf b = read_file(fixture("probe_v2"));
+		spoiled[i].spoil(&b, &spoiled[i]);
+		check_spoiled(&b, "spoiled.so", spoiled[i].why);
+		free(b.p);
+		n++;
+	}
+	ck_assert_int_gt(n, 0);
+}
+
 START_TEST(test_elf_of_another_byte_order_or_version_is_refused)
 {
-	struct buf b = read_file(fixture("probe_v2"));
-
-	b.p[EI_DATA] = __BYTE_ORDER == __LITTLE_ENDIAN ? ELFDATA2MSB : ELFDATA2LSB;
-	check_spoiled(&b, "order.so", "ELF class, byte order or version of another machine");
-	free(b.p);
-	b = read_file(fixture("probe_v2"));
-	b.p[EI_VERSION] = EV_NONE;
-	check_spoiled(&b, "version.so", "ELF class, byte order or version of another machine");
-	free(b.p);
+	check_spoiled_kind(SPOIL_ORDER_OR_VERSION);
 }
 END_TEST
 
 START_TEST(test_elf_with_a_bad_program_header_table_is_refused)
 {
-	struct {
-		size_t off, size;
-		uint64_t value;
-		const char *why;
-	} cases[] = {
-		{offsetof(ElfW(Ehdr), e_phnum), 2, 0, "bad program header table (0 entries"},
-		{offsetof(ElfW(Ehdr), e_phnum), 2, 257, "bad program header table (257 entries"},
-		{offsetof(ElfW(Ehdr), e_phnum), 2, 0xffff, "bad program header table"},
-		{offsetof(ElfW(Ehdr), e_phentsize), 2, sizeof(ElfW(Phdr)) - 1,
-			"bad program header table"},
-		{offsetof(ElfW(Ehdr), e_phoff), sizeof(ElfW(Off)), 1u << 30,
-			"truncated: program headers end past"},
-		/* offset + size wraps around to a small number */
-		{offsetof(ElfW(Ehdr), e_phoff), sizeof(ElfW(Off)), (uint64_t)-64,
-			"truncated: program headers end past"},
-	};
-
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		struct buf b = read_file(fixture("probe_v2"));
-		memcpy(b.p + cases[i].off, &cases[i].value, cases[i].size); /* little-endian */
-		check_spoiled(&b, "phdr.so", cases[i].why);
-		free(b.p);
-	}
+	check_spoiled_kind(SPOIL_PHDR_TABLE);
 }
 END_TEST
 
 START_TEST(test_elf_segment_outside_the_file_even_by_wrapping_around_is_refused)
 {
-	for (int c = 0; c < 3; c++) {
-		struct buf b = read_file(fixture("probe_v2"));
-		int i = find_phdr(&b, c < 2 ? PT_LOAD : PT_DYNAMIC, 0);
-		ElfW(Phdr) *ph;
-
-		ck_assert_int_ge(i, 0);
-		ph = phdr(&b, (unsigned)i);
-		if (c == 0) { /* starts past the end */
-			ph->p_offset = b.len + 4096;
-		} else { /* offset + size wraps around to 0xf0 */
-			ph->p_offset = (ElfW(Off))-0x10;
-			ph->p_filesz = 0x100;
-			ph->p_memsz = 0x100;
-		}
-		check_spoiled(&b, "seg.so", "truncated: segment");
-		free(b.p);
-	}
+	check_spoiled_kind(SPOIL_SEGMENT_OUTSIDE);
 }
 END_TEST
 
 START_TEST(test_elf_segment_larger_in_the_file_than_in_memory_is_refused)
 {
-	struct buf b = read_file(fixture("probe_v2"));
-	int i = find_phdr(&b, PT_LOAD, 0);
-
-	ck_assert_int_ge(i, 0);
-	ck_assert_uint_gt(phdr(&b, (unsigned)i)->p_filesz, 0);
-	phdr(&b, (unsigned)i)->p_memsz = phdr(&b, (unsigned)i)->p_filesz - 1;
-	check_spoiled(&b, "mem.so", "is larger in the file than in memory");
-	free(b.p);
+	check_spoiled_kind(SPOIL_SEGMENT_SIZE);
 }
 END_TEST
 
 START_TEST(test_elf_without_a_dynamic_or_a_loadable_segment_is_refused)
 {
-	struct buf b = read_file(fixture("probe_v2"));
-	int i;
-
-	ck_assert_int_ge(i = find_phdr(&b, PT_DYNAMIC, 0), 0);
-	phdr(&b, (unsigned)i)->p_type = PT_NULL;
-	check_spoiled(&b, "nodyn.so", "no dynamic segment");
-	free(b.p);
-
-	b = read_file(fixture("probe_v2"));
-	while ((i = find_phdr(&b, PT_LOAD, 0)) >= 0)
-		phdr(&b, (unsigned)i)->p_type = PT_NULL;
-	check_spoiled(&b, "noload.so", "no loadable segment");
-	free(b.p);
+	check_spoiled_kind(SPOIL_NO_SEGMENT);
 }
 END_TEST
 
@@ -1545,20 +1541,6 @@ END_TEST
 /* ---- HM_OPEN_PROBE ---------------------------------------------------------------------- */
 
 /* Descriptors open in this process. */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* opendir's own */
-}
-
 /* Where len bytes at address va lie in the file (the PT_LOAD that has them). */
 static size_t file_offset(struct buf *b, ElfW(Addr) va, size_t len)
 {
@@ -1732,11 +1714,6 @@ START_TEST(test_descriptor_or_hook_outside_the_module_is_refused_not_followed)
 }
 END_TEST
 
-static hm_loader *open_probing(const char *root, struct fx_app *app, int watch)
-{
-	return open_mode(root, app, watch, 0, HM_OPEN_PROBE);
-}
-
 /*
  * The class the ELF check cannot close (docs/SECURITY.md, "Known gaps"):
  * corrupt tables inside a well-placed dynamic section.  With
@@ -1766,7 +1743,8 @@ START_TEST(test_corrupt_tables_that_crash_the_dynamic_linker_are_refused_by_the_
 	struct hm_status *st;
 
 	deploy_cp("probe_v1", root, "m.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_INOTIFY);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.watch = HM_WATCH_INOTIFY, .flags = HM_OPEN_PROBE);
 	assert_serves(l, "m", 1);
 	int fds = count_fds();
 
@@ -1845,7 +1823,8 @@ START_TEST(test_the_probe_passes_good_modules_and_runs_none_of_their_code)
 	deploy_cp("probe_v1", root, "probe.so");
 	deploy_cp("ctormark", root, "mark.so");
 	deploy_cp("unresolved", root, "unresolved.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_STAT);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.watch = HM_WATCH_STAT, .flags = HM_OPEN_PROBE);
 	assert_serves(l, "probe", 1);
 	assert_serves(l, "mark", 7);
 	assert_fails(dispatch(l, "unresolved"), HM_EDLOPEN, "fx_no_such_function");
@@ -1877,7 +1856,8 @@ START_TEST(test_a_probe_reaped_by_someone_else_fails_the_load_and_does_not_hang)
 	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
 
 	deploy_cp("probe_v1", root, "probe.so");
-	hm_loader *l = open_probing(root, &app, HM_WATCH_STAT);
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.watch = HM_WATCH_STAT, .flags = HM_OPEN_PROBE);
 	ck_assert_int_eq(sigaction(SIGCHLD, &ign, &old), 0);
 	int rc = dispatch(l, "probe");
 	ck_assert_int_eq(sigaction(SIGCHLD, &old, NULL), 0);

@@ -90,16 +90,8 @@ static void make_dir(const char *root, const char *rel)
 /* A loader that watches root with inotify, on its own thread. */
 static hm_loader *open_watching(const char *root)
 {
-	struct hm_options o;
-	hm_loader *l = NULL;
-
-	hm_options_init(&o);
-	o.root = root;
-	o.log = test_log_fn();
-	o.watch = HM_WATCH_INOTIFY;
-	o.removal_delay_ms = 10;
-	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	return l;
+	return open_loader(root, .watch = HM_WATCH_INOTIFY, .interval_ms = LIB_DEFAULT,
+		.removal_delay_ms = 10);
 }
 
 static struct hm__table_stats stats(hm_loader *l)
@@ -197,7 +189,7 @@ START_TEST(test_natural_name_sets_spread_over_the_table)
 			snprintf(rel, sizeof rel, "%s.so", name);
 			put_file(root, rel, NULL, 0); /* empty: an entry, a failed load */
 		}
-		hm_loader *l = open_loader(root, NULL, HM_CHECK_NEVER);
+		hm_loader *l = open_loader(root, .interval_ms = HM_CHECK_NEVER);
 		for (int i = 1; i <= sets[s].n; i++) {
 			hm_module *m;
 			snprintf(name, sizeof name, sets[s].fmt, i);
@@ -249,8 +241,8 @@ START_TEST(test_every_loader_has_a_hash_seed_of_its_own)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-	a = open_loader(root, NULL, HM_CHECK_NEVER);
-	b = open_loader(root, NULL, HM_CHECK_NEVER);
+	a = open_loader(root, .interval_ms = HM_CHECK_NEVER);
+	b = open_loader(root, .interval_ms = HM_CHECK_NEVER);
 	sa = stats(a).seed;
 	sb = stats(b).seed;
 	ck_assert(sa.k[0] != sb.k[0] && sa.k[1] != sb.k[1]);

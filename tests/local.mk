@@ -118,8 +118,10 @@ tests_fixtures_bare_la_SOURCES = tests/fixtures/bare.c
 tests_fixtures_bare_la_CPPFLAGS = $(FX_CPPFLAGS)
 tests_fixtures_bare_la_LDFLAGS = $(MODULE_LDFLAGS)
 
-TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-TEST_CPPFLAGS = $(FX_CPPFLAGS) -DFIXTURES='"$(abs_top_builddir)/tests/fixtures/.libs"'
+# What a Check suite needs; its CFLAGS are AM_CFLAGS (no per-target CFLAGS):
+# Check's own (-pthread) go with the preprocessor flags.
+TEST_CPPFLAGS = $(FX_CPPFLAGS) -DFIXTURES='"$(abs_top_builddir)/tests/fixtures/.libs"' \
+	$(CHECK_CFLAGS)
 TEST_LDADD = loader/libhotmod.la $(CHECK_LIBS)
 TEST_UTIL = tests/util.c tests/util.h
 
@@ -128,23 +130,18 @@ check_PROGRAMS = tests/check_api tests/check_load tests/check_cache \
 	tests/check_hooks tests/check_reload tests/check_cxx
 endif
 tests_check_api_SOURCES = tests/check_api.c $(TEST_UTIL)
-tests_check_api_CFLAGS = $(TEST_CFLAGS)
 tests_check_api_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_api_LDADD = $(TEST_LDADD)
 tests_check_load_SOURCES = tests/check_load.c $(TEST_UTIL)
-tests_check_load_CFLAGS = $(TEST_CFLAGS)
 tests_check_load_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_load_LDADD = $(TEST_LDADD)
 tests_check_cache_SOURCES = tests/check_cache.c $(TEST_UTIL)
-tests_check_cache_CFLAGS = $(TEST_CFLAGS)
 tests_check_cache_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_cache_LDADD = $(TEST_LDADD)
 tests_check_hooks_SOURCES = tests/check_hooks.c $(TEST_UTIL)
-tests_check_hooks_CFLAGS = $(TEST_CFLAGS)
 tests_check_hooks_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_hooks_LDADD = $(TEST_LDADD)
 tests_check_reload_SOURCES = tests/check_reload.c $(TEST_UTIL)
-tests_check_reload_CFLAGS = $(TEST_CFLAGS)
 # The compiler test builds a fixture straight into a watched directory.
 tests_check_reload_CPPFLAGS = $(TEST_CPPFLAGS) -DTEST_CC='"$(CC)"' \
 	-DTOP_SRCDIR='"$(abs_top_srcdir)"'
@@ -157,7 +154,6 @@ check_PROGRAMS += tests/check_table
 endif
 tests_check_table_SOURCES = tests/check_table.c $(TEST_UTIL) \
 	$(loader_libhotmod_la_SOURCES)
-tests_check_table_CFLAGS = $(TEST_CFLAGS)
 tests_check_table_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_table_LDADD = $(CHECK_LIBS)
 # The public headers compile as C++ too.
@@ -167,17 +163,24 @@ tests_check_cxx_LDADD = loader/libhotmod.la
 
 if HAVE_CHECK
 if HAVE_CURL
+if HAVE_JANSSON
 if HTTPD
-check_PROGRAMS += tests/check_httpd
+check_PROGRAMS += tests/check_httpd tests/check_httpd_app
 endif
 endif
 endif
-# The server driven over HTTP on a free loopback port.
-tests_check_httpd_SOURCES = tests/check_httpd.c $(TEST_UTIL)
-tests_check_httpd_CFLAGS = $(TEST_CFLAGS) $(CURL_CFLAGS)
-tests_check_httpd_CPPFLAGS = $(TEST_CPPFLAGS) -I$(srcdir)/server \
+endif
+# The server driven over HTTP on a free loopback port (tests/httpd_harness.h).
+HTTPD_TEST_SOURCES = tests/httpd_harness.c tests/httpd_harness.h $(TEST_UTIL)
+HTTPD_TEST_CPPFLAGS = $(TEST_CPPFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS) -I$(srcdir)/server \
 	-DTOP_BUILDDIR='"$(abs_top_builddir)"' -DTOP_SRCDIR='"$(abs_top_srcdir)"'
-tests_check_httpd_LDADD = $(TEST_LDADD) $(CURL_LIBS)
+HTTPD_TEST_LDADD = $(TEST_LDADD) $(CURL_LIBS) $(JANSSON_LIBS)
+tests_check_httpd_SOURCES = tests/check_httpd.c $(HTTPD_TEST_SOURCES)
+tests_check_httpd_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
+tests_check_httpd_LDADD = $(HTTPD_TEST_LDADD)
+tests_check_httpd_app_SOURCES = tests/check_httpd_app.c $(HTTPD_TEST_SOURCES)
+tests_check_httpd_app_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
+tests_check_httpd_app_LDADD = $(HTTPD_TEST_LDADD)
 
 TESTS = $(check_PROGRAMS) tests/check-exports.sh tests/check-tool.sh
 if HAVE_MANDOC
@@ -267,6 +270,5 @@ endif
 AM_TESTS_ENVIRONMENT += HM_FAULT_INJECTION=yes; export HM_FAULT_INJECTION;
 endif
 tests_check_faults_SOURCES = tests/check_faults.c $(TEST_UTIL)
-tests_check_faults_CFLAGS = $(TEST_CFLAGS)
 tests_check_faults_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_faults_LDADD = $(TEST_LDADD)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -109,6 +110,35 @@ void deploy_install(const char *name, const char *root, const char *rel)
 	free(dst);
 }
 
+void close_loader(hm_loader *l, struct fx_app *app)
+{
+	ck_assert_msg(hm_close(l, -1) == 0, "hm_close: %s", hm_errmsg());
+	if (app)
+		ck_assert_int_eq(app->finis, app->inits);
+}
+
+char *outside_module(void)
+{
+	char *elsewhere = mkroot();
+
+	deploy_cp("probe_v2", elsewhere, "probe.so");
+	return elsewhere;
+}
+
+int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* opendir's own */
+}
+
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
 static char log_buf[1 << 16], err_buf[1 << 14];
@@ -197,23 +227,49 @@ void log_reset(void)
 	pthread_mutex_unlock(&log_mu);
 }
 
-hm_loader *open_loader(const char *root, struct fx_app *app, int interval_ms)
+void loader_options(struct hm_options *o, const char *root, const struct loader_opts *lo)
+{
+	hm_options_init(o);
+	o->root = root;
+	o->app = lo->app;
+	o->log = lo->quiet ? NULL : lo->log ? lo->log : test_log;
+	o->log_arg = lo->quiet ? NULL : lo->log_arg;
+	if (lo->interval_ms != LIB_DEFAULT)
+		o->check_interval_ms = lo->interval_ms;
+	/* Deterministic: changes are seen only by stat checks or hm_refresh(),
+	 * and a missing file is gone at once.  check_reload.c tests watching. */
+	o->watch = lo->watch ? lo->watch : HM_WATCH_STAT;
+	if (lo->removal_delay_ms != LIB_DEFAULT)
+		o->removal_delay_ms = lo->removal_delay_ms;
+	o->trust = lo->trust;
+	o->flags = lo->flags;
+	if (lo->max_module_size)
+		o->max_module_size = lo->max_module_size;
+}
+
+hm_loader *open_loader_with(const char *root, const struct loader_opts *lo)
 {
 	struct hm_options o;
 	hm_loader *l = NULL;
 
-	hm_options_init(&o);
-	o.root = root;
-	o.app = app;
-	o.log = test_log;
-	o.check_interval_ms = interval_ms;
-	/* Deterministic: changes are seen only by stat checks or hm_refresh(),
-	 * and a missing file is gone at once.  check_reload.c tests watching. */
-	o.watch = HM_WATCH_STAT;
-	o.removal_delay_ms = 0;
+	loader_options(&o, root, lo);
 	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
-	if (app)
-		app->loader = l;
+	if (lo->app)
+		lo->app->loader = l;
+	return l;
+}
+
+hm_loader *serve_v1(const char *root, struct fx_app *app)
+{
+	struct fx_req req = {0};
+
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_loader(root, .app = app, .interval_ms = HM_CHECK_NEVER);
+	int rc = hm_dispatch(l, "probe", &req);
+	ck_assert_msg(rc == 1, "dispatch probe returned %d (%s), not 1", rc,
+		rc < 0 ? hm_errmsg() : "");
+	ck_assert_int_eq(req.handled_by, 1);
+	ck_assert_int_eq(app->inits, 1);
 	return l;
 }
 

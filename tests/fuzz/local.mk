@@ -80,7 +80,6 @@ check_PROGRAMS += tests/check_security
 endif
 # loader/escape.c: its unit test calls the escaping directly.
 tests_check_security_SOURCES = tests/check_security.c $(TEST_UTIL) loader/escape.c
-tests_check_security_CFLAGS = $(TEST_CFLAGS)
 tests_check_security_CPPFLAGS = $(TEST_CPPFLAGS) -DTOP_SRCDIR='"$(abs_top_srcdir)"' \
 	-DFX_MARKS='"$(abs_top_builddir)/tests/ctormark.marks"'
 tests_check_security_LDADD = $(TEST_LDADD)
