@@ -302,7 +302,7 @@ static void hm__membarrier_failed(struct hm__version *v, int err)
 			strerror(err));
 }
 
-int hm__hazard_held(struct hm__version *v)
+enum hm__held hm__hazard_held(struct hm__version *v)
 {
 	pthread_once(&hm__hz_once, hm__hz_init); /* then hm__hz_ok may be read */
 	if (!hm__hz_ok)

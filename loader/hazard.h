@@ -48,14 +48,12 @@ HM__HIDDEN struct hm__hazards *hm__hazards_attach(struct hm__thread *self);
  * Then (HM__HZ_HELD) it is marked deferred, and a request clearing its
  * slot calls hm__reaper_wake().  HM__HZ_WAIT: not known yet (membarrier
  * failed; some thread has not passed the scheduler since): ask again. */
-#define HM__HZ_FREE 0
-#define HM__HZ_HELD 1
-#define HM__HZ_WAIT 2
+enum hm__held { HM__HZ_FREE, HM__HZ_HELD, HM__HZ_WAIT };
 /* After this many HM__HZ_WAIT answers (2 ms apart on the reaper) the scan
  * alone decides: the last resort when neither membarrier nor /proc can be
  * had (hazard.c). */
 #define HM__HZ_TRIES 500
-HM__HIDDEN int hm__hazard_held(struct hm__version *v);
+HM__HIDDEN enum hm__held hm__hazard_held(struct hm__version *v);
 /* membarrier failed when last tried: deferred versions are asked again
  * on a timer, as a request clearing a slot may not see deferred set. */
 HM__HIDDEN bool hm__hazard_polled(void);
@@ -69,9 +67,7 @@ HM__HIDDEN unsigned long hm__hazard_count(const struct hm__version *v);
  * window stayed open for seconds: try again later).  stop, when set, ends
  * the wait early (HM__GRACE_LATER).
  */
-#define HM__GRACE_NONE 1
-#define HM__GRACE_UNMARKED 2
-#define HM__GRACE_LATER 3
+enum hm__grace { HM__GRACE_NONE = 1, HM__GRACE_UNMARKED, HM__GRACE_LATER };
 HM__HIDDEN int hm__hazard_grace(const atomic_bool *stop);
 /*
  * initial-exec: reached with one %fs-relative access instead of a call to

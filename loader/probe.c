@@ -184,14 +184,16 @@ static bool hm__ldso_assertion(const struct hm__tail *t, char *out, size_t size)
 
 /*
  * Wait for pid, reading its output, at most until deadline (hm__now()).
- * 0 with *status; HM__TIMED_OUT when it ran out of time, or HM__UNREAD
- * (errno set) when its output could not be read: then it is killed and
- * reaped; HM__UNKILLED (errno set) when it could not be killed.  -1 with
- * errno if waitpid fails (ECHILD: someone else reaped it).
+ * 0 with *status; HM__PROBE_TIMED_OUT when it ran out of time, or
+ * HM__PROBE_UNREAD (errno set) when its output could not be read: then it
+ * is killed and reaped; HM__PROBE_UNKILLED (errno set) when it could not be
+ * killed.  -1 with errno if waitpid fails (ECHILD: someone else reaped it).
  */
-#define HM__TIMED_OUT 1
-#define HM__UNREAD 2
-#define HM__UNKILLED 3
+enum hm__probe_end {
+	HM__PROBE_TIMED_OUT = 1,
+	HM__PROBE_UNREAD,
+	HM__PROBE_UNKILLED,
+};
 static int hm__probe_wait(pid_t pid, int rd, int64_t deadline, int *status,
 	struct hm__tail *out)
 {
@@ -208,12 +210,12 @@ static int hm__probe_wait(pid_t pid, int rd, int64_t deadline, int *status,
 			/* Still ours (not reaped: it did not exit), so pid is its.
 			 * Unread, it could block on a full pipe: it ends now. */
 			if (kill(pid, SIGKILL) < 0)
-				return HM__UNKILLED; /* waiting could be for ever */
+				return HM__PROBE_UNKILLED; /* waiting could be for ever */
 			while (waitpid(pid, status, 0) < 0)
 				if (errno != EINTR)
 					return -1;
 			errno = read_errno;
-			return open < 0 ? HM__UNREAD : HM__TIMED_OUT;
+			return open < 0 ? HM__PROBE_UNREAD : HM__PROBE_TIMED_OUT;
 		}
 		if (open > 0) {
 			/* Its exit closes the pipe: poll wakes then.  The bound is
@@ -233,7 +235,7 @@ static int hm__probe_wait(pid_t pid, int rd, int64_t deadline, int *status,
 	for (struct pollfd p = {.fd = rd, .events = POLLIN};
 	     open > 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);)
 		open = hm__read_some(rd, out);
-	return open < 0 ? HM__UNREAD : 0;
+	return open < 0 ? HM__PROBE_UNREAD : 0;
 }
 
 /* posix_spawn the interpreter on memfd for a run; its pid, or the error. */
@@ -323,11 +325,11 @@ static int hm__probe_run(hm_loader *l, int memfd, const char *key, bool lookup,
 		rc = hm__fail(HM_ESYS, "%s: probe: waitpid %d: %s (does the program reap "
 					 "every child, with waitpid(-1) or SIGCHLD ignored?)",
 			key, (int)pid, strerror(errno));
-	} else if (rc == HM__UNKILLED) {
+	} else if (rc == HM__PROBE_UNKILLED) {
 		rc = hm__fail(HM_ESYS, "%s: probe: kill %d: %s", key, (int)pid, strerror(errno));
-	} else if (rc == HM__UNREAD) {
+	} else if (rc == HM__PROBE_UNREAD) {
 		rc = hm__fail(HM_ESYS, "%s: probe: read: %s", key, strerror(errno));
-	} else if (rc == HM__TIMED_OUT) {
+	} else if (rc == HM__PROBE_TIMED_OUT) {
 		rc = hm__fail(HM_EPROBE, "%s: the dynamic linker did not finish %s in a probe "
 					   "process within %d s (killed): the file is corrupt, "
 					   "or the system far too busy",
