@@ -506,7 +506,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 		if (mode == HM_WATCH_INOTIFY)
-			return hm__fail(HM_ESYS, "%s: inotify_init1: %s", l->root, strerror(err));
+			return hm__fail_errno(err, HM_ESYS, "%s: inotify_init1", l->root);
 		hm__log(l, HM_LOG_WARN, "%s: inotify_init1: %s: checking files by stat",
 			l->root, strerror(err));
 		return 0;
@@ -531,7 +531,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 			w->wake[0] = w->wake[1] = -1;
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: pipe: %s", l->root, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: pipe", l->root);
 		}
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -539,7 +539,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc != 0) {
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: watcher thread: %s", l->root, strerror(rc));
+			return hm__fail_errno(rc, HM_ESYS, "%s: watcher thread", l->root);
 		}
 		w->has_thread = true;
 		pthread_setname_np(w->thread, "hotmod-watch");
