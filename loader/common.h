@@ -34,8 +34,30 @@
 
 /* ---- errors and logging (error.c) ---------------------------------------- */
 
-/* Set this thread's hm_errmsg() text and return code. */
+/*
+ * This thread's last error: the code the failing call returned, the errno
+ * of the system call behind it (hm_errno(); 0: none) and the escaped
+ * message (hm_errmsg()).
+ */
+struct hm__err {
+	int code;
+	int sys;
+	char msg[HM__MSG_MAX];
+};
+
+/* Set this thread's hm_errmsg() text (hm_errno() 0) and return code. */
 HM__HIDDEN int hm__fail(int code, const char *fmt, ...) HM__PRINTF(2, 3);
+/* The same for a failed system call whose errno was err: hm_errno() is err
+ * and ": strerror(err)" ends the message.  Save errno before any call that
+ * may change it. */
+HM__HIDDEN int hm__fail_errno(int err, int code, const char *fmt, ...) HM__PRINTF(3, 4);
+/* Wrap this thread's error in another: "<fmt's text>: <the message>", with
+ * code, keeping its errno. */
+HM__HIDDEN int hm__fail_prefix(int code, const char *fmt, ...) HM__PRINTF(2, 3);
+/* Keep this thread's error across work that may replace it, and put it back
+ * (whole: code, errno and message); restore returns the saved code. */
+HM__HIDDEN void hm__err_save(struct hm__err *s);
+HM__HIDDEN int hm__err_restore(const struct hm__err *s);
 HM__HIDDEN void hm__log(const hm_loader *l, int level, const char *fmt, ...)
 	HM__PRINTF(3, 4);
 /* Copy of this thread's message, for storing with an entry. */

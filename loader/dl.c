@@ -52,7 +52,7 @@ int hm__dl_open(int *memfd, const char *key, void **dl)
 						 "/proc/self/fd/N names taken by loaded objects", key);
 		int fd = fcntl(*memfd, F_DUPFD_CLOEXEC, *memfd + 1);
 		if (fd < 0)
-			return hm__fail(HM_ESYS, "%s: dup: %s", key, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: dup", key);
 		close(*memfd);
 		*memfd = fd;
 	}
@@ -126,9 +126,10 @@ int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks)
 	if ((rc = hm__elf_symbol(memfd, HM_MODULE_SYMBOL, &value)) == HM_ENODESC)
 		return hm__fail(HM_ENODESC, "%s: no '%s' symbol: define the descriptor "
 					    "with HM_MODULE()", key, HM_MODULE_SYMBOL);
+	if (rc == HM_ENOMEM)
+		return hm__fail(rc, "%s: reading its symbol table: out of memory", key);
 	if (rc < 0)
-		return hm__fail(rc, "%s: reading its symbol table: %s", key,
-			rc == HM_ENOMEM ? "out of memory" : strerror(errno));
+		return hm__fail_errno(errno, rc, "%s: reading its symbol table", key);
 	if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) != 0) {
 		const char *why = dlerror();
 		return hm__fail(HM_ESYS, "%s: dlinfo: %s", key, why ? why : "unknown error");

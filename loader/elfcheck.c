@@ -105,7 +105,7 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 		return hm__fail(HM_ENOTELF, "%s: %llu bytes is too short for an ELF header",
 			what, (unsigned long long)size);
 	if (hm__pread_all(fd, &eh, sizeof eh, 0) < 0)
-		return hm__fail(HM_ESYS, "%s: read: %s", what, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "%s: read", what);
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
 		return hm__fail(HM_ENOTELF, "%s: not an ELF file (bad magic)", what);
 	if (eh.e_ident[EI_CLASS] != HM__ELFCLASS || eh.e_ident[EI_DATA] != HM__ELFDATA ||
@@ -127,7 +127,7 @@ int hm__elf_check(int fd, uint64_t size, const char *what)
 		return hm__fail(HM_ENOTELF, "%s: truncated: program headers end past byte %llu",
 			what, (unsigned long long)size);
 	if (hm__pread_all(fd, ph, (size_t)ph_len, eh.e_phoff) < 0)
-		return hm__fail(HM_ESYS, "%s: read: %s", what, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "%s: read", what);
 
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD && ph[i].p_type != PT_DYNAMIC)

@@ -139,7 +139,7 @@ static int hm__walk_start(struct hm__walk *w, const hm_loader *l, const char *ke
 	if (!root)
 		root = &st;
 	if (fstat(l->rootfd, root) < 0)
-		return hm__fail(HM_ESYS, "%s: fstat: %s", l->root, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "%s: fstat", l->root);
 	return check ? hm__check_perms(l, root, l->root) : 0;
 }
 
@@ -182,7 +182,7 @@ static int hm__walk(struct hm__walk *w, const char *rel, struct stat *st)
 
 		if (len == 0) { /* the directory the walk is in */
 			if ((fd = fcntl(hm__walk_fd(w), F_DUPFD_CLOEXEC, 0)) < 0)
-				return hm__fail(HM_ESYS, "%s: dup: %s", w->key, strerror(errno));
+				return hm__fail_errno(errno, HM_ESYS, "%s: dup", w->key);
 			break;
 		}
 		if (len == 1 && p[0] == '.') {
@@ -206,11 +206,10 @@ static int hm__walk(struct hm__walk *w, const char *rel, struct stat *st)
 		if (fd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR)
 				return HM_ENOENT;
-			return hm__fail(HM_ESYS, "%s: open %s: %s", w->key, w->path,
-				strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: open %s", w->key, w->path);
 		}
 		if (fstat(fd, st) < 0) {
-			rc = hm__fail(HM_ESYS, "%s: fstat: %s", w->key, strerror(errno));
+			rc = hm__fail_errno(errno, HM_ESYS, "%s: fstat", w->key);
 			close(fd);
 			return rc;
 		}
@@ -224,8 +223,8 @@ static int hm__walk(struct hm__walk *w, const char *rel, struct stat *st)
 					w->key, w->path, HM__WALK_LINKS);
 			else if ((rc = hm__walk_link_owner(w, st)) == 0 &&
 				 (tn = readlinkat(fd, "", target, sizeof target)) < 0)
-				rc = hm__fail(HM_ESYS, "%s: readlink %s: %s", w->key, w->path,
-					strerror(errno));
+				rc = hm__fail_errno(errno, HM_ESYS, "%s: readlink %s", w->key,
+					w->path);
 			close(fd);
 			if (rc < 0)
 				return rc;
@@ -270,7 +269,7 @@ static int hm__walk(struct hm__walk *w, const char *rel, struct stat *st)
 		p = end;
 	}
 	if (fstat(fd, st) < 0) {
-		rc = hm__fail(HM_ESYS, "%s: fstat: %s", w->key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: fstat", w->key);
 		close(fd);
 		return rc;
 	}
@@ -353,7 +352,7 @@ static int hm__open_module(hm_loader *l, const char *key, struct stat *st,
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
 	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		rc = hm__fail(HM_ESYS, "%s: reopen: %s", key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: reopen", key);
 		goto out;
 	}
 	if (fstat(fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
@@ -377,7 +376,7 @@ static int hm__copy(int memfd, int fd, off_t size, const char *key)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return hm__fail(HM_ESYS, "%s: copy: %s", key, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: copy", key);
 		if (n == 0)
 			return hm__fail(HM_ECHANGED, "%s: shrank while being copied", key);
 	}
@@ -391,7 +390,7 @@ static int hm__same_id(int fd, const struct hm__fileid *id, const char *key)
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "%s: fstat", key);
 	hm__fileid_of(&now, &st);
 	if (!hm__fileid_eq(id, &now))
 		return hm__fail(HM_ECHANGED, "%s: modified while being copied", key);
@@ -446,7 +445,7 @@ int hm__copy_module(hm_loader *l, const char *key, const char *gkey,
 	hm__fileid_of(id, &before);
 	mfd = memfd_create("hotmod", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0) {
-		rc = hm__fail(HM_ESYS, "%s: memfd_create: %s", key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: memfd_create", key);
 		goto out;
 	}
 	if ((rc = hm__copy(mfd, fd, before.st_size, key)) < 0 ||
@@ -468,7 +467,7 @@ int hm__copy_module(hm_loader *l, const char *key, const char *gkey,
 	if (gkey && (rc = hm__global_same(l, key, gkey, &dir, global)) != 0)
 		goto fail;
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		rc = hm__fail(HM_ESYS, "%s: seal: %s", key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: seal", key);
 		goto fail;
 	}
 	if ((rc = hm__elf_check(mfd, (uint64_t)before.st_size, key)) < 0)

@@ -14,7 +14,6 @@
 #include "loader.h"
 #include "pending.h"
 
-#include <stdio.h>
 #include <string.h>
 #include "fault.h" /* last: see fault.h */
 
@@ -66,11 +65,8 @@ int hm__global_get(struct hm__entry *e, struct hm__version **g, struct hm__filei
 	/* removed since: no global (a held entry is never unlinked: no DEAD) */
 	if (rc == HM_ENOENT || rc == HM__DEAD)
 		return 0;
-	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED) {
-		char why[HM__MSG_MAX]; /* hm__fail writes the buffer hm__msg reads */
-		snprintf(why, sizeof why, "%s", hm__msg());
-		return hm__fail(HM_EGLOBAL, "%s: global module: %s", e->key, why);
-	}
+	if (rc < 0 && rc != HM_EDEADLK && rc != HM_ECLOSED)
+		return hm__fail_prefix(HM_EGLOBAL, "%s: global module", e->key);
 	return rc;
 }
 

@@ -8,7 +8,6 @@
  */
 #include "loader.h"
 
-#include <stdio.h>
 #include <string.h>
 #include "fault.h" /* last: see fault.h */
 
@@ -81,13 +80,13 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
  * it was. */
 void hm__check_on_request(struct hm__entry *e)
 {
-	char saved[HM__MSG_MAX];
+	struct hm__err saved;
 
-	snprintf(saved, sizeof saved, "%s", hm__msg());
+	hm__err_save(&saved);
 	hm__busy_enter(e->loader);
 	(void)hm__entry_refresh(e, HM__R_GRACE);
 	hm__busy_leave(e->loader);
-	hm__fail(0, "%s", saved);
+	hm__err_restore(&saved);
 }
 
 int hm__get_miss(hm_loader *l, const char *path, size_t len, struct hm__entry *e,

@@ -116,11 +116,13 @@ static int hm__open_root(hm_loader *l)
 	int rc;
 
 	l->rootfd = open(l->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (l->rootfd < 0)
-		return hm__fail(errno == ENOENT ? HM_ENOENT : HM_ESYS,
-			"root %s: %s", l->root, strerror(errno));
+	if (l->rootfd < 0) {
+		int err = errno;
+		return hm__fail_errno(err, err == ENOENT ? HM_ENOENT : HM_ESYS, "root %s",
+			l->root);
+	}
 	if (fstat(l->rootfd, &st) < 0)
-		return hm__fail(HM_ESYS, "root %s: fstat: %s", l->root, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "root %s: fstat", l->root);
 	if ((rc = hm__check_perms(l, &st, l->root)) < 0)
 		return rc;
 	return 0;
@@ -187,8 +189,7 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 		goto fail;
 	}
 	if (clock_err != 0) {
-		rc = hm__fail(HM_ESYS, "hm_open: pthread_condattr_setclock: %s",
-			strerror(clock_err));
+		rc = hm__fail_errno(clock_err, HM_ESYS, "hm_open: pthread_condattr_setclock");
 		goto fail;
 	}
 	if ((rc = hm__table_init(l)) < 0) {
@@ -298,8 +299,9 @@ int hm_close(hm_loader *l, int timeout_ms)
 	pthread_mutex_unlock(&l->ver_lock);
 	if (rc != 0 && rc != ETIMEDOUT && (busy > 0 || n > 0))
 		/* Not closed yet, as after a timeout: the caller calls again. */
-		return hm__fail(HM_ETIMEDOUT, "close: waiting for %zu versions and %u calls: "
-					      "pthread_cond_timedwait: %s", n, busy, strerror(rc));
+		return hm__fail_errno(rc, HM_ETIMEDOUT, "close: waiting for %zu versions and "
+							"%u calls: pthread_cond_timedwait",
+			n, busy);
 	if (busy > 0)
 		return hm__fail(HM_ETIMEDOUT, "close: %u calls still loading after %d ms",
 			busy, timeout_ms);

@@ -301,11 +301,11 @@ static int hm__probe_run(hm_loader *l, int memfd, const char *key, bool lookup,
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return hm__fail(HM_ESYS, "%s: probe: pipe: %s", key, strerror(errno));
+		return hm__fail_errno(errno, HM_ESYS, "%s: probe: pipe", key);
 	src = hm__fd_at_least(memfd, HM__PROBE_FD, &src_copy);
 	wr = hm__fd_at_least(p[1], HM__PROBE_FD + 1, &wr_copy);
 	if (src < 0 || wr < 0) {
-		rc = hm__fail(HM_ESYS, "%s: probe: fcntl: %s", key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: probe: fcntl", key);
 		goto out;
 	}
 	err = hm__probe_spawn(src, wr, lookup, &pid);
@@ -316,19 +316,19 @@ static int hm__probe_run(hm_loader *l, int memfd, const char *key, bool lookup,
 		close(wr_copy);
 	wr_copy = -1;
 	if (err != 0) {
-		rc = hm__fail(HM_ESYS, "%s: probe: cannot run %s: %s", key, hm__interp,
-			strerror(err));
+		rc = hm__fail_errno(err, HM_ESYS, "%s: probe: cannot run %s", key, hm__interp);
 		goto out;
 	}
 	rc = hm__probe_wait(pid, p[0], deadline, &status, &out);
 	if (rc < 0) {
-		rc = hm__fail(HM_ESYS, "%s: probe: waitpid %d: %s (does the program reap "
-					 "every child, with waitpid(-1) or SIGCHLD ignored?)",
-			key, (int)pid, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: probe: waitpid %d (does the program "
+						   "reap every child, with waitpid(-1) or "
+						   "SIGCHLD ignored?)",
+			key, (int)pid);
 	} else if (rc == HM__PROBE_UNKILLED) {
-		rc = hm__fail(HM_ESYS, "%s: probe: kill %d: %s", key, (int)pid, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: probe: kill %d", key, (int)pid);
 	} else if (rc == HM__PROBE_UNREAD) {
-		rc = hm__fail(HM_ESYS, "%s: probe: read: %s", key, strerror(errno));
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: probe: read", key);
 	} else if (rc == HM__PROBE_TIMED_OUT) {
 		rc = hm__fail(HM_EPROBE, "%s: the dynamic linker did not finish %s in a probe "
 					   "process within %d s (killed): the file is corrupt, "

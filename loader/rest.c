@@ -67,9 +67,9 @@ int hm__settle(const char *key, int fd, struct stat *st)
 	for (int round = 0;; round++) {
 		struct timespec now;
 		if (clock_gettime(CLOCK_REALTIME, &now) != 0) /* before the fstat: see above */
-			return hm__fail(HM_ESYS, "%s: clock_gettime: %s", key, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: clock_gettime", key);
 		if (fstat(fd, st) < 0)
-			return hm__fail(HM_ESYS, "%s: fstat: %s", key, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: fstat", key);
 		int64_t need = hm__settle_ns(st);
 		int64_t age = hm__ts_ns(&now) - hm__ts_ns(&st->st_ctim);
 		/* A ctime ahead of the clock: the clock was set back, or the
@@ -168,7 +168,7 @@ int hm__still_copied(int fd, int mfd, off_t size, const char *key)
 		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
 		ssize_t a = pread(fd, buf, n, off), b = pread(mfd, buf + CHUNK, n, off);
 		if (a < 0 || b < 0)
-			same = hm__fail(HM_ESYS, "%s: read: %s", key, strerror(errno));
+			same = hm__fail_errno(errno, HM_ESYS, "%s: read", key);
 		else
 			same = a == (ssize_t)n && b == (ssize_t)n && memcmp(buf, buf + CHUNK, n) == 0;
 	}

@@ -14,7 +14,6 @@
 #include "probe.h"
 
 #include <dlfcn.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -188,10 +187,10 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	return 0;
 fail:
 	if (dl) {
-		char why[HM__MSG_MAX]; /* unloading may log; keep the reason */
-		snprintf(why, sizeof why, "%s", hm__msg());
+		struct hm__err why; /* unloading may fail; keep the reason */
+		hm__err_save(&why);
 		hm__dl_close(e, 0, dl, memfd);
-		hm__fail(rc, "%s", why);
+		hm__err_restore(&why);
 	} else {
 		close(memfd);
 	}

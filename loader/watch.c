@@ -125,7 +125,7 @@ static void hm__wdir_remove(struct hm__watch *w, struct hm__wdir *d)
 }
 
 /* Watch dir ("" or "a/b/", checked by hm__subdir_key); failures are
- * logged, the rest still works. */
+ * logged, the rest still works.  False, with errno set, when it cannot. */
 static bool hm__watch_add(hm_loader *l, const char *dir)
 {
 	struct hm__watch *w = l->watch;
@@ -133,13 +133,17 @@ static bool hm__watch_add(hm_loader *l, const char *dir)
 	int wd;
 
 	if ((size_t)snprintf(path, sizeof path, "/proc/self/fd/%d/%s", l->rootfd, dir) >=
-	    sizeof path)
-		return false; /* cannot be: dir holds at most HM__DIR_MAX bytes */
+	    sizeof path) { /* cannot be: dir holds at most HM__DIR_MAX bytes */
+		errno = ENAMETOOLONG;
+		return false;
+	}
 	wd = inotify_add_watch(w->fd, path, HM__WATCH_MASK);
 	if (wd < 0) {
+		int err = errno;
 		hm__log(l, HM_LOG_WARN, "%s: cannot watch %s: %s%s", l->root,
-			*dir ? dir : "the root", strerror(errno),
-			errno == ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
+			*dir ? dir : "the root", strerror(err),
+			err == ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
+		errno = err; /* the log callback may have changed it */
 		return false;
 	}
 	bool oom = false;
@@ -159,8 +163,10 @@ static bool hm__watch_add(hm_loader *l, const char *dir)
 		oom = true;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (oom) /* logged with no lock held, like every log line */
+	if (oom) { /* logged with no lock held, like every log line */
 		hm__log(l, HM_LOG_ERROR, "%s: out of memory watching %s", l->root, dir);
+		errno = ENOMEM;
+	}
 	return !oom;
 }
 
@@ -502,7 +508,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 		if (mode == HM_WATCH_INOTIFY)
-			return hm__fail(HM_ESYS, "%s: inotify_init1: %s", l->root, strerror(err));
+			return hm__fail_errno(err, HM_ESYS, "%s: inotify_init1", l->root);
 		hm__log(l, HM_LOG_WARN, "%s: inotify_init1: %s: checking files by stat",
 			l->root, strerror(err));
 		return 0;
@@ -513,9 +519,10 @@ int hm__watch_start(hm_loader *l, int mode)
 		return rc;
 	}
 	if (!hm__watch_add(l, "")) {
+		int err = errno;
 		hm__watch_stop(l);
 		if (mode == HM_WATCH_INOTIFY)
-			return hm__fail(HM_ESYS, "%s: cannot watch the root", l->root);
+			return hm__fail_errno(err, HM_ESYS, "%s: cannot watch the root", l->root);
 		hm__log(l, HM_LOG_WARN, "%s: checking files by stat instead", l->root);
 		return 0;
 	}
@@ -527,7 +534,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 			w->wake[0] = w->wake[1] = -1;
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: pipe: %s", l->root, strerror(errno));
+			return hm__fail_errno(errno, HM_ESYS, "%s: pipe", l->root);
 		}
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -535,7 +542,7 @@ int hm__watch_start(hm_loader *l, int mode)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc != 0) {
 			l->check_ns = check_ns;
-			return hm__fail(HM_ESYS, "%s: watcher thread: %s", l->root, strerror(rc));
+			return hm__fail_errno(rc, HM_ESYS, "%s: watcher thread", l->root);
 		}
 		w->has_thread = true;
 		pthread_setname_np(w->thread, "hotmod-watch");

@@ -6,12 +6,16 @@
 #define _GNU_SOURCE 1
 #include "util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 START_TEST(test_every_error_code_has_a_name_and_a_text)
 {
@@ -61,6 +65,7 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	hm_options_init(&o);
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL); /* no root */
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "root"));
+	ck_assert_int_eq(hm_errno(), 0); /* no system call failed */
 	o.root = root;
 	o.global_name = "a/b.so";
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
@@ -83,6 +88,8 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	o.root = "/nonexistent/hotmod";
 	ck_assert_int_eq(hm_open(&l, &o), HM_ENOENT);
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
+	ck_assert_int_eq(hm_errno(), ENOENT); /* open(2)'s */
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), strerror(ENOENT)));
 	rmroot(root);
 }
 END_TEST
@@ -155,6 +162,7 @@ static void *fail_in_thread(void *arg)
 
 	(void)arg;
 	ck_assert_int_eq(hm_get(NULL, "m", &m), HM_EINVAL);
+	ck_assert_int_eq(hm_errno(), 0);
 	return strdup(hm_errmsg());
 }
 
@@ -172,6 +180,7 @@ START_TEST(test_error_messages_are_per_thread)
 	pthread_join(t, &other);
 	ck_assert_ptr_nonnull(strstr(other, "hm_get"));
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
+	ck_assert_int_eq(hm_errno(), ENOENT); /* the other thread's failure had none */
 	free(other);
 }
 END_TEST
@@ -235,6 +244,101 @@ START_TEST(test_a_successful_call_leaves_the_last_error_message_alone)
 }
 END_TEST
 
+/* What a child with few file descriptors saw (run_out_of_descriptors). */
+struct fd_seen {
+	int open_rc, open_errno;   /* hm_open with no descriptor left */
+	int kept_errno, kept_msg;  /* after loads and stat checks that succeeded */
+	int bad_rc, bad_errno;     /* then a bad path: no system call's failure */
+	char open_msg[512];
+};
+
+/* In a child: errors it cannot report in s end it with status 20 and up. */
+static void run_out_of_descriptors(const char *root, int spare, struct fd_seen *s)
+{
+	struct fx_app app = {0}; /* probe_v1's init counts in it */
+	struct rlimit old, low;
+	struct hm_options o;
+	hm_loader *l = NULL;
+	hm_module *m;
+
+	if (getrlimit(RLIMIT_NOFILE, &old) != 0)
+		_exit(20);
+	low = old;
+	low.rlim_cur = 64;
+	if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+		_exit(21);
+	while (dup(spare) >= 0) /* every descriptor below the limit taken */
+		;
+	if (errno != EMFILE)
+		_exit(22);
+	hm_options_init(&o);
+	o.root = root;
+	o.app = &app;
+	o.watch = HM_WATCH_STAT;
+	o.check_interval_ms = HM_CHECK_ALWAYS;
+	o.removal_delay_ms = 0;
+	s->open_rc = hm_open(&l, &o);
+	s->open_errno = hm_errno();
+	snprintf(s->open_msg, sizeof s->open_msg, "%s", hm_errmsg());
+	if (setrlimit(RLIMIT_NOFILE, &old) != 0)
+		_exit(23);
+	if (hm_open(&l, &o) != 0)
+		_exit(24);
+	/* The load, then a request that stats the file on its way and puts
+	 * this thread's error back as it was (hm__check_on_request). */
+	for (int i = 0; i < 2; i++) {
+		if (hm_get(l, "m", &m) != 0)
+			_exit(25);
+		hm_put(m);
+	}
+	s->kept_errno = hm_errno();
+	s->kept_msg = strcmp(hm_errmsg(), s->open_msg) == 0;
+	s->bad_rc = hm_get(l, "a/\x01/b", &m);
+	s->bad_errno = hm_errno();
+	if (hm_close(l, -1) != 0)
+		_exit(26);
+}
+
+START_TEST(test_a_failed_system_call_tells_its_errno)
+{
+	char *root = mkroot();
+	struct fd_seen s;
+	int p[2], status;
+	pid_t pid;
+
+	deploy_cp("probe_v1", root, "m.so");
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		memset(&s, 0, sizeof s);
+		close(p[0]);
+		run_out_of_descriptors(root, p[1], &s);
+		_exit(write(p[1], &s, sizeof s) == (ssize_t)sizeof s ? 0 : 27);
+	}
+	close(p[1]);
+	ssize_t got = read(p[0], &s, sizeof s);
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"the child ended with status %#x", (unsigned)status);
+	ck_assert_int_eq(got, (ssize_t)sizeof s);
+
+	/* hm_open could not open the root: EMFILE, in the value and the text. */
+	ck_assert_int_eq(s.open_rc, HM_ESYS);
+	ck_assert_msg(s.open_errno == EMFILE, "hm_errno() %d (%s), not EMFILE: %s",
+		s.open_errno, strerror(s.open_errno), s.open_msg);
+	ck_assert_ptr_nonnull(strstr(s.open_msg, root));
+	ck_assert_ptr_nonnull(strstr(s.open_msg, strerror(EMFILE)));
+	/* Calls that succeeded left the whole error alone, errno included. */
+	ck_assert_int_eq(s.kept_errno, EMFILE);
+	ck_assert(s.kept_msg);
+	/* A failure that is no system call's has none. */
+	ck_assert_int_eq(s.bad_rc, HM_EBADPATH);
+	ck_assert_int_eq(s.bad_errno, 0);
+	rmroot(root);
+}
+END_TEST
+
 START_TEST(test_a_cxx_module_built_with_hidden_visibility_exports_its_descriptor)
 {
 	char *root = mkroot();
@@ -262,6 +366,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
 	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
+	tcase_add_test(c, test_a_failed_system_call_tells_its_errno);
 	tcase_add_test(c, test_a_cxx_module_built_with_hidden_visibility_exports_its_descriptor);
 	suite_add_tcase(s, c);
 	return s;

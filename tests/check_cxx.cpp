@@ -10,6 +10,10 @@ int main()
 {
 	if (std::strcmp(hm_strerror(HM_ENOENT), "no such module") != 0)
 		return 1;
+	// The function hm_errno() and the codes' enum hm_errno share a name.
+	enum hm_errno code = HM_ESYS;
+	if (hm_errno() != 0 || std::strcmp(hm_errmsg(), "no error") != 0 || code != -22)
+		return 1;
 	struct hm_options opts;
 	hm_options_init(&opts);
 	std::printf("1 passed, 0 failed\n");
