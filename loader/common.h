@@ -36,7 +36,7 @@
 
 /*
  * This thread's last error: the code the failing call returned, the errno
- * of the system call behind it (hm_errno(); 0: none) and the escaped
+ * of the system call behind it (hm_os_errno(); 0: none) and the escaped
  * message (hm_errmsg()).
  */
 struct hm__err {
@@ -45,9 +45,9 @@ struct hm__err {
 	char msg[HM__MSG_MAX];
 };
 
-/* Set this thread's hm_errmsg() text (hm_errno() 0) and return code. */
+/* Set this thread's hm_errmsg() text (hm_os_errno() 0) and return code. */
 HM__HIDDEN int hm__fail(int code, const char *fmt, ...) HM__PRINTF(2, 3);
-/* The same for a failed system call whose errno was err: hm_errno() is err
+/* The same for a failed system call whose errno was err: hm_os_errno() is err
  * and ": strerror(err)" ends the message.  Save errno before any call that
  * may change it. */
 HM__HIDDEN int hm__fail_errno(int err, int code, const char *fmt, ...) HM__PRINTF(3, 4);

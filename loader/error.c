@@ -4,7 +4,7 @@
  * queries.
  *
  * The last error is {code, errno, message}: hm_errmsg() reads the message,
- * hm_errno() the errno of the system call behind it (0 when none was), so
+ * hm_os_errno() the errno of the system call behind it (0 when none was), so
  * that an embedder can branch on ENOSPC or EMFILE without parsing text.
  * hm__fail() sets all three (errno 0), hm__fail_errno() records the errno
  * and appends its strerror() text.  A caller that must not disturb the
@@ -86,7 +86,7 @@ const char *hm_errmsg(void)
 	return hm__last.msg[0] ? hm__last.msg : "no error";
 }
 
-int hm_errno(void)
+int hm_os_errno(void)
 {
 	return hm__last.sys;
 }

@@ -98,9 +98,8 @@ HM_EXTERN const char *hm_errmsg(void);
  * The errno of the system call behind that same failure (EMFILE, ENOSPC...),
  * whose strerror() text ends the message; 0 when the failure was not a
  * system call's (HM_ENOTELF, HM_EINVAL...).  Thread-local like hm_errmsg().
- * Not to be confused with enum hm_errno, the library's own codes.
  */
-HM_EXTERN int hm_errno(void);
+HM_EXTERN int hm_os_errno(void);
 
 /* Log levels handed to hm_log_fn. */
 enum hm_log_level {

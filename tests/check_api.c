@@ -65,7 +65,7 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	hm_options_init(&o);
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL); /* no root */
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "root"));
-	ck_assert_int_eq(hm_errno(), 0); /* no system call failed */
+	ck_assert_int_eq(hm_os_errno(), 0); /* no system call failed */
 	o.root = root;
 	o.global_name = "a/b.so";
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
@@ -88,7 +88,7 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	o.root = "/nonexistent/hotmod";
 	ck_assert_int_eq(hm_open(&l, &o), HM_ENOENT);
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
-	ck_assert_int_eq(hm_errno(), ENOENT); /* open(2)'s */
+	ck_assert_int_eq(hm_os_errno(), ENOENT); /* open(2)'s */
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), strerror(ENOENT)));
 	rmroot(root);
 }
@@ -162,7 +162,7 @@ static void *fail_in_thread(void *arg)
 
 	(void)arg;
 	ck_assert_int_eq(hm_get(NULL, "m", &m), HM_EINVAL);
-	ck_assert_int_eq(hm_errno(), 0);
+	ck_assert_int_eq(hm_os_errno(), 0);
 	return strdup(hm_errmsg());
 }
 
@@ -180,7 +180,7 @@ START_TEST(test_error_messages_are_per_thread)
 	pthread_join(t, &other);
 	ck_assert_ptr_nonnull(strstr(other, "hm_get"));
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "/nonexistent/hotmod"));
-	ck_assert_int_eq(hm_errno(), ENOENT); /* the other thread's failure had none */
+	ck_assert_int_eq(hm_os_errno(), ENOENT); /* the other thread's failure had none */
 	free(other);
 }
 END_TEST
@@ -278,7 +278,7 @@ static void run_out_of_descriptors(const char *root, int spare, struct fd_seen *
 	o.check_interval_ms = HM_CHECK_ALWAYS;
 	o.removal_delay_ms = 0;
 	s->open_rc = hm_open(&l, &o);
-	s->open_errno = hm_errno();
+	s->open_errno = hm_os_errno();
 	snprintf(s->open_msg, sizeof s->open_msg, "%s", hm_errmsg());
 	if (setrlimit(RLIMIT_NOFILE, &old) != 0)
 		_exit(23);
@@ -291,10 +291,10 @@ static void run_out_of_descriptors(const char *root, int spare, struct fd_seen *
 			_exit(25);
 		hm_put(m);
 	}
-	s->kept_errno = hm_errno();
+	s->kept_errno = hm_os_errno();
 	s->kept_msg = strcmp(hm_errmsg(), s->open_msg) == 0;
 	s->bad_rc = hm_get(l, "a/\x01/b", &m);
-	s->bad_errno = hm_errno();
+	s->bad_errno = hm_os_errno();
 	if (hm_close(l, -1) != 0)
 		_exit(26);
 }
@@ -325,7 +325,7 @@ START_TEST(test_a_failed_system_call_tells_its_errno)
 
 	/* hm_open could not open the root: EMFILE, in the value and the text. */
 	ck_assert_int_eq(s.open_rc, HM_ESYS);
-	ck_assert_msg(s.open_errno == EMFILE, "hm_errno() %d (%s), not EMFILE: %s",
+	ck_assert_msg(s.open_errno == EMFILE, "hm_os_errno() %d (%s), not EMFILE: %s",
 		s.open_errno, strerror(s.open_errno), s.open_msg);
 	ck_assert_ptr_nonnull(strstr(s.open_msg, root));
 	ck_assert_ptr_nonnull(strstr(s.open_msg, strerror(EMFILE)));

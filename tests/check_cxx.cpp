@@ -10,9 +10,9 @@ int main()
 {
 	if (std::strcmp(hm_strerror(HM_ENOENT), "no such module") != 0)
 		return 1;
-	// The function hm_errno() and the codes' enum hm_errno share a name.
+	// The codes are an enum hm_errno; the system's errno is hm_os_errno().
 	enum hm_errno code = HM_ESYS;
-	if (hm_errno() != 0 || std::strcmp(hm_errmsg(), "no error") != 0 || code != -22)
+	if (hm_os_errno() != 0 || std::strcmp(hm_errmsg(), "no error") != 0 || code != -22)
 		return 1;
 	struct hm_options opts;
 	hm_options_init(&opts);
