@@ -2,7 +2,7 @@
 /*
  * common.h - what every file of libhotmod includes: the public headers, the
  * internal attributes, errors and logging (error.c), the clocks (clock.c)
- * and growing arrays.  Internal names use the hm__ prefix; private headers
+ * and growing arrays (array.c).  Internal names use the hm__ prefix; private headers
  * are never installed, and each says what its locks protect and why each
  * atomic is ordered as it is.  docs/DESIGN.md has the picture and the map.
  */
@@ -21,7 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -29,7 +28,8 @@
 #define HM__HIDDEN __attribute__((visibility("hidden")))
 #define HM__PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* Limits on request paths and keys: names.h. */
+/* The longest message hm_errmsg() returns, with its NUL.  (The limits on
+ * names and keys are in names.h.) */
 #define HM__MSG_MAX 512
 
 /* ---- errors and logging (error.c) ---------------------------------------- */
@@ -67,9 +67,9 @@ HM__HIDDEN const char *hm__msg(void);
 HM__HIDDEN bool hm__err_of_file(int rc);
 
 /*
- * What the cache's functions (and those they call) return when they do not fail (a failure is an
- * HM_E* code, < 0): 0, or one of these.  One enum, so that no two of them
- * share a number.
+ * What the cache's functions, and those they call, return when they do not
+ * fail (a failure is an HM_E* code, < 0): 0, or one of these.  One enum, so
+ * that no two of them share a number.
  */
 enum hm__result {
 	HM__LOADED = 1,   /* a new version became current */
@@ -92,22 +92,12 @@ HM__HIDDEN int64_t hm__now(void);
 /* ---- growing arrays ---------------------------------------------------------- */
 
 /*
- * Make room for one more element in the array arr of cap elements, n of
- * them used: doubled when full (16 first).  false, with arr unchanged,
- * when memory runs out.
+ * Make room for one more element in the array *arr of *cap elements, n of
+ * them used: doubled when full (16 first).  false, with *arr unchanged,
+ * when memory runs out.  Out of line so that fault injection reaches its
+ * realloc (array.c).
  */
-static inline bool hm__grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return true;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p = realloc(*arr, ncap * size);
-	if (!p)
-		return false;
-	*arr = p;
-	*cap = ncap;
-	return true;
-}
+HM__HIDDEN bool hm__grow(void **arr, size_t *cap, size_t n, size_t size);
 #define HM__GROW(arr, cap, n) hm__grow((void **)&(arr), &(cap), (n), sizeof *(arr))
 
 #endif /* HOTMOD_COMMON_H */

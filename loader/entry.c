@@ -289,7 +289,7 @@ int hm__entry_get(struct hm__entry *e, struct hm__version **out, bool force)
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (rc == HM_ENOENT) /* no file, nothing loaded: the entry may go */
-		hm__table_hint(l);
+		hm__sweeper_hint(l);
 	return rc;
 }
 
@@ -396,7 +396,7 @@ out:
 	if (rc == HM__LOADED)
 		hm__rebind_if_stale(e);
 	if (rc == HM_ENOENT) /* gone, nothing serves it any more: may go */
-		hm__table_hint(l);
+		hm__sweeper_hint(l);
 	return rc;
 }
 
@@ -432,4 +432,18 @@ int hm__entry_look(struct hm__entry *e, int flags)
 	else if (rc == HM_ECHANGED && !e->is_global && hm__binding_stale(e))
 		hm__pending_later(l, e->key, HM__R_NOW | HM__R_GRACE | HM__R_SETTLE);
 	return rc;
+}
+
+void hm__entry_version_gone(struct hm__entry *e)
+{
+	hm_loader *l = e->loader;
+	bool empty;
+
+	pthread_mutex_lock(&e->lock);
+	empty = --e->versions == 0 && !atomic_load_explicit(&e->current, memory_order_relaxed);
+	pthread_mutex_unlock(&e->lock);
+	/* The last version of a file that is no longer served: maybe gone.
+	 * (Not e after this: a pass may free it.) */
+	if (empty)
+		hm__sweeper_hint(l);
 }

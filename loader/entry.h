@@ -46,7 +46,13 @@ struct hm__entry {
 
 	/* Holders (see hm__entry_hold); the sweeper unlinks only at 0. */
 	atomic_ulong users;
-	struct hm__entry *limbo_next; /* the sweeper's lists (table.c) */
+	struct hm__entry *limbo_next; /* the sweeper's lists (sweeper.c) */
+	/* Constant from the entry's insertion: a module's directory's global
+	 * module's key (in this entry's allocation, after key), global_len
+	 * bytes; < 0 when it cannot be had (the reason, for hm__name_why: its
+	 * loads fail saying so).  A global's: NULL. */
+	const char *global_key;
+	int global_len;
 
 	/* What a request reads, together with the key's first bytes. */
 	/*
@@ -63,11 +69,6 @@ struct hm__entry {
 	bool is_global;
 	size_t dir_len; /* key[0..dir_len) is the directory, with its '/' */
 	size_t key_len;
-	/* A module's: its directory's global module's key (in this entry's
-	 * allocation), global_len bytes; < 0 when it cannot be had (the
-	 * reason, for hm__name_why: its loads fail saying so).  Globals: NULL. */
-	const char *global_key;
-	int global_len;
 	char key[];     /* "a/b.so": file path under the root */
 };
 
@@ -98,6 +99,8 @@ HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, int flags);
  * way scan.c looks at a file it knows.
  */
 HM__HIDDEN int hm__entry_look(struct hm__entry *e, int flags);
+/* A version of e was finalised (version.c): e may be unlinked now. */
+HM__HIDDEN void hm__entry_version_gone(struct hm__entry *e);
 /* Drop the current version (close; a hm__table_each callback). */
 HM__HIDDEN void hm__entry_drop_each(struct hm__entry *e, void *arg);
 

@@ -41,14 +41,14 @@ struct hm_loader {
 	 * The table.  Readers load it with acquire (pairs with the release
 	 * store that published a new one) and probe it without a lock, in
 	 * their lookup window.  A replaced table is retired, and freed with
-	 * the entries unlinked with it after a grace period (table.c).
+	 * the entries unlinked with it after a grace period (sweeper.c).
 	 */
 	_Atomic(struct hm__table *) table;
 	pthread_mutex_t table_lock; /* protects: inserts, growth, unlinking,
 				       retired, walkers */
 	struct hm__table *retired;
 	unsigned walkers;              /* hm__table_each() calls running */
-	struct hm__sweeper *sweeper;   /* table.c */
+	struct hm__sweeper *sweeper;   /* sweeper.c */
 
 	/* Deadlock detection between loads: entry->loading_by and
 	 * hm__thread.waiting_for.  Taken after an entry lock, never before. */

@@ -59,7 +59,7 @@ static int hm__get_slow(hm_loader *l, const char *path, size_t len,
 				return hm__fail(HM_EBADPATH, "module path: too long");
 			/* Entries only for files that exist: hostile names cannot
 			 * grow the table (and those of files that went are freed
-			 * by the sweeper, table.c). */
+			 * by the sweeper, sweeper.c). */
 			if ((rc = hm__stat_key(l, key, &id)) < 0)
 				return rc == HM_ENOENT ? hm__no_file(l, key) : rc;
 			if ((rc = hm__table_insert(l, key, len + 3, false, &e)) < 0)

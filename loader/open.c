@@ -132,6 +132,9 @@ static void hm__free(hm_loader *l)
 {
 	hm__versions_free(l);
 	hm__table_free(l);
+	/* Not with the watcher: a request in its slow path may still ask
+	 * it (hm__pending_busy) while hm_close() waits for it. */
+	hm__pending_free(l);
 	if (l->rootfd >= 0)
 		close(l->rootfd);
 	pthread_mutex_destroy(&l->table_lock);

@@ -409,7 +409,7 @@ static void hm__sweeper_failed(const hm_loader *l, int rc)
 				"removed files stay until it can", l->root, strerror(rc));
 }
 
-void hm__table_hint(hm_loader *l)
+void hm__sweeper_hint(hm_loader *l)
 {
 	struct hm__sweeper *sw = l->sweeper;
 	bool first;
@@ -423,20 +423,6 @@ void hm__table_hint(hm_loader *l)
 	pthread_mutex_unlock(&sw->lock);
 	if (first)
 		hm__sweeper_failed(l, rc);
-}
-
-void hm__entry_version_gone(struct hm__entry *e)
-{
-	hm_loader *l = e->loader;
-	bool empty;
-
-	pthread_mutex_lock(&e->lock);
-	empty = --e->versions == 0 && !atomic_load_explicit(&e->current, memory_order_relaxed);
-	pthread_mutex_unlock(&e->lock);
-	/* The last version of a file that is no longer served: maybe gone.
-	 * (Not e after this: a pass may free it.) */
-	if (empty)
-		hm__table_hint(l);
 }
 
 int hm__sweeper_init(hm_loader *l)
@@ -475,7 +461,7 @@ int hm__sweeper_init(hm_loader *l)
 	return 0;
 }
 
-uint64_t hm__sweeper_first_gen(hm_loader *l, uint64_t h)
+uint64_t hm__sweeper_first_number(hm_loader *l, uint64_t h)
 {
 	return hm__tomb_get(l->sweeper, h);
 }

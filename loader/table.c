@@ -203,7 +203,7 @@ int hm__table_insert(hm_loader *l, const char *key, size_t key_len, bool is_glob
 	e->dir_len = slash ? (size_t)(slash - key) + 1 : 0;
 	t = atomic_load_explicit(&l->table, memory_order_relaxed);
 	uint64_t h = hm__hash(&t->seed, key, stem);
-	e->next_number = hm__sweeper_first_gen(l, h);
+	e->next_number = hm__sweeper_first_number(l, h);
 	hm__place(t, e, h);
 found:
 	*out = e;
@@ -211,7 +211,7 @@ out:
 	pthread_mutex_unlock(&l->table_lock);
 	/* A table that fills up may hold entries of files long gone. */
 	if (grew)
-		hm__table_hint(l);
+		hm__sweeper_hint(l);
 	return rc;
 }
 

@@ -10,6 +10,8 @@
 #include "common.h"
 #include "entry.h"
 
+/* ---- the hash ------------------------------------------------------------------- */
+
 /*
  * Keys are hashed without their ".so", so that a request path ("a/b") is
  * hashed as it comes, with no copy.  Word at a time: a request's lookup is
@@ -102,6 +104,7 @@ static inline size_t hm__stem_len(const char *key, size_t len)
 	return len >= 3 && memcmp(key + len - 3, ".so", 3) == 0 ? len - 3 : len;
 }
 
+/* ---- the table ------------------------------------------------------------------ */
 
 /*
  * The hash table: open addressing, linear probing, at most half full, so a
@@ -110,7 +113,7 @@ static inline size_t hm__stem_len(const char *key, size_t len)
  * without a lock, inside their lookup window (hm__window_open).  Growth,
  * and the sweeper removing entries of files that are gone, build a new
  * table, publish it and retire the old one, which is freed only once
- * every lookup window open at the time has closed (table.c).
+ * every lookup window open at the time has closed (sweeper.c).
  */
 /* Slots of the smallest table. */
 #define HM__TABLE_MIN 64
@@ -153,7 +156,7 @@ __attribute__((always_inline)) static inline struct hm__entry *hm__table_probe(
  * they use: hm__table_get(), hm__table_insert() and hm__global_entry()
  * return them held, hm__entry_hold() holds one found in a window, and
  * hm__entry_release() lets it go.  hm__table_each() holds them all while
- * it walks.  The sweeper (table.c) unlinks only entries nobody holds, of
+ * it walks.  The sweeper (sweeper.c) unlinks only entries nobody holds, of
  * files that are gone, with no version alive: see docs/DESIGN.md.
  */
 /* The entry for key p[0..len) (followed by ".so" when so), held; NULL if none. */
@@ -170,11 +173,6 @@ HM__HIDDEN int hm__table_init(hm_loader *l);
 HM__HIDDEN void hm__table_each(hm_loader *l, void (*fn)(struct hm__entry *, void *),
 	void *arg);
 HM__HIDDEN void hm__table_free(hm_loader *l);
-/* A file may be gone (a missing look, a dropped version, a grown table):
- * wake the sweeper.  Any lock but table_lock may be held. */
-HM__HIDDEN void hm__table_hint(hm_loader *l);
-/* A version of e was finalised (version.c): e may be unlinked now. */
-HM__HIDDEN void hm__entry_version_gone(struct hm__entry *e);
 /* For tests (tests/check_table.c): the table's shape. */
 struct hm__table_stats {
 	size_t slots, entries, held_back; /* held_back: unlinked, not freed yet */
@@ -205,7 +203,10 @@ HM__HIDDEN int hm__sweeper_init(hm_loader *l);
 HM__HIDDEN void hm__sweeper_free(hm_loader *l);
 /* The first version number of a new entry whose key hashes to h: where an
  * unlinked entry of the same name stopped.  table_lock held. */
-HM__HIDDEN uint64_t hm__sweeper_first_gen(hm_loader *l, uint64_t h);
+HM__HIDDEN uint64_t hm__sweeper_first_number(hm_loader *l, uint64_t h);
 HM__HIDDEN void hm__sweeper_stats(hm_loader *l, struct hm__table_stats *st);
+/* A file may be gone (a missing look, a dropped version, a grown table):
+ * wake the sweeper.  Any lock but table_lock may be held. */
+HM__HIDDEN void hm__sweeper_hint(hm_loader *l);
 
 #endif /* HOTMOD_TABLE_H */

@@ -521,6 +521,7 @@ int hm__watch_start(hm_loader *l, int mode)
 	if (!hm__watch_add(l, "")) {
 		int err = errno;
 		hm__watch_stop(l);
+		hm__pending_free(l); /* stat mode: no pending list */
 		if (mode == HM_WATCH_INOTIFY)
 			return hm__fail_errno(err, HM_ESYS, "%s: cannot watch the root", l->root);
 		hm__log(l, HM_LOG_WARN, "%s: checking files by stat instead", l->root);
@@ -569,7 +570,6 @@ void hm__watch_stop(hm_loader *l)
 		if (w->wake[i] >= 0)
 			close(w->wake[i]);
 	close(w->fd);
-	hm__pending_free(l);
 	for (size_t i = 0; i < w->ndirs; i++)
 		free(w->dirs[i].dir);
 	free(w->dirs);

@@ -48,3 +48,13 @@ if [ "$mapped" != "$present" ]; then
 	exit 1
 fi
 echo "DESIGN.md: its map names every file of loader/"
+
+# The documents name only internal functions and types that exist.
+gone=$(grep -oh 'hm__[a-z0-9_]*' "$top"/docs/*.md | sort -u | while read -r s; do
+	grep -qw "$s" "$top"/loader/*.[ch] || echo "$s"
+done)
+if [ -n "$gone" ]; then
+	printf 'docs/ name what loader/ no longer has:\n%s\n' "$gone"
+	exit 1
+fi
+echo "docs: every hm__ name they use exists"
