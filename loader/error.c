@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * error.c - error codes, the per-thread last error, logging, version
- * queries.
+ * error.c - error codes and their names, the per-thread last error, and
+ * the log (the embedder's callback; the library never prints).
  *
  * The last error is {code, errno, message}: hm_errmsg() reads the message,
  * hm_os_errno() the errno of the system call behind it (0 when none was), so
@@ -172,18 +172,4 @@ void hm__log(const hm_loader *l, int level, const char *fmt, ...)
 	va_end(ap);
 	hm__escape(buf, sizeof buf, raw, strlen(raw));
 	l->log(l->log_arg, level, buf);
-}
-
-unsigned hm_version(void)
-{
-	return HM_VERSION_HEX;
-}
-
-#define HM__STR2(x) #x
-#define HM__XSTR(x) HM__STR2(x)
-
-const char *hm_version_string(void)
-{
-	return HM__XSTR(HM_VERSION_MAJOR) "." HM__XSTR(HM_VERSION_MINOR) "." HM__XSTR(
-		HM_VERSION_PATCH);
 }

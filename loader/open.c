@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * open.c - a loader's life: hm_open() (options, the root, the table, the
- * watcher, the preload), hm_close(), and the rule for fork().
+ * watcher, the preload), hm_close(), the rule for fork(); and which
+ * library this is (hm_version()).
  */
 #include "loader.h"
 #include "pending.h"
@@ -317,4 +318,19 @@ int hm_close(hm_loader *l, int timeout_ms)
 	hm__pins_sweep(l, true);
 	hm__free(l);
 	return 0;
+}
+
+/* Which library runs (hotmod.h: the ABI rule beside HM_VERSION_HEX). */
+unsigned hm_version(void)
+{
+	return HM_VERSION_HEX;
+}
+
+#define HM__STR2(x) #x
+#define HM__XSTR(x) HM__STR2(x)
+
+const char *hm_version_string(void)
+{
+	return HM__XSTR(HM_VERSION_MAJOR) "." HM__XSTR(HM_VERSION_MINOR) "." HM__XSTR(
+		HM_VERSION_PATCH);
 }
