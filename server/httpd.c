@@ -50,6 +50,7 @@ struct req {
 	size_t nkv;
 	struct timespec t0;
 	size_t sent;
+	struct req *prev, *next; /* srv.inflight, under srv.mu */
 };
 
 /* ---- the operations modules call -------------------------------------------- */
@@ -395,6 +396,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		pthread_mutex_lock(&s->mu);
 		s->active++;
+		q->next = s->inflight;
+		if (q->next)
+			q->next->prev = q;
+		s->inflight = q;
 		pthread_mutex_unlock(&s->mu);
 		*con_cls = q;
 		return MHD_YES;
@@ -451,12 +456,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			(double)(t1.tv_sec - q->t0.tv_sec) * 1e3 +
 				(double)(t1.tv_nsec - q->t0.tv_nsec) / 1e6,
 			why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not completed)");
-	req_free(q);
-	*con_cls = NULL;
 	pthread_mutex_lock(&s->mu);
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		s->inflight = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
 	if (--s->active == 0)
 		pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->mu);
+	req_free(q);
+	*con_cls = NULL;
 }
 
 static int hexval(char c)
@@ -540,15 +551,57 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	srv_log("httpd", "%s", buf);
 }
 
+int srv_bind(const char *addr)
+{
+	struct sockaddr_storage ss;
+	int fd, one = 1;
+
+	if (parse_listen(addr, &ss) < 0) {
+		srv_log("error", "--listen %s: expected ADDRESS:PORT, e.g. 127.0.0.1:8080 or "
+				 "[::1]:8080", addr);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		srv_log("error", "cannot listen on %s: socket: %s", addr, strerror(errno));
+		return -1;
+	}
+	/* Non-blocking: with worker processes every one of them polls this
+	 * socket, and those that lose the race for a connection must not
+	 * block in accept(). */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ?
+			sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
+		srv_log("error", "cannot listen on %s: %s", addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+unsigned srv_bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 /*
  * threads == 0: a thread per connection.  Handlers may block (a database,
  * /slow), and a blocked handler must not hold up other connections: in a
  * pool, each thread runs the event loop of many connections.  threads > 0:
  * that pool, for handlers that never block (or to bound the threads).
  */
-int srv_start(struct srv *s, const char *listen, unsigned threads)
+int srv_start(struct srv *s, int fd, unsigned threads)
 {
 	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem pool[] = {
 		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
@@ -559,19 +612,13 @@ int srv_start(struct srv *s, const char *listen, unsigned threads)
 		flags |= MHD_USE_THREAD_PER_CONNECTION;
 		pool[0].option = MHD_OPTION_END;
 	}
-
-	if (parse_listen(listen, &ss) < 0) {
-		srv_log("error", "--listen %s: expected ADDRESS:PORT, e.g. 127.0.0.1:8080 or "
-				 "[::1]:8080", listen);
-		return -1;
-	}
-	if (ss.ss_family == AF_INET6)
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 && ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, as MHD asks */
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_ARRAY, pool,
 		MHD_OPTION_CONNECTION_LIMIT, SRV_MAX_CONNECTIONS,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -579,26 +626,21 @@ int srv_start(struct srv *s, const char *listen, unsigned threads)
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 		MHD_OPTION_END);
 	if (!s->mhd) {
-		srv_log("error", "cannot listen on %s: %s", listen, strerror(errno));
+		srv_log("error", "cannot serve on port %u: %s", srv_bound_port(fd),
+			strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-unsigned srv_port(struct srv *s)
+bool srv_stop(struct srv *s, int grace_ms)
 {
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	return info ? info->port : 0;
-}
-
-void srv_stop(struct srv *s, int grace_ms)
-{
-	struct timespec deadline;
+	struct timespec deadline, now;
 	MHD_socket fd;
 	int rc = 0;
 
 	if (!s->mhd)
-		return;
+		return true;
 	/* Stop accepting; connections already open finish their request. */
 	fd = MHD_quiesce_daemon(s->mhd);
 	if (fd != MHD_INVALID_SOCKET)
@@ -613,10 +655,25 @@ void srv_stop(struct srv *s, int grace_ms)
 	pthread_mutex_lock(&s->mu);
 	while (s->active > 0 && rc == 0)
 		rc = pthread_cond_timedwait(&s->idle, &s->mu, &deadline);
-	if (s->active > 0)
-		srv_log("warn", "%u requests still running after %d ms: closing them", s->active,
-			grace_ms);
+	if (s->active > 0) {
+		/* Their handlers do not return: stopping the daemon would wait
+		 * for them for ever.  Say which they are; the caller exits. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		srv_log("warn", "%u request%s still running after %d ms: abandoned",
+			s->active, s->active == 1 ? "" : "s", grace_ms);
+		for (struct req *q = s->inflight; q; q = q->next) {
+			char m[64], u[512], addr[64];
+			srv_log("warn", "abandoned: %s \"%s %s\" after %.0f ms",
+				client(q->conn, addr, sizeof addr),
+				printable(q->method, m, sizeof m), printable(q->url, u, sizeof u),
+				(double)(now.tv_sec - q->t0.tv_sec) * 1e3 +
+					(double)(now.tv_nsec - q->t0.tv_nsec) / 1e6);
+		}
+		pthread_mutex_unlock(&s->mu);
+		return false;
+	}
 	pthread_mutex_unlock(&s->mu);
 	MHD_stop_daemon(s->mhd);
 	s->mhd = NULL;
+	return true;
 }

@@ -3,14 +3,19 @@
  * hotmod-httpd - serve URL paths from shared objects under a directory, and
  * reload them when a new one is dropped in.  See hotmod-httpd(8).
  *
- * Signals are blocked in every thread and taken here with sigwait(2):
- * SIGHUP rescans the tree; SIGTERM and SIGINT stop accepting, let the
- * requests in flight finish, finalise every module and exit 0.
+ * By default a master process binds the socket and runs worker processes
+ * (master.c), each serving with its own loader; --workers 0 serves in this
+ * one process.  Signals are blocked in every thread and taken with
+ * sigwait(2) where one process serves: SIGHUP rescans the tree; SIGTERM
+ * and SIGINT stop accepting, let the requests in flight finish within the
+ * grace (those that do not are abandoned, and logged), finalise every
+ * module and exit 0.
  */
 #include "server.h"
 
 #include "names.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -29,6 +34,10 @@ static const char usage[] =
 	"  -r, --root DIR          directory of modules (required)\n"
 	"  -l, --listen ADDR:PORT  address to listen on (default 127.0.0.1:8080;\n"
 	"                          [::1]:8080 for IPv6, port 0 for any free port)\n"
+	"  -W, --workers N         serve from N worker processes (default: one per\n"
+	"                          CPU); 0: serve in this one process\n"
+	"      --max-restarts N    stop when more than N workers died within\n"
+	"      --restart-period S  S seconds (default: 10 within 60)\n"
 	"  -t, --threads N         serve connections from a pool of N threads, each\n"
 	"                          running many connections' event loop (a handler\n"
 	"                          that blocks then delays the others on its thread);\n"
@@ -48,7 +57,7 @@ static const char usage[] =
 	"  -h, --help              this text\n"
 	"  -V, --version           the version\n"
 	"\n"
-	"GET /_hotmod/status returns the loader's status as JSON.\n"
+	"GET /_hotmod/status returns the status of the worker that answers, as JSON.\n"
 	"SIGHUP rescans DIR; SIGTERM or SIGINT stops gracefully.\n";
 
 static bool verbose;
@@ -73,7 +82,10 @@ void srv_log(const char *level, const char *fmt, ...)
 	va_end(ap);
 	hm__escape(msg, sizeof msg, raw, strlen(raw));
 	/* One write per line, so that lines from threads never interleave. */
-	fprintf(stderr, "%s %s: %s\n", when, level, msg);
+	if (srv_worker_id)
+		fprintf(stderr, "%s worker %u %s: %s\n", when, srv_worker_id, level, msg);
+	else
+		fprintf(stderr, "%s %s: %s\n", when, level, msg);
 }
 
 void srv_loader_log(void *arg, int level, const char *msg)
@@ -84,6 +96,14 @@ void srv_loader_log(void *arg, int level, const char *msg)
 	if (level < HM_LOG_DEBUG || verbose)
 		srv_log(names[level & 3], "%s", msg);
 }
+
+/* What one serving process needs. */
+struct config {
+	struct srv s;
+	struct hm_options opts;
+	const char *root, *listen;
+	long threads, grace;
+};
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
 {
@@ -121,11 +141,74 @@ static int number(const char *opt, const char *arg, long min, long max, long *ou
 	return 0;
 }
 
+/*
+ * Serve on fd until SIGTERM or SIGINT: in this process (--workers 0, id 0)
+ * or as worker id, which writes a byte to ready_fd once it serves.  The
+ * exit status.
+ */
+static int serve(void *arg, int fd, int ready_fd, unsigned id)
+{
+	struct config *c = arg;
+	struct srv *s = &c->s;
+	sigset_t sigs;
+	int sig;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	c->opts.root = c->root;
+	c->opts.log = srv_loader_log;
+	if (hm_open(&s->loader, &c->opts) < 0) {
+		srv_log("error", "%s", hm_errmsg());
+		return 1;
+	}
+	if (srv_start(s, fd, (unsigned)c->threads) < 0) {
+		hm_close(s->loader, 0);
+		return 1;
+	}
+	if (id == 0)
+		srv_log("info", "serving %s on %s, port %u, %s", c->root, c->listen,
+			srv_bound_port(fd), c->threads ? "a pool of threads" :
+							 "a thread per connection");
+	if (ready_fd >= 0 && (write(ready_fd, "", 1) < 0 || close(ready_fd) < 0))
+		srv_log("warn", "cannot tell the master that this worker serves: %s",
+			strerror(errno));
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			srv_log("info", "SIGHUP: rescanning %s", c->root);
+			hm_rescan(s->loader);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			break;
+		}
+	}
+	srv_log("info", "%s: stopping: no new connections, waiting for requests in flight",
+		strsignal(sig));
+	if (!srv_stop(s, (int)c->grace)) {
+		/* A handler that does not return holds its version: nothing can
+		 * be finalised.  The process ends; the kernel closes the rest. */
+		srv_log("info", "stopped, abandoning what still runs");
+		fflush(stderr);
+		_exit(0);
+	}
+	if (hm_close(s->loader, (int)c->grace) < 0) {
+		srv_log("error", "%s", hm_errmsg());
+		return 1;
+	}
+	srv_log("info", "stopped");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"root", required_argument, NULL, 'r'},
 		{"listen", required_argument, NULL, 'l'},
+		{"workers", required_argument, NULL, 'W'},
+		{"max-restarts", required_argument, NULL, 'M'},
+		{"restart-period", required_argument, NULL, 'R'},
 		{"threads", required_argument, NULL, 't'},
 		{"watch", required_argument, NULL, 'w'},
 		{"check-interval", required_argument, NULL, 'i'},
@@ -138,34 +221,47 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	struct srv s = {.serve = SERVE};
-	struct hm_options opts;
-	const char *root = NULL, *listen = "127.0.0.1:8080";
-	long threads = 0, grace = 10000, v;
+	static struct config c = {.s = {.serve = SERVE}, .listen = "127.0.0.1:8080",
+		.grace = 10000};
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), workers = cpus > 0 ? cpus : 1;
+	long max_restarts = 10, period = 60, v;
+	char banner[1024];
 	sigset_t sigs;
-	int c, sig, rc;
+	int ch, fd, rc;
 
-	hm_options_init(&opts);
-	opts.flags = HM_OPEN_PRELOAD | HM_OPEN_PROBE;
-	while ((c = getopt_long(argc, argv, "r:l:t:w:i:g:qvhV", longopts, NULL)) != -1) {
-		switch (c) {
+	hm_options_init(&c.opts);
+	c.opts.flags = HM_OPEN_PRELOAD | HM_OPEN_PROBE;
+	while ((ch = getopt_long(argc, argv, "r:l:W:t:w:i:g:qvhV", longopts, NULL)) != -1) {
+		switch (ch) {
 		case 'r':
-			root = optarg;
+			c.root = optarg;
 			break;
 		case 'l':
-			listen = optarg;
+			c.listen = optarg;
+			break;
+		case 'W':
+			if (number("--workers", optarg, 0, 1024, &workers) < 0)
+				return 2;
+			break;
+		case 'M':
+			if (number("--max-restarts", optarg, 0, 100000, &max_restarts) < 0)
+				return 2;
+			break;
+		case 'R':
+			if (number("--restart-period", optarg, 1, 86400, &period) < 0)
+				return 2;
 			break;
 		case 't':
-			if (number("--threads", optarg, 1, 1024, &threads) < 0)
+			if (number("--threads", optarg, 1, 1024, &c.threads) < 0)
 				return 2;
 			break;
 		case 'w':
 			if (strcmp(optarg, "auto") == 0) {
-				opts.watch = HM_WATCH_AUTO;
+				c.opts.watch = HM_WATCH_AUTO;
 			} else if (strcmp(optarg, "inotify") == 0) {
-				opts.watch = HM_WATCH_INOTIFY;
+				c.opts.watch = HM_WATCH_INOTIFY;
 			} else if (strcmp(optarg, "stat") == 0) {
-				opts.watch = HM_WATCH_STAT;
+				c.opts.watch = HM_WATCH_STAT;
 			} else {
 				fprintf(stderr, "hotmod-httpd: --watch %s: expected auto, inotify "
 						"or stat\n", optarg);
@@ -175,20 +271,20 @@ int main(int argc, char **argv)
 		case 'i':
 			if (number("--check-interval", optarg, 0, INT_MAX, &v) < 0)
 				return 2;
-			opts.check_interval_ms = (int)v;
+			c.opts.check_interval_ms = (int)v;
 			break;
 		case 'g':
-			if (number("--grace", optarg, 0, INT_MAX, &grace) < 0)
+			if (number("--grace", optarg, 0, INT_MAX - 60000, &c.grace) < 0)
 				return 2;
 			break;
 		case 'L':
-			opts.flags &= ~HM_OPEN_PRELOAD;
+			c.opts.flags &= ~HM_OPEN_PRELOAD;
 			break;
 		case 'P':
-			opts.flags &= ~HM_OPEN_PROBE;
+			c.opts.flags &= ~HM_OPEN_PROBE;
 			break;
 		case 'q':
-			s.quiet = true;
+			c.s.quiet = true;
 			break;
 		case 'v':
 			verbose = true;
@@ -205,53 +301,39 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!root || optind != argc) {
+	if (!c.root || optind != argc) {
 		fputs(usage, stderr);
 		return 2;
 	}
 
-	/* Before any thread exists: every thread inherits the mask. */
+	/* Before any thread or worker exists: every one inherits the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGPIPE);
+	if (workers > 0)
+		sigaddset(&sigs, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	opts.root = root;
-	opts.log = srv_loader_log;
-	if ((rc = hm_open(&s.loader, &opts)) < 0) {
-		srv_log("error", "%s", hm_errmsg());
+	if ((fd = srv_bind(c.listen)) < 0)
 		return 1;
-	}
-	if (srv_start(&s, listen, (unsigned)threads) < 0) {
-		hm_close(s.loader, 0);
-		return 1;
-	}
-	if (threads)
-		srv_log("info", "serving %s on %s, port %u, with a pool of %ld threads", root,
-			listen, srv_port(&s), threads);
-	else
-		srv_log("info", "serving %s on %s, port %u, a thread per connection", root,
-			listen, srv_port(&s));
-
-	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			srv_log("info", "SIGHUP: rescanning %s", root);
-			hm_rescan(s.loader);
-		} else if (sig == SIGTERM || sig == SIGINT) {
-			break;
-		}
-	}
-	srv_log("info", "%s: stopping: no new connections, waiting for requests in flight",
-		strsignal(sig));
-	srv_stop(&s, (int)grace);
-	if (hm_close(s.loader, (int)grace) < 0) {
-		srv_log("error", "%s", hm_errmsg());
-		return 1;
-	}
-	srv_log("info", "stopped");
-	return 0;
+	if (workers == 0)
+		return serve(&c, fd, -1, 0);
+	snprintf(banner, sizeof banner, "serving %s on %s, port %u", c.root, c.listen,
+		srv_bound_port(fd));
+	struct master m = {
+		.workers = (unsigned)workers,
+		.listen_fd = fd,
+		.grace_ms = (int)c.grace,
+		.max_restarts = (unsigned)max_restarts,
+		.restart_period_s = (unsigned)period,
+		.serve = serve,
+		.arg = &c,
+		.banner = banner,
+	};
+	rc = master_run(&m);
+	if (m.listen_fd >= 0)
+		close(m.listen_fd);
+	return rc;
 }

@@ -16,7 +16,8 @@
 
 /* Where request bodies stop: larger ones get 413. */
 #define SRV_MAX_BODY (1u << 20)
-/* Connections served at once; more wait in the kernel's backlog. */
+/* Connections served at once (per process); libmicrohttpd closes the ones
+ * accepted beyond it. */
 #define SRV_MAX_CONNECTIONS 1024u
 
 struct srv {
@@ -27,6 +28,7 @@ struct srv {
 	pthread_mutex_t mu;
 	pthread_cond_t idle; /* active dropped to 0 */
 	unsigned active;
+	struct req *inflight; /* those requests, newest first */
 	/*
 	 * How a path is served: hm_dispatch() normally; the benchmark's build
 	 * links a handler in statically to measure the loader's cost.
@@ -40,13 +42,42 @@ void srv_log(const char *level, const char *fmt, ...) __attribute__((format(prin
 /* hm_options.log for the loader. */
 void srv_loader_log(void *arg, int level, const char *msg);
 
-/* Start the daemon on addr ("127.0.0.1:8080", "[::1]:0") with a pool of
- * threads, or a thread per connection when threads is 0; 0 or -1. */
-int srv_start(struct srv *s, const char *listen, unsigned threads);
-/* Stop accepting; wait up to grace_ms for requests in flight; stop. */
-void srv_stop(struct srv *s, int grace_ms);
-/* The port bound (for port 0). */
-unsigned srv_port(struct srv *s);
+/* A listening socket on listen ("127.0.0.1:8080", "[::1]:0"), non-blocking;
+ * -1 when it cannot be had (logged). */
+int srv_bind(const char *addr);
+/* The port fd is bound to (for port 0). */
+unsigned srv_bound_port(int fd);
+/* Start the daemon on the listening socket fd with a pool of threads, or a
+ * thread per connection when threads is 0; 0 or -1. */
+int srv_start(struct srv *s, int fd, unsigned threads);
+/* Stop accepting; wait up to grace_ms for requests in flight; stop.  false
+ * when some are still running then: each is logged as abandoned, the
+ * daemon is left as it is (stopping it would wait for them), and the
+ * caller exits without finalising anything. */
+bool srv_stop(struct srv *s, int grace_ms);
+
+/* ---- worker processes (master.c) ----------------------------------------- */
+
+struct master {
+	unsigned workers;
+	int listen_fd;
+	int grace_ms;          /* SIGTERM: how long workers get to finish */
+	unsigned max_restarts; /* deaths allowed in restart_period_s ... */
+	unsigned restart_period_s; /* ... before the master gives up */
+	/* What a worker runs, in its own process: serve until SIGTERM on
+	 * listen_fd, writing one byte to ready_fd once it serves; the process's
+	 * exit status. */
+	int (*serve)(void *arg, int listen_fd, int ready_fd, unsigned id);
+	void *arg;
+	/* Logged with ", N worker processes" once every worker serves. */
+	const char *banner;
+};
+/* Run the workers, replace those that die, stop them on SIGTERM or SIGINT,
+ * pass SIGHUP on; the master's exit status (hotmod-httpd(8), EXIT STATUS).
+ * SIGTERM, SIGINT, SIGHUP and SIGCHLD must be blocked. */
+int master_run(struct master *m);
+/* This process's worker number in log lines (0: none). */
+extern unsigned srv_worker_id;
 
 /* /_hotmod/status as JSON into a malloc'd string, or NULL. */
 char *srv_status_json(hm_loader *loader, size_t *len);

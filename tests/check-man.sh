@@ -37,17 +37,22 @@ if [ -n "$nolicence" ]; then
 fi
 echo "sources: every one has its SPDX line"
 
-# docs/DESIGN.md's map names every file of loader/, and only those.
-mapped=$(sed -n '/^## Map/,/^### /p' "$top/docs/DESIGN.md" | grep '^| `' |
-	cut -d'|' -f2 | grep -o '`[^`]*`' | tr -d '`' | sort)
-present=$(cd "$top/loader" && ls *.c *.h *.map | sort)
-if [ "$mapped" != "$present" ]; then
-	echo "docs/DESIGN.md's map and loader/ differ:"
-	for f in $mapped; do echo "$present" | grep -qx "$f" || echo "  in the map, not in loader/: $f"; done
-	for f in $present; do echo "$mapped" | grep -qx "$f" || echo "  in loader/, not in the map: $f"; done
-	exit 1
-fi
-echo "DESIGN.md: its map names every file of loader/"
+# Each folder's map (docs/DESIGN.md: loader/, docs/SERVER.md: server/)
+# names every source file of the folder, and only those.
+check_map() { # DOC DIR
+	mapped=$(sed -n '/^## Map/,/^##* [^M]/p' "$top/$1" | grep '^| `' |
+		cut -d'|' -f2 | grep -o '`[^`]*`' | tr -d '`' | sort)
+	present=$(cd "$top/$2" && ls *.c *.h *.map 2>/dev/null | sort)
+	if [ "$mapped" != "$present" ]; then
+		echo "$1's map and $2/ differ:"
+		for f in $mapped; do echo "$present" | grep -qx "$f" || echo "  in the map, not in $2/: $f"; done
+		for f in $present; do echo "$mapped" | grep -qx "$f" || echo "  in $2/, not in the map: $f"; done
+		exit 1
+	fi
+	echo "$1: its map names every file of $2/"
+}
+check_map docs/DESIGN.md loader
+check_map docs/SERVER.md server
 
 # The documents name only internal functions and types that exist.
 gone=$(grep -oh 'hm__[a-z0-9_]*' "$top"/docs/*.md | sort -u | while read -r s; do

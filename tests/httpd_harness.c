@@ -220,8 +220,18 @@ void server_start(const char *const *extra)
 	char **env, *db_env, *port;
 	int fds[2];
 
-	for (; extra && *extra && argc < 15; extra++)
+	bool workers = false;
+
+	for (; extra && *extra && argc < 13; extra++) {
+		workers |= strcmp(*extra, "--workers") == 0;
 		argv[argc++] = *extra;
+	}
+	/* One worker unless a test says otherwise: a log line such as
+	 * "probe.so version 2 loaded" then says what every request gets. */
+	if (!workers) {
+		argv[argc++] = "--workers";
+		argv[argc++] = "1";
+	}
 	argv[argc] = NULL;
 	/* The environment, with the notes app's database outside the root. */
 	while (environ[nenv])
@@ -253,8 +263,9 @@ void server_start(const char *const *extra)
 	srv.err = fds[0];
 	ck_assert_int_eq(pthread_create(&srv.reader, NULL, reader_main, NULL), 0);
 
-	/* "serving ROOT on 127.0.0.1:0, port 41234, a thread per connection",
-	 * written at once: when ", port " is in, so is the number */
+	/* "serving ROOT on 127.0.0.1:0, port 41234, 1 worker processes" (or
+	 * "..., a thread per connection" with --workers 0), written at once:
+	 * when ", port " is in, so is the number */
 	ck_assert_msg(log_wait(", port "), "hotmod-httpd did not start");
 	pthread_mutex_lock(&srv.mu);
 	port = strstr(srv.log, ", port ");
@@ -275,6 +286,11 @@ int server_stop(void)
 int server_kill(int sig)
 {
 	return kill(srv.pid, sig);
+}
+
+pid_t server_pid(void)
+{
+	return srv.pid;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------ */

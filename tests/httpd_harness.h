@@ -42,7 +42,7 @@ extern char *base, *www;
 /* ---- the server ---------------------------------------------------------- */
 
 /* Start the server on a free port with --root www and extra options
- * (NULL-terminated, or NULL). */
+ * (NULL-terminated, or NULL; --workers 1 unless they say --workers). */
 void server_start(const char *const *extra);
 /* SIGTERM, then its exit status (server_reap). */
 int server_stop(void);
@@ -51,6 +51,8 @@ int server_stop(void);
 int server_reap(void);
 /* kill(2) the running server with sig; kill's result. */
 int server_kill(int sig);
+/* The server's process (the master, or the one process with --workers 0). */
+pid_t server_pid(void);
 /* Whether a TCP connection to the server's port is refused. */
 bool server_refuses_connections(void);
 /* Run the server binary with args (no server_start), its stdout and stderr

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_httpd_workers.c - hotmod-httpd's worker processes, end to end: a
+ * worker that dies (killed, or crashed by a handler) is replaced while the
+ * others serve; workers that keep dying make the master give up with exit
+ * status 3; a handler that does not return cannot keep SIGTERM from
+ * ending the server; --workers 0 serves in one process.  The crash is
+ * real: the probe fixture stores through a null pointer (crash=1).
+ */
+#include "httpd_harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HELLO "Hello from hotmod!\n"
+
+/* The master's children now, at most max of them; how many. */
+static size_t workers_of(pid_t master, pid_t *out, size_t max)
+{
+	char path[64], buf[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)master, (int)master);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	if (fgets(buf, sizeof buf, f))
+		for (char *p = buf, *end; n < max; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			out[n++] = (pid_t)pid;
+		}
+	fclose(f);
+	return n;
+}
+
+/* Wait until the master has n children other than gone; false after WAIT_S. */
+static bool wait_workers(pid_t master, size_t n, pid_t gone, pid_t *out)
+{
+	for (int i = 0; i < WAIT_S * 100; i++) {
+		size_t k = workers_of(master, out, 8);
+		bool fresh = true;
+		for (size_t j = 0; j < k; j++)
+			fresh &= out[j] != gone;
+		if (k == n && fresh)
+			return true;
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	return false;
+}
+
+/* A request whose worker dies under it: no answer at all. */
+static void crash_one(void)
+{
+	struct resp r = http("GET", "/probe?crash=1", NULL, 0);
+
+	ck_assert_msg(r.rc != CURLE_OK, "a crashed worker answered %ld", r.status);
+	resp_free(&r);
+}
+
+START_TEST(test_a_killed_worker_is_replaced_while_the_other_serves)
+{
+	static const char *const opts[] = {"--workers", "2", NULL};
+	pid_t before[8], after[8];
+
+	server_start(opts);
+	ck_assert(log_has("2 worker processes"));
+	ck_assert_uint_eq(workers_of(server_pid(), before, 8), 2);
+	ck_assert_int_eq(kill(before[0], SIGKILL), 0);
+	ck_assert(log_wait(" was killed by Killed"));
+	ck_assert(log_wait(" restarted (pid "));
+	ck_assert(wait_workers(server_pid(), 2, before[0], after));
+	/* The other one was never touched. */
+	ck_assert(after[0] == before[1] || after[1] == before[1]);
+	expect("/hello", 200, HELLO);
+}
+END_TEST
+
+START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
+{
+	static const char *const opts[] = {"--workers", "2", NULL};
+
+	server_start(opts);
+	crash_one();
+	ck_assert(log_has("http_probe v1: crashing"));
+	/* SIGSEGV, or a sanitizer's exit after its report. */
+	ck_assert(log_wait(" restarted (pid "));
+	ck_assert(log_has("error: worker 1 was killed by Segmentation fault") ||
+		  log_has("error: worker 2 was killed by Segmentation fault") ||
+		  log_has("error: worker 1 exited with status") ||
+		  log_has("error: worker 2 exited with status"));
+	/* Every path, that one too, is served on. */
+	expect("/hello", 200, HELLO);
+	expect("/probe", 200, "v1\n");
+}
+END_TEST
+
+START_TEST(test_workers_that_keep_dying_make_the_master_give_up)
+{
+	static const char *const opts[] = {"--workers", "1", "--max-restarts", "2",
+		"--restart-period", "600", NULL};
+
+	server_start(opts);
+	/* A connection made while the worker is down waits in the socket's
+	 * queue for the next one: each of these kills a worker. */
+	for (int i = 0; i < 3; i++)
+		crash_one();
+	ck_assert_int_eq(server_reap(), 3);
+	ck_assert_uint_eq(log_count("http_probe v1: crashing"), 3);
+	ck_assert(log_has("workers died 3 times within 600 s (--max-restarts 2, "
+			  "--restart-period 600): stopping"));
+	ck_assert_uint_eq(log_count(" restarted (pid "), 2);
+	ck_assert(server_refuses_connections());
+}
+END_TEST
+
+/* SIGTERM while a handler is held at the gate, with a grace of 100 ms. */
+static void stop_with_a_handler_held(const char *workers)
+{
+	const char *const opts[] = {"--grace", "100", "--workers", workers, NULL};
+	char *path = gated("/probe");
+	struct bg held;
+
+	server_start(opts);
+	bg_start(&held, path);
+	ck_assert(log_wait("http_probe v1: parked"));
+	ck_assert_int_eq(server_kill(SIGTERM), 0);
+	ck_assert_int_eq(server_reap(), 0);
+	ck_assert(log_has("1 request still running after 100 ms: abandoned"));
+	ck_assert(log_has("abandoned: 127.0.0.1 \"GET /probe\" after "));
+	ck_assert(!log_has("probe.so version 1 unloaded")); /* it still ran */
+	pthread_join(held.thread, NULL); /* its connection closed, unanswered */
+	ck_assert_int_ne(held.r.rc, CURLE_OK);
+	resp_free(&held.r);
+	free(held.path);
+	free(path);
+}
+
+START_TEST(test_sigterm_abandons_a_handler_that_does_not_return_within_the_grace)
+{
+	stop_with_a_handler_held("1");
+}
+END_TEST
+
+START_TEST(test_sigterm_abandons_it_in_a_single_process_too)
+{
+	stop_with_a_handler_held("0");
+}
+END_TEST
+
+START_TEST(test_workers_0_serves_in_one_process)
+{
+	static const char *const opts[] = {"--workers", "0", NULL};
+	pid_t none[8];
+
+	server_start(opts);
+	ck_assert(log_has(", a thread per connection"));
+	ck_assert(!log_has("worker processes"));
+	expect("/hello", 200, HELLO);
+	ck_assert_uint_eq(workers_of(server_pid(), none, 8), 0);
+}
+END_TEST
+
+START_TEST(test_sighup_reaches_every_worker)
+{
+	static const char *const opts[] = {"--workers", "2", NULL};
+
+	server_start(opts);
+	ck_assert_int_eq(server_kill(SIGHUP), 0);
+	ck_assert(log_wait("worker 1 info: SIGHUP: rescanning"));
+	ck_assert(log_wait("worker 2 info: SIGHUP: rescanning"));
+}
+END_TEST
+
+START_TEST(test_workers_of_a_killed_master_stop)
+{
+	static const char *const opts[] = {"--workers", "2", NULL};
+	pid_t w[8];
+
+	server_start(opts);
+	ck_assert_uint_eq(workers_of(server_pid(), w, 8), 2);
+	ck_assert_int_eq(server_kill(SIGKILL), 0);
+	ck_assert_int_eq(server_reap(), 128 + SIGKILL);
+	/* The kernel sends them SIGTERM (PR_SET_PDEATHSIG): they stop. */
+	ck_assert(log_wait("worker 1 info: stopped"));
+	ck_assert(log_wait("worker 2 info: stopped"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("httpd workers");
+	TCase *life = tcase_create("life"), *stop = tcase_create("stop");
+
+	tcase_add_checked_fixture(life, httpd_setup, httpd_teardown);
+	tcase_set_timeout(life, 120);
+	tcase_add_test(life, test_a_killed_worker_is_replaced_while_the_other_serves);
+	tcase_add_test(life, test_a_handler_that_crashes_takes_down_its_worker_not_the_server);
+	tcase_add_test(life, test_workers_0_serves_in_one_process);
+	tcase_add_test(life, test_sighup_reaches_every_worker);
+	suite_add_tcase(s, life);
+
+	tcase_add_checked_fixture(stop, httpd_setup, httpd_teardown);
+	tcase_set_timeout(stop, 120);
+	tcase_add_test(stop, test_workers_that_keep_dying_make_the_master_give_up);
+	tcase_add_test(stop, test_sigterm_abandons_a_handler_that_does_not_return_within_the_grace);
+	tcase_add_test(stop, test_sigterm_abandons_it_in_a_single_process_too);
+	tcase_add_test(stop, test_workers_of_a_killed_master_stop);
+	suite_add_tcase(s, stop);
+	return s;
+}
+
+int main(void)
+{
+	return httpd_main("check_httpd_workers", suite);
+}
