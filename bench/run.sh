@@ -184,7 +184,10 @@ nservers=0
 start_server() {
 	local log=$tmp/server.$((++nservers)).err
 	: >"$log"
-	"$1" --root "$tmp/www" --listen 127.0.0.1:0 --quiet --threads "$np" 2>"$log" &
+	# One process (--workers 0): the loader's cost against the same server
+	# with the handler linked in; --allow-root: the benchmark may run as root.
+	"$1" --root "$tmp/www" --listen 127.0.0.1:0 --quiet --threads "$np" --workers 0 \
+		--allow-root 2>"$log" &
 	server_pid=$!
 	port=
 	for _ in $(seq 100); do

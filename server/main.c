@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,6 +54,9 @@ static const char usage[] =
 	"      --no-probe          do not have the dynamic linker load each new file\n"
 	"                          in a process of its own first (saves about 2 ms\n"
 	"                          a load; a corrupt file may then crash the server)\n"
+	"  -u, --user NAME         run the workers as user NAME (the master binds as\n"
+	"                          root and runs no module)\n"
+	"      --allow-root        serve as root without --user\n"
 	"  -q, --quiet             no access log\n"
 	"  -v, --verbose           log debug messages of the loader too\n"
 	"  -h, --help              this text\n"
@@ -103,7 +108,26 @@ struct config {
 	struct hm_options opts;
 	const char *root, *listen;
 	long threads, grace;
+	const char *user; /* --user: the serving processes become it */
+	uid_t uid;
+	gid_t gid;
 };
+
+/* In the serving process, before any module: become --user for good. */
+static int drop_privileges(const struct config *c)
+{
+	if (!c->user)
+		return 0;
+	if (initgroups(c->user, c->gid) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0) {
+		srv_log("error", "cannot become user %s: %s", c->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) { /* cannot be, after setuid() as root */
+		srv_log("error", "became user %s but could become root again", c->user);
+		return -1;
+	}
+	return 0;
+}
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
 {
@@ -157,6 +181,8 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	if (drop_privileges(c) < 0)
+		return 1;
 	c->opts.root = c->root;
 	c->opts.log = srv_loader_log;
 	if (hm_open(&s->loader, &c->opts) < 0) {
@@ -168,9 +194,9 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		return 1;
 	}
 	if (id == 0)
-		srv_log("info", "serving %s on %s, port %u, %s", c->root, c->listen,
-			srv_bound_port(fd), c->threads ? "a pool of threads" :
-							 "a thread per connection");
+		srv_log("info", "serving %s on %s, port %u%s%s, %s", c->root, c->listen,
+			srv_bound_port(fd), c->user ? ", as user " : "", c->user ? c->user : "",
+			c->threads ? "a pool of threads" : "a thread per connection");
 	if (ready_fd >= 0 && (write(ready_fd, "", 1) < 0 || close(ready_fd) < 0))
 		srv_log("warn", "cannot tell the master that this worker serves: %s",
 			strerror(errno));
@@ -215,6 +241,8 @@ int main(int argc, char **argv)
 		{"grace", required_argument, NULL, 'g'},
 		{"lazy", no_argument, NULL, 'L'},
 		{"no-probe", no_argument, NULL, 'P'},
+		{"user", required_argument, NULL, 'u'},
+		{"allow-root", no_argument, NULL, 'A'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -225,13 +253,14 @@ int main(int argc, char **argv)
 		.grace = 10000};
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN), workers = cpus > 0 ? cpus : 1;
 	long max_restarts = 10, period = 60, v;
+	bool allow_root = false;
 	char banner[1024];
 	sigset_t sigs;
 	int ch, fd, rc;
 
 	hm_options_init(&c.opts);
 	c.opts.flags = HM_OPEN_PRELOAD | HM_OPEN_PROBE;
-	while ((ch = getopt_long(argc, argv, "r:l:W:t:w:i:g:qvhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "r:l:W:t:w:i:g:u:qvhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			c.root = optarg;
@@ -283,6 +312,12 @@ int main(int argc, char **argv)
 		case 'P':
 			c.opts.flags &= ~HM_OPEN_PROBE;
 			break;
+		case 'u':
+			c.user = optarg;
+			break;
+		case 'A':
+			allow_root = true;
+			break;
 		case 'q':
 			c.s.quiet = true;
 			break;
@@ -305,6 +340,27 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (c.user) {
+		struct passwd *pw = getpwnam(c.user);
+		if (!pw) {
+			fprintf(stderr, "hotmod-httpd: --user %s: no such user\n", c.user);
+			return 2;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			fprintf(stderr, "hotmod-httpd: --user %s: only root can serve as "
+					"another user\n", c.user);
+			return 2;
+		}
+		c.uid = pw->pw_uid;
+		c.gid = pw->pw_gid;
+	} else if (geteuid() == 0 && !allow_root) {
+		fputs("hotmod-httpd: refusing to serve as root: modules run with the "
+		      "server's privileges, so every module, and whoever can write to "
+		      "the root directory, would run as root.  Give --user NAME (the "
+		      "master binds as root, the workers serve as NAME), or "
+		      "--allow-root if that is what you want.\n", stderr);
+		return 2;
+	}
 
 	/* Before any thread or worker exists: every one inherits the mask. */
 	sigemptyset(&sigs);
@@ -320,8 +376,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (workers == 0)
 		return serve(&c, fd, -1, 0);
-	snprintf(banner, sizeof banner, "serving %s on %s, port %u", c.root, c.listen,
-		srv_bound_port(fd));
+	snprintf(banner, sizeof banner, "serving %s on %s, port %u%s%s", c.root, c.listen,
+		srv_bound_port(fd), c.user ? ", as user " : "", c.user ? c.user : "");
 	struct master m = {
 		.workers = (unsigned)workers,
 		.listen_fd = fd,

@@ -213,7 +213,8 @@ else
 	seg=$(printf '%0250d' 0 | tr 0 d)
 	mkdir -p "$root/$seg/$seg/$seg/$seg/$seg/$seg"
 	cp "$hello" "$root/$seg/$seg/$seg/$seg/$seg/$seg/x.so"
-	"$httpd" --root "$root" --listen 127.0.0.1:0 --quiet 2>"$tmp/httpd.log" &
+	"$httpd" --root "$root" --listen 127.0.0.1:0 --quiet --workers 1 --allow-root \
+		2>"$tmp/httpd.log" &
 	server_pid=$!
 	port=
 	tries=0

@@ -549,7 +549,7 @@ START_TEST(test_every_option_of_the_usage_is_in_the_manual)
 		ck_assert_msg(found, "--%s is not in hotmod-httpd.8 as \"%s\"", l, want);
 		options++;
 	}
-	ck_assert_uint_eq(options, 15);
+	ck_assert_uint_eq(options, 17);
 	ck_assert_int_eq(capture(version, &vers), 0);
 	ck_assert_ptr_nonnull(strstr(vers, "hotmod-httpd " PACKAGE_VERSION " (libhotmod "));
 	free(usage);
@@ -570,10 +570,17 @@ START_TEST(test_a_wrong_command_line_exits_2_and_a_bad_root_or_address_1)
 		{"--root", "/x", "--watch", "poll", NULL},
 		{"--root", "/x", "--grace", "-1", NULL},
 		{"--root", "/x", "--check-interval", "1s", NULL},
+		{"--root", "/x", "--workers", "-1", NULL},
+		{"--root", "/x", "--workers", "many", NULL},
+		{"--root", "/x", "--max-restarts", "x", NULL},
+		{"--root", "/x", "--restart-period", "0", NULL},
+		{"--root", "/x", "--user", "no-such-user-of-hotmod", NULL},
 	};
 	char *root = mkroot(), *missing = at(root, "missing"), *out;
-	const char *const no_root[] = {"--root", missing, "--listen", "127.0.0.1:0", NULL};
-	const char *const no_addr[] = {"--root", root, "--listen", "localhost:8080", NULL};
+	const char *const no_root[] = {"--root", missing, "--listen", "127.0.0.1:0",
+		"--allow-root", NULL};
+	const char *const no_addr[] = {"--root", root, "--listen", "localhost:8080",
+		"--allow-root", NULL};
 
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		ck_assert_msg(capture(bad[i], &out) == 2, "case %zu: %s", i, out);

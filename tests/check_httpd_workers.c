@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,55 @@ START_TEST(test_workers_of_a_killed_master_stop)
 }
 END_TEST
 
+/* The real uid of process pid, from /proc. */
+static long uid_of(pid_t pid)
+{
+	char path[64], line[256];
+	long uid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Uid: %ld", &uid) == 1)
+			break;
+	fclose(f);
+	return uid;
+}
+
+START_TEST(test_serving_as_root_needs_user_or_allow_root)
+{
+	const char *const args[] = {"--root", www, "--listen", "127.0.0.1:0", NULL};
+	char *out;
+
+	if (geteuid() != 0)
+		return; /* only root is refused */
+	ck_assert_int_eq(capture(args, &out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "refusing to serve as root"));
+	ck_assert_ptr_nonnull(strstr(out, "--user NAME"));
+	ck_assert_ptr_nonnull(strstr(out, "--allow-root"));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_workers_serve_as_the_user_given_while_the_master_stays_root)
+{
+	static const char *const opts[] = {"--user", "nobody", "--workers", "2", NULL};
+	struct passwd *nobody = getpwnam("nobody");
+	pid_t w[8];
+
+	if (geteuid() != 0 || !nobody)
+		return; /* nothing to drop */
+	server_start(opts);
+	ck_assert(log_has(", as user nobody, 2 worker processes"));
+	ck_assert_uint_eq(workers_of(server_pid(), w, 8), 2);
+	ck_assert_int_eq(uid_of(w[0]), (long)nobody->pw_uid);
+	ck_assert_int_eq(uid_of(w[1]), (long)nobody->pw_uid);
+	ck_assert_int_eq(uid_of(server_pid()), 0);
+	expect("/hello", 200, HELLO);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("httpd workers");
@@ -204,6 +254,8 @@ static Suite *suite(void)
 	tcase_add_test(life, test_a_handler_that_crashes_takes_down_its_worker_not_the_server);
 	tcase_add_test(life, test_workers_0_serves_in_one_process);
 	tcase_add_test(life, test_sighup_reaches_every_worker);
+	tcase_add_test(life, test_serving_as_root_needs_user_or_allow_root);
+	tcase_add_test(life, test_workers_serve_as_the_user_given_while_the_master_stays_root);
 	suite_add_tcase(s, life);
 
 	tcase_add_checked_fixture(stop, httpd_setup, httpd_teardown);

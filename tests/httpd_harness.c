@@ -214,18 +214,22 @@ static void at_exit(void)
 /* Start the server on a free port with --root www and extra options. */
 void server_start(const char *const *extra)
 {
-	const char *argv[16] = {SERVER, "--root", www, "--listen", "127.0.0.1:0"};
+	const char *argv[24] = {SERVER, "--root", www, "--listen", "127.0.0.1:0"};
 	posix_spawn_file_actions_t fa;
 	size_t argc = 5, nenv = 0;
 	char **env, *db_env, *port;
 	int fds[2];
 
-	bool workers = false;
+	bool workers = false, user = false;
 
-	for (; extra && *extra && argc < 13; extra++) {
+	for (; extra && *extra && argc < 20; extra++) {
 		workers |= strcmp(*extra, "--workers") == 0;
+		user |= strcmp(*extra, "--user") == 0;
 		argv[argc++] = *extra;
 	}
+	/* The tests run as root, often: serving as root must be asked for. */
+	if (!user)
+		argv[argc++] = "--allow-root";
 	/* One worker unless a test says otherwise: a log line such as
 	 * "probe.so version 2 loaded" then says what every request gets. */
 	if (!workers) {

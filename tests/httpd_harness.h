@@ -42,7 +42,8 @@ extern char *base, *www;
 /* ---- the server ---------------------------------------------------------- */
 
 /* Start the server on a free port with --root www and extra options
- * (NULL-terminated, or NULL; --workers 1 unless they say --workers). */
+ * (NULL-terminated, or NULL; --workers 1 unless they say --workers,
+ * --allow-root unless they say --user). */
 void server_start(const char *const *extra);
 /* SIGTERM, then its exit status (server_reap). */
 int server_stop(void);
