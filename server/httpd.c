@@ -306,6 +306,33 @@ static const char *printable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* Say in the worker's tracks that q runs (NULL: no track free, or none). */
+static struct srv_track *track_start(const struct req *q)
+{
+	char m[64], u[192];
+
+	for (unsigned i = 0; srv_tracks && i < SRV_TRACKS; i++) {
+		struct srv_track *t = &srv_tracks[i];
+		unsigned free_ = 0;
+		/* relaxed: the claim orders nothing; the publication below does */
+		if (!atomic_compare_exchange_strong_explicit(&t->state, &free_, 1,
+			    memory_order_relaxed, memory_order_relaxed))
+			continue;
+		snprintf(t->what, sizeof t->what, "%s %s", printable(q->method, m, sizeof m),
+			printable(q->url, u, sizeof u));
+		/* release: a reader that sees 2 sees what was written */
+		atomic_store_explicit(&t->state, 2, memory_order_release);
+		return t;
+	}
+	return NULL;
+}
+
+static void track_end(struct srv_track *t)
+{
+	if (t)
+		atomic_store_explicit(&t->state, 0, memory_order_release);
+}
+
 static void serve(struct req *q)
 {
 	struct srv *s = q->srv;
@@ -330,7 +357,9 @@ static void serve(struct req *q)
 	}
 	if (path[0] == '/' && path[1] == '\0')
 		path = "/index";
+	struct srv_track *t = track_start(q);
 	rc = s->serve(s, path, &q->http);
+	track_end(t);
 	if (rc == HM_EHOOK && q->status >= 400 && q->status < 500 && !q->oom) {
 		/* A client error the handler answered itself, failing so that
 		 * the chain rolls back: its response stands. */

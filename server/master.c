@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -42,6 +43,7 @@
 #define SRV_BACKOFF_MAX_MS 5000
 
 unsigned srv_worker_id;
+struct srv_track *srv_tracks;
 
 struct worker {
 	pid_t pid;          /* 0: not running */
@@ -75,6 +77,7 @@ static void worker_run(struct master *m, unsigned id, pid_t master_pid, int read
 	sigaddset(&chld, SIGCHLD);
 	pthread_sigmask(SIG_UNBLOCK, &chld, NULL); /* the probe's children are its own */
 	srv_worker_id = id;
+	srv_tracks = m->tracks ? m->tracks + (size_t)(id - 1) * SRV_TRACKS : NULL;
 	exit(m->serve(m->arg, m->listen_fd, ready_fd, id));
 }
 
@@ -190,6 +193,28 @@ struct life {
 	int give_up;     /* exit status once the master gives up; 0: not yet */
 };
 
+/* The requests worker i was serving when it died (its tracks), logged;
+ * then its tracks are cleared for the next one. */
+static void report_inflight(struct master *m, unsigned i)
+{
+	struct srv_track *t = m->tracks ? m->tracks + (size_t)i * SRV_TRACKS : NULL;
+	unsigned n = 0;
+
+	for (unsigned k = 0; t && k < SRV_TRACKS; k++) {
+		/* acquire: pairs with the worker's publication */
+		if (atomic_load_explicit(&t[k].state, memory_order_acquire) != 2)
+			continue;
+		t[k].what[sizeof t[k].what - 1] = '\0';
+		if (n++ < 8)
+			srv_log("error", "worker %u was serving %s when it ended", i + 1,
+				t[k].what);
+	}
+	if (n > 8)
+		srv_log("error", "worker %u was serving %u more requests", i + 1, n - 8);
+	if (t)
+		memset(t, 0, SRV_TRACKS * sizeof *t);
+}
+
 /* A worker died while the master was serving: replace it, or give up. */
 static void ended_serving(struct master *m, struct worker *w, unsigned i, int status,
 	void *arg)
@@ -201,6 +226,7 @@ static void ended_serving(struct master *m, struct worker *w, unsigned i, int st
 
 	describe(status, how, sizeof how);
 	srv_log("error", "worker %u %s", i + 1, how);
+	report_inflight(m, i);
 	if (!life->served && WIFEXITED(status) && WEXITSTATUS(status) == 1) {
 		srv_log("error", "worker %u could not start (see above): stopping", i + 1);
 		life->give_up = 1;
@@ -239,6 +265,14 @@ int master_run(struct master *m)
 	if (!w || !life.deaths) {
 		srv_log("error", "out of memory");
 		goto out;
+	}
+	/* Shared with the workers: what each serves (report_inflight). */
+	m->tracks = mmap(NULL, (size_t)m->workers * SRV_TRACKS * sizeof *m->tracks,
+		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->tracks == MAP_FAILED) {
+		srv_log("warn", "no shared memory for what workers serve (%s): a crash "
+				"will not say which requests it cut short", strerror(errno));
+		m->tracks = NULL;
 	}
 	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -320,6 +354,8 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (ready[i] >= 0)
 			close(ready[i]);
+	if (m->tracks)
+		munmap(m->tracks, (size_t)m->workers * SRV_TRACKS * sizeof *m->tracks);
 	free(life.deaths);
 	free(w);
 	return rc;

@@ -71,6 +71,7 @@ struct master {
 	void *arg;
 	/* Logged with ", N worker processes" once every worker serves. */
 	const char *banner;
+	struct srv_track *tracks; /* master_run's: SRV_TRACKS a worker */
 };
 /* Run the workers, replace those that die, stop them on SIGTERM or SIGINT,
  * pass SIGHUP on; the master's exit status (hotmod-httpd(8), EXIT STATUS).
@@ -78,6 +79,20 @@ struct master {
 int master_run(struct master *m);
 /* This process's worker number in log lines (0: none). */
 extern unsigned srv_worker_id;
+
+/*
+ * What a worker is serving, in memory shared with its master, which reads
+ * it when the worker dies: the requests a crash cut short.  A track is
+ * claimed (state 1), written, then published (state 2, release); the
+ * master reads a dead worker's, so nothing races with it.
+ */
+#define SRV_TRACKS 256
+struct srv_track {
+	atomic_uint state; /* 0: free, 1: being written, 2: a request runs */
+	char what[252];    /* "GET /probe", escaped */
+};
+/* This worker's SRV_TRACKS tracks; NULL with --workers 0. */
+extern struct srv_track *srv_tracks;
 
 /* /_hotmod/status as JSON into a malloc'd string, or NULL. */
 char *srv_status_json(hm_loader *loader, size_t *len);

@@ -4,8 +4,9 @@
  * worker that dies (killed, or crashed by a handler) is replaced while the
  * others serve; workers that keep dying make the master give up with exit
  * status 3; a handler that does not return cannot keep SIGTERM from
- * ending the server; --workers 0 serves in one process.  The crash is
- * real: the probe fixture stores through a null pointer (crash=1).
+ * ending the server; --workers 0 serves in one process; a crash names the
+ * requests it cut short.  The crash is real: the probe fixture stores
+ * through a null pointer (crash=1).
  */
 #include "httpd_harness.h"
 
@@ -80,6 +81,7 @@ START_TEST(test_a_killed_worker_is_replaced_while_the_other_serves)
 	/* The other one was never touched. */
 	ck_assert(after[0] == before[1] || after[1] == before[1]);
 	expect("/hello", 200, HELLO);
+	ck_assert(!log_has(" was serving ")); /* it served nothing when killed */
 }
 END_TEST
 
@@ -94,6 +96,8 @@ START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
 	ck_assert(log_wait(" restarted (pid "));
 	ck_assert(log_has(" was killed by Segmentation fault") || log_has(" was killed by Aborted") ||
 		  log_has(" exited with status "));
+	/* The master read in the dead worker's tracks what it was serving. */
+	ck_assert(log_has(" was serving GET /probe when it ended"));
 	/* Every path, that one too, is served on. */
 	expect("/hello", 200, HELLO);
 	expect("/probe", 200, "v1\n");
