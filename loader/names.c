@@ -31,6 +31,16 @@ bool hm__global_name_ok(const char *name)
 	return true;
 }
 
+bool hm__request_kind_okn(const char *kind, size_t n)
+{
+	if (n == 0 || n > HM_REQUEST_KIND_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)kind[i] < 0x21 || (unsigned char)kind[i] > 0x7e)
+			return false;
+	return true;
+}
+
 int hm__path_check(const char *p, size_t len, const char *global_name)
 {
 	size_t seg_start = 0, last_start = 0, segments = 1;
