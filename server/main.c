@@ -43,6 +43,9 @@ static const char usage[] =
 	"      --no-probe          do not have the dynamic linker load each new file\n"
 	"                          in a process of its own first (saves about 2 ms\n"
 	"                          a load; a corrupt file may then crash the server)\n"
+	"      --require-kind      refuse modules that do not declare the request\n"
+	"                          kind " HM_HTTP_KIND " (default: those that declare\n"
+	"                          none load; those built for another kind never do)\n"
 	"  -q, --quiet             no access log\n"
 	"  -v, --verbose           log debug messages of the loader too\n"
 	"  -h, --help              this text\n"
@@ -132,6 +135,7 @@ int main(int argc, char **argv)
 		{"grace", required_argument, NULL, 'g'},
 		{"lazy", no_argument, NULL, 'L'},
 		{"no-probe", no_argument, NULL, 'P'},
+		{"require-kind", no_argument, NULL, 'K'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -187,6 +191,9 @@ int main(int argc, char **argv)
 		case 'P':
 			opts.flags &= ~HM_OPEN_PROBE;
 			break;
+		case 'K':
+			opts.flags |= HM_OPEN_REQUIRE_KIND;
+			break;
 		case 'q':
 			s.quiet = true;
 			break;
@@ -220,6 +227,8 @@ int main(int argc, char **argv)
 
 	opts.root = root;
 	opts.log = srv_loader_log;
+	/* Modules get an hm_http *: one built for another request is refused. */
+	opts.request_kind = HM_HTTP_KIND;
 	if ((rc = hm_open(&s.loader, &opts)) < 0) {
 		srv_log("error", "%s", hm_errmsg());
 		return 1;
