@@ -2,7 +2,8 @@
 /*
  * names.c - the one rule for names (names.h), applied on every way a name
  * comes in: a request path, a directory or file found by the scan or
- * reported by inotify, a global module's key, options.global_name.  Every
+ * reported by inotify, a global module's key, options.global_name; and
+ * the rule for request kinds (a module's and options.request_kind).  Every
  * key or path the loader builds from names is built here, bounded by the
  * size of its buffer.  Request paths are untrusted: hm__path_check is the
  * first gate, before any file is touched.  Messages quote only the bytes
