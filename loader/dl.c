@@ -108,14 +108,86 @@ static bool hm__mapped(const void *addr, size_t len, const struct link_map *lm,
 }
 
 /*
- * Read the descriptor into hooks; the module may know fewer members.  Not
+ * How many bytes from addr on are inside one readable loaded segment of
+ * lm, counted up to max: 0 when addr is in none.  For a string the module
+ * points to, read no further than this.
+ */
+struct hm__extent {
+	uintptr_t addr;
+	const struct link_map *lm;
+	size_t avail;
+};
+
+static int hm__extent_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct hm__extent *x = arg;
+
+	(void)size;
+	if (info->dlpi_addr != x->lm->l_addr || info->dlpi_name != x->lm->l_name)
+		return 0;
+	for (size_t i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) && x->addr >= lo &&
+		    x->addr - lo < ph->p_memsz) {
+			size_t here = ph->p_memsz - (x->addr - lo);
+			if (here > x->avail)
+				x->avail = here;
+		}
+	}
+	return 1;
+}
+
+static size_t hm__readable(const void *addr, const struct link_map *lm, size_t max)
+{
+	struct hm__extent x = {(uintptr_t)addr, lm, 0};
+
+	dl_iterate_phdr(hm__extent_cb, &x);
+	return x.avail < max ? x.avail : max;
+}
+
+/*
+ * The descriptor's request kind, read as defensively as the rest: it must
+ * point into the module's own readable segments and be a string of the
+ * rule (hotmod.h) ending there.  *kind: the string, or NULL when the
+ * module's descriptor has no such member or leaves it NULL.
+ */
+static int hm__dl_kind(const struct hm_module_desc *copy, uint32_t size,
+	const struct link_map *lm, const char *key, const char **kind)
+{
+	const char *k;
+	size_t avail, n;
+
+	*kind = NULL;
+	if (size < offsetof(struct hm_module_desc, request_kind) + sizeof copy->request_kind ||
+	    (k = copy->request_kind) == NULL)
+		return 0;
+	if ((avail = hm__readable(k, lm, HM_REQUEST_KIND_MAX + 1)) == 0)
+		return hm__fail(HM_ENODESC, "%s: its request_kind points outside the module's "
+					    "own loaded data: the file is corrupt", key);
+	n = strnlen(k, avail);
+	if (n == avail)
+		return hm__fail(HM_ENODESC, "%s: its request_kind is not a string of at most "
+					    HM__NUM(HM_REQUEST_KIND_MAX) " bytes", key);
+	if (!hm__request_kind_okn(k, n))
+		return hm__fail(HM_ENODESC, "%s: its request_kind '%s' is not 1 to "
+					    HM__NUM(HM_REQUEST_KIND_MAX) " bytes of visible "
+					    "ASCII (no space, no control byte)", key, k);
+	*kind = k;
+	return 0;
+}
+
+/*
+ * Read the descriptor into hooks and its request kind into *kind (NULL when
+ * it declares none); the module may know fewer members.  Not
  * found with dlsym(): glibc's symbol lookup trusts the object's hash and
  * symbol tables, and a corrupt one crashes it (fuzzing found it, also where
  * HM_OPEN_PROBE's lookup in another process passed: the read that faults
  * there depends on where the object is mapped).  The loader reads the
  * symbol table from the sealed copy itself, every read bounded by the file.
  */
-int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks)
+int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks,
+	const char **kind)
 {
 	const struct hm_module_desc *d;
 	struct hm_module_desc copy;
@@ -148,6 +220,8 @@ int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks)
 			key, (unsigned)d->size);
 	memset(&copy, 0, sizeof copy);
 	memcpy(&copy, d, d->size < sizeof copy ? d->size : sizeof copy);
+	if ((rc = hm__dl_kind(&copy, d->size, lm, key, kind)) < 0)
+		return rc;
 	*hooks = (struct hm__hooks){
 		.init = copy.init,
 		.fini = copy.fini,

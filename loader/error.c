@@ -75,6 +75,7 @@ bool hm__err_of_file(int rc)
 	case HM_EABI:
 	case HM_EINIT:
 	case HM_EPROBE:
+	case HM_EKIND:
 		return true;
 	default:
 		return false;

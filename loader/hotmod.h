@@ -76,7 +76,8 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(ETIMEDOUT, -21, "timed out with references still held")            \
 	XX(ESYS, -22, "system call failed")                                   \
 	XX(EFORK, -23, "loader belongs to the parent process")                \
-	XX(EPROBE, -24, "module crashed the dynamic linker in a probe")
+	XX(EPROBE, -24, "module crashed the dynamic linker in a probe")      \
+	XX(EKIND, -25, "module built for another kind of request")
 
 enum hm_errno {
 #define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,
@@ -141,6 +142,17 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
 #define HM_OPEN_PROBE 0x4u     /* the system's dynamic linker loads each new
 				  file in short-lived processes first: a file
 				  that crashes it is refused (HM_EPROBE) */
+#define HM_OPEN_REQUIRE_KIND 0x8u /* refuse modules that declare no request
+				     kind (HM_EKIND); default: they load */
+
+/*
+ * A request kind names what the request pointer of hm_dispatch() points to,
+ * "hotmod-http/1" for hotmod-httpd's hm_http: 1 to HM_REQUEST_KIND_MAX
+ * bytes of visible ASCII (no space, no control byte).  By convention a
+ * name, '/', and a version that changes only when the request type changes
+ * incompatibly; kinds are compared byte for byte.
+ */
+#define HM_REQUEST_KIND_MAX 64
 
 /*
  * Options for hm_open().  Initialise with hm_options_init(), then set what
@@ -165,6 +177,11 @@ struct hm_options {
 	/* A served file missing this long is removed (install(1) deletes and
 	 * re-creates); default 200 ms. */
 	int removal_delay_ms;
+	/* The kind of request this loader's embedder passes (see above): a
+	 * module built for another kind is refused (HM_EKIND).  Default NULL:
+	 * any kind, as before kinds existed.  Modules that declare none load
+	 * unless flags has HM_OPEN_REQUIRE_KIND. */
+	const char *request_kind;
 };
 
 HM_EXTERN void hm__options_init(struct hm_options *opts, size_t size);

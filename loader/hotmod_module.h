@@ -11,7 +11,12 @@
  *	{
  *		return fputs("hello\n", hm_ctx_request(ctx)) < 0 ? -1 : 0;
  *	}
- *	HM_MODULE(.handle = handle);
+ *	HM_MODULE(.handle = handle, .request_kind = "example-stdio/1");
+ *
+ * The request kind says what the request pointer is (here a FILE *): a
+ * loader that serves another kind refuses the module (HM_EKIND) instead of
+ * handing it a pointer to something else.  hotmod-httpd's modules say
+ * .request_kind = HM_HTTP_KIND (hotmod_http.h).
  *
  * Every hook is optional and gets a per-call context.  See hotmod_module(3)
  * for the hook order, the failure rules and the threads hooks run on.
@@ -52,6 +57,14 @@ struct hm_module_desc {
 	int (*commit)(hm_ctx *ctx);
 	void (*rollback)(hm_ctx *ctx);
 	void (*release)(hm_ctx *ctx);
+	/* Appended members: older modules' descriptors end before them. */
+	/*
+	 * What hm_ctx_request() points to, as the embedder names it
+	 * ("hotmod-http/1"; the rule in hotmod.h, HM_REQUEST_KIND_MAX): a
+	 * string literal of the module.  NULL: not said, and the loader then
+	 * serves the module where the embedder allows (HM_OPEN_REQUIRE_KIND).
+	 */
+	const char *request_kind;
 };
 
 /* The one symbol the loader looks up in a module. */

@@ -25,6 +25,7 @@ struct hm_loader {
 	uid_t euid;
 	unsigned flags;
 	int64_t removal_delay_ns;
+	char *request_kind; /* NULL: any */
 	unsigned fork_gen; /* hm__forks when opened: a child sees another */
 	struct hm__watch *watch; /* NULL in stat mode */
 	struct hm__pending *pending; /* files to look at later; NULL in stat mode */

@@ -2,7 +2,8 @@
 /*
  * names.c - the one rule for names (names.h), applied on every way a name
  * comes in: a request path, a directory or file found by the scan or
- * reported by inotify, a global module's key, options.global_name.  Every
+ * reported by inotify, a global module's key, options.global_name; and
+ * the rule for request kinds (a module's and options.request_kind).  Every
  * key or path the loader builds from names is built here, bounded by the
  * size of its buffer.  Request paths are untrusted: hm__path_check is the
  * first gate, before any file is touched.  Messages quote only the bytes
@@ -27,6 +28,16 @@ bool hm__global_name_ok(const char *name)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!hm__name_char((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+bool hm__request_kind_okn(const char *kind, size_t n)
+{
+	if (n == 0 || n > HM_REQUEST_KIND_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)kind[i] < 0x21 || (unsigned char)kind[i] > 0x7e)
 			return false;
 	return true;
 }

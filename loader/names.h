@@ -145,6 +145,9 @@ HM__HIDDEN int hm__path_check(const char *p, size_t len, const char *global_name
 HM__HIDDEN bool hm__segment_ok(const char *name);
 /* options.global_name: 1 to HM__NAME_MAX bytes of [A-Za-z0-9._-], no '.' first. */
 HM__HIDDEN bool hm__global_name_ok(const char *name);
+/* A request kind, kind[0..n) (hotmod.h): 1 to HM_REQUEST_KIND_MAX bytes of
+ * visible ASCII, 0x21 to 0x7e. */
+HM__HIDDEN bool hm__request_kind_okn(const char *kind, size_t n);
 /* dir[0..len) is "" or "a/b/": a directory a request could name a file in. */
 HM__HIDDEN bool hm__dir_ok(const char *dir, size_t len);
 

@@ -101,13 +101,19 @@ static int hm__options_check(const struct hm_options *o)
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.trust");
 	if (o->watch < HM_WATCH_AUTO || o->watch > HM_WATCH_STAT)
 		return hm__fail(HM_EINVAL, "hm_open: options.watch is %d", o->watch);
-	if (o->flags & ~(HM_OPEN_PRELOAD | HM_OPEN_NO_THREAD | HM_OPEN_PROBE))
+	if (o->flags & ~(HM_OPEN_PRELOAD | HM_OPEN_NO_THREAD | HM_OPEN_PROBE |
+			    HM_OPEN_REQUIRE_KIND))
 		return hm__fail(HM_EINVAL, "hm_open: unknown bits in options.flags");
 	if ((o->flags & HM_OPEN_PROBE) && hm__probe_check() < 0)
 		return HM_EINVAL;
 	if (o->removal_delay_ms < 0)
 		return hm__fail(HM_EINVAL, "hm_open: options.removal_delay_ms is %d",
 			o->removal_delay_ms);
+	if (o->request_kind && !hm__request_kind_okn(o->request_kind,
+				       strnlen(o->request_kind, HM_REQUEST_KIND_MAX + 1)))
+		return hm__fail(HM_EINVAL, "hm_open: options.request_kind must be 1 to "
+					   HM__NUM(HM_REQUEST_KIND_MAX) " bytes of visible "
+					   "ASCII (no space, no control byte)");
 	return 0;
 }
 
@@ -144,6 +150,7 @@ static void hm__free(hm_loader *l)
 	pthread_cond_destroy(&l->ver_cond);
 	free(l->root);
 	free(l->global_name);
+	free(l->request_kind);
 	free(l);
 }
 
@@ -186,9 +193,10 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	l->euid = geteuid();
 	l->flags = o.flags;
 	l->removal_delay_ns = (int64_t)o.removal_delay_ms * 1000000;
+	l->request_kind = o.request_kind ? strdup(o.request_kind) : NULL;
 	pthread_once(&hm__atfork_once, hm__atfork_register);
 	l->fork_gen = atomic_load_explicit(&hm__forks, memory_order_relaxed);
-	if (!l->root || !l->global_name) {
+	if (!l->root || !l->global_name || (o.request_kind && !l->request_kind)) {
 		rc = hm__fail(HM_ENOMEM, "hm_open: out of memory");
 		goto fail;
 	}

@@ -104,6 +104,28 @@ static bool hm__same_bytes(int a, int b, size_t size)
 	return same;
 }
 
+/*
+ * The embedder's request kind against the module's (kind: NULL when it
+ * declares none): HM_EKIND for a module built for another kind, and for
+ * one that declares none where the embedder requires a kind.
+ */
+static int hm__kind_check(const hm_loader *l, const char *key, const char *kind)
+{
+	if (kind && l->request_kind && strcmp(kind, l->request_kind) != 0)
+		return hm__fail(HM_EKIND, "%s: built for request kind '%s', this loader "
+					  "serves '%s'", key, kind, l->request_kind);
+	if (!kind && (l->flags & HM_OPEN_REQUIRE_KIND)) {
+		if (l->request_kind)
+			return hm__fail(HM_EKIND, "%s: declares no request kind, and this "
+						  "loader serves only modules built for '%s' "
+						  "(HM_MODULE(.request_kind = ...))", key,
+				l->request_kind);
+		return hm__fail(HM_EKIND, "%s: declares no request kind, and this loader "
+					  "requires one (HM_MODULE(.request_kind = ...))", key);
+	}
+	return 0;
+}
+
 int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out)
 {
@@ -111,6 +133,7 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	struct hm__fileid id;
 	struct hm__hooks hooks;
 	struct hm__version *v;
+	const char *kind;
 	void *dl = NULL;
 	int memfd = -1, rc;
 	hm_ctx ctx;
@@ -132,7 +155,8 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 		goto fail;
 	if ((rc = hm__dl_open(&memfd, e->key, &dl)) < 0)
 		goto fail;
-	if ((rc = hm__dl_hooks(dl, memfd, e->key, &hooks)) < 0)
+	if ((rc = hm__dl_hooks(dl, memfd, e->key, &hooks, &kind)) < 0 ||
+	    (rc = hm__kind_check(l, e->key, kind)) < 0)
 		goto fail;
 	t2 = hm__now();
 	if ((v = hm__slot_get(l)) == NULL) {

@@ -135,8 +135,10 @@ HM__HIDDEN void hm__reaper_wake(hm_loader *l);
  * (*memfd may move to another number for that). */
 HM__HIDDEN int hm__dl_open(int *memfd, const char *key, void **dl);
 /* The hooks of the object's descriptor, each checked to point into code
- * the object mapped. */
-HM__HIDDEN int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks);
+ * the object mapped, and its request kind (NULL: it declares none),
+ * checked to be a string of the rule inside the object's own data. */
+HM__HIDDEN int hm__dl_hooks(void *dl, int memfd, const char *key, struct hm__hooks *hooks,
+	const char **kind);
 /* dlclose; false when the object stayed mapped (pinned: its memfd stays
  * open, counted in e and in its loader, until glibc unloads it). */
 HM__HIDDEN bool hm__dl_close(struct hm__entry *e, uint64_t number, void *dl, int memfd);

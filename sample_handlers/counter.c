@@ -35,4 +35,4 @@ static int handle(hm_ctx *ctx)
 		(unsigned long long)hm_ctx_version(ctx), n);
 }
 
-HM_MODULE(.init = init, .fini = fini, .handle = handle);
+HM_MODULE(.init = init, .fini = fini, .handle = handle, .request_kind = HM_HTTP_KIND);

@@ -20,4 +20,4 @@ static int handle(hm_ctx *ctx)
 	return hm_http_puts(r, "\n");
 }
 
-HM_MODULE(.handle = handle);
+HM_MODULE(.handle = handle, .request_kind = HM_HTTP_KIND);

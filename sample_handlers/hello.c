@@ -6,4 +6,4 @@ static int handle(hm_ctx *ctx)
 {
 	return hm_http_puts(hm_ctx_request(ctx), "Hello from hotmod!\n");
 }
-HM_MODULE(.handle = handle);
+HM_MODULE(.handle = handle, .request_kind = HM_HTTP_KIND);

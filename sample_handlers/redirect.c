@@ -18,4 +18,4 @@ static int handle(hm_ctx *ctx)
 	return hm_ctx_dispatch(ctx, "greet");
 }
 
-HM_MODULE(.handle = handle);
+HM_MODULE(.handle = handle, .request_kind = HM_HTTP_KIND);

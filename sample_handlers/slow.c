@@ -26,4 +26,4 @@ static int handle(hm_ctx *ctx)
 		(unsigned long long)hm_ctx_version(ctx), ms);
 }
 
-HM_MODULE(.handle = handle);
+HM_MODULE(.handle = handle, .request_kind = HM_HTTP_KIND);

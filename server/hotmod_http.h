@@ -14,8 +14,11 @@
  *	{
  *		return hm_http_puts(hm_ctx_request(ctx), "Hello from hotmod!\n");
  *	}
- *	HM_MODULE(.handle = handle);
+ *	HM_MODULE(.handle = handle, .request_kind = HM_HTTP_KIND);
  *
+ * HM_HTTP_KIND tells the server that the module was built for this
+ * header: a module built for another kind of request is refused at load
+ * (HM_EKIND), not handed an hm_http * it would misread.
  * A handler that returns a negative value fails the request: the chain
  * rolls back and the server answers 500, hiding the reason (it is logged).
  * But a handler that set a 4xx status before failing - a client error
@@ -36,6 +39,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * The request kind (hotmod.h) of an hm_http *: what hotmod-httpd serves.
+ * Its version changes only if hm_http changes incompatibly; the operations
+ * table grows compatibly (its size member), under the same kind.
+ */
+#define HM_HTTP_KIND "hotmod-http/1"
 
 typedef struct hm_http hm_http;
 

@@ -57,6 +57,9 @@ static const char usage[] =
 	"  -u, --user NAME         run the workers as user NAME (the master binds as\n"
 	"                          root and runs no module)\n"
 	"      --allow-root        serve as root without --user\n"
+	"      --require-kind      refuse modules that do not declare the request\n"
+	"                          kind " HM_HTTP_KIND " (default: those that declare\n"
+	"                          none load; those built for another kind never do)\n"
 	"  -q, --quiet             no access log\n"
 	"  -v, --verbose           log debug messages of the loader too\n"
 	"  -h, --help              this text\n"
@@ -185,6 +188,8 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		return 1;
 	c->opts.root = c->root;
 	c->opts.log = srv_loader_log;
+	/* Modules get an hm_http *: one built for another request is refused. */
+	c->opts.request_kind = HM_HTTP_KIND;
 	if (hm_open(&s->loader, &c->opts) < 0) {
 		srv_log("error", "%s", hm_errmsg());
 		return 1;
@@ -243,6 +248,7 @@ int main(int argc, char **argv)
 		{"no-probe", no_argument, NULL, 'P'},
 		{"user", required_argument, NULL, 'u'},
 		{"allow-root", no_argument, NULL, 'A'},
+		{"require-kind", no_argument, NULL, 'K'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -317,6 +323,9 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			allow_root = true;
+			break;
+		case 'K':
+			c.opts.flags |= HM_OPEN_REQUIRE_KIND;
 			break;
 		case 'q':
 			c.s.quiet = true;

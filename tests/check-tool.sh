@@ -72,6 +72,9 @@ for so in "$samples"/*.so; do
 	[ -f "$so" ] || continue
 	nsamples=$((nsamples + 1))
 	expect "accepts ${so##*/}" 0 "$so: ok: module" "$hotmod" check "$so"
+	expect "accepts ${so##*/} for hotmod-httpd's kind, and prints it" 0 \
+		"$so: ok: module, kind hotmod-http/1, hooks: " \
+		"$hotmod" check -K --kind hotmod-http/1 "$so"
 done
 if [ "$nsamples" -eq 0 ]; then
 	fail "no sample module in $samples: was make run?"
@@ -127,6 +130,33 @@ elif grep -q "Sanitizer" "$tmp/out" &&
 else
 	fail "survives a crash in init: no crash report" "$tmp/out"
 fi
+
+# ---- check: request kinds -----------------------------------------------------------
+
+# hotmod_module(3)'s FILE * example (tests/fixtures/kind.c): fine for its own
+# kind or any, refused for hotmod-httpd's with both kinds named.
+stdio="$fixtures/kind_stdio.so"
+expect "prints the kind a module declares" 0 \
+	"$stdio: ok: module, kind example-stdio/1, hooks: handle" "$hotmod" check "$stdio"
+expect "accepts a module of the kind asked for" 0 "kind_stdio.so: ok: module" \
+	"$hotmod" check -k example-stdio/1 "$stdio"
+expect "refuses a module built for another kind" 1 \
+	"$stdio: EKIND: kind_stdio.so: built for request kind 'example-stdio/1', this loader serves 'hotmod-http/1'" \
+	"$hotmod" check --kind hotmod-http/1 "$stdio"
+expect "refuses a module under a global module built for another kind" 1 \
+	"http_v2.so: EGLOBAL: http_v2.so: global module: _global.so: built for request kind 'example-stdio/1'" \
+	"$hotmod" check --kind=hotmod-http/1 -g "$stdio" "$fixtures/http_v2.so"
+expect "accepts a module that declares no kind, and says so" 0 \
+	"http_v1.so: ok: module, kind none, hooks: handle" \
+	"$hotmod" check -k hotmod-http/1 "$fixtures/http_v1.so"
+expect "refuses it with -K" 1 "http_v1.so: EKIND: http_v1.so: declares no request kind" \
+	"$hotmod" check -K -k hotmod-http/1 "$fixtures/http_v1.so"
+expect "refuses a corrupt kind whatever kind is asked for" 1 \
+	"kind_outside.so: ENODESC: kind_outside.so: its request_kind points outside" \
+	"$hotmod" check "$fixtures/kind_outside.so"
+expect "refuses a kind that breaks the rule" 1 "EINVAL: hm_open: options.request_kind" \
+	"$hotmod" check -k "two words" "$stdio"
+expect "--kind needs an argument" 2 "check: --kind needs an argument" "$hotmod" check --kind
 
 # ---- check: options, several files, warnings --------------------------------------
 

@@ -30,6 +30,8 @@ START_TEST(test_every_error_code_has_a_name_and_a_text)
 		ck_assert_int_lt(codes[i], 0);
 	}
 	ck_assert_str_eq(hm_err_name(HM_ENOENT), "ENOENT");
+	ck_assert_str_eq(hm_err_name(HM_EKIND), "EKIND");
+	ck_assert_str_eq(hm_strerror(HM_EKIND), "module built for another kind of request");
 	ck_assert_str_eq(hm_strerror(12345), "unknown error");
 	ck_assert_str_eq(hm_strerror(0), "success");
 }
@@ -77,9 +79,26 @@ START_TEST(test_open_rejects_bad_options_with_a_reason)
 	o.trust = 0x100;
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
 	o.trust = 0;
-	o.flags = 0x8;
+	o.flags = 0x100;
 	ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "flags"));
+	o.flags = 0;
+	/* A request kind: 1 to HM_REQUEST_KIND_MAX bytes of visible ASCII. */
+	ck_assert_ptr_null(o.request_kind); /* the default: any kind */
+	const char *bad_kinds[] = {"", "two words/1", "tab\t/1", "nl\n",
+		"\x7f", "caf\xc3\xa9/1",
+		"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"};
+	for (size_t i = 0; i < sizeof bad_kinds / sizeof *bad_kinds; i++) {
+		o.request_kind = bad_kinds[i];
+		ck_assert_int_eq(hm_open(&l, &o), HM_EINVAL);
+		ck_assert_ptr_nonnull(strstr(hm_errmsg(), "options.request_kind"));
+	}
+	o.request_kind = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+	ck_assert_uint_eq(strlen(o.request_kind), HM_REQUEST_KIND_MAX);
+	o.flags = HM_OPEN_REQUIRE_KIND;
+	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	o.request_kind = NULL;
 	o.flags = HM_OPEN_PROBE; /* this program has a dynamic linker to run */
 	o.watch = HM_WATCH_STAT;
 	ck_assert_msg(hm_open(&l, &o) == 0, "hm_open: %s", hm_errmsg());

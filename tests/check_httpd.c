@@ -196,6 +196,57 @@ START_TEST(test_status_is_strict_json_and_shows_the_reload)
 }
 END_TEST
 
+/*
+ * hotmod_module(3)'s first example, built for a FILE * embedder
+ * (tests/fixtures/kind.c): served an hm_http it would crash the server.
+ * It is refused at load for its kind: its path answers 500, every other
+ * path answers on, and in place of a working module it leaves that one
+ * serving.
+ */
+START_TEST(test_a_module_built_for_another_request_kind_answers_500_and_the_server_stays_up)
+{
+	json_t *st, *m;
+
+	install(fixture("kind_stdio"), "stdio.so");
+	server_start(NULL);
+	ck_assert(log_wait("stdio.so: built for request kind 'example-stdio/1', this loader "
+			   "serves 'hotmod-http/1'"));
+	expect("/stdio", 500, "Internal Server Error\n");
+	expect("/stdio", 500, "Internal Server Error\n");
+	expect("/probe", 200, "v1\n"); /* http_v1 declares no kind: served */
+	expect("/hello", 200, "Hello from hotmod!\n");
+	st = status_get();
+	ck_assert_ptr_nonnull(m = module_of(st, "stdio.so"));
+	ck_assert_str_eq(jstr(m, "last_error"), "EKIND");
+	ck_assert_int_eq(jnum(m, "current"), 0);
+	json_decref(st);
+
+	install(fixture("kind_stdio"), "probe.so");
+	ck_assert(log_wait("version 1 keeps serving"));
+	expect("/probe", 200, "v1\n");
+	install(fixture("http_v2"), "probe.so"); /* declares hotmod-http/1 */
+	ck_assert(log_wait("probe.so version 2 loaded"));
+	expect("/probe", 200, "v2\n");
+	ck_assert_int_eq(server_stop(), 0); /* up all along, and exits cleanly */
+}
+END_TEST
+
+/* --require-kind: modules that declare no kind are refused too. */
+START_TEST(test_require_kind_refuses_a_module_that_declares_none)
+{
+	static const char *const opts[] = {"--require-kind", NULL};
+
+	server_start(opts);
+	ck_assert(log_wait("probe.so: declares no request kind, and this loader serves only "
+			   "modules built for 'hotmod-http/1'"));
+	expect("/probe", 500, "Internal Server Error\n");
+	expect("/hello", 200, "Hello from hotmod!\n"); /* the samples declare it */
+	install(fixture("http_v2"), "probe.so");
+	ck_assert(log_wait("probe.so version 1 loaded"));
+	expect("/probe", 200, "v2\n");
+}
+END_TEST
+
 START_TEST(test_sighup_rescans_the_root)
 {
 	/* stat checks at most once an hour: only the rescan can see a change */
@@ -549,7 +600,7 @@ START_TEST(test_every_option_of_the_usage_is_in_the_manual)
 		ck_assert_msg(found, "--%s is not in hotmod-httpd.8 as \"%s\"", l, want);
 		options++;
 	}
-	ck_assert_uint_eq(options, 17);
+	ck_assert_uint_eq(options, 18);
 	ck_assert_int_eq(capture(version, &vers), 0);
 	ck_assert_ptr_nonnull(strstr(vers, "hotmod-httpd " PACKAGE_VERSION " (libhotmod "));
 	free(usage);
@@ -682,6 +733,9 @@ static Suite *httpd_suite(void)
 	tcase_add_test(errors, test_a_url_cannot_forge_a_log_line);
 	tcase_add_test(errors, test_a_symlink_out_of_the_root_records_nothing_for_a_request);
 	tcase_add_test(errors, test_a_method_cannot_put_control_characters_into_the_log);
+	tcase_add_test(errors,
+		test_a_module_built_for_another_request_kind_answers_500_and_the_server_stays_up);
+	tcase_add_test(errors, test_require_kind_refuses_a_module_that_declares_none);
 	suite_add_tcase(s, errors);
 
 	tcase_add_checked_fixture(shutdown, httpd_setup, httpd_teardown);

@@ -1371,6 +1371,166 @@ START_TEST(test_load_and_replace_cycles_leak_no_descriptors_or_mappings)
 }
 END_TEST
 
+/* ---- request kinds ------------------------------------------------------------- */
+
+/*
+ * A module says what its request pointer is (.request_kind); a loader
+ * that serves another kind refuses it (HM_EKIND) before init, naming both
+ * kinds, and does not try the same file again.  kind_stdio is
+ * hotmod_module(3)'s first example, whose request is a FILE *: handed this
+ * suite's struct fx_req it would crash.
+ */
+START_TEST(test_module_for_another_request_kind_is_refused_and_old_version_keeps_serving)
+{
+	char *root = mkroot(), *text = NULL;
+	struct fx_app app = {0};
+	size_t len = 0;
+	FILE *f;
+
+	deploy_cp("probe_v1", root, "probe.so");
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.request_kind = FX_REQUEST_KIND);
+	assert_serves(l, "probe", 1); /* it declares no kind: served by default */
+
+	deploy_cp("kind_stdio", root, "bad.so");
+	log_reset();
+	assert_fails(dispatch(l, "bad", NULL), HM_EKIND, "bad.so",
+		"built for request kind 'example-stdio/1', this loader serves '"
+		FX_REQUEST_KIND "'");
+	ck_assert(logged("example-stdio/1")); /* the attempt */
+	log_reset();
+	assert_fails(dispatch(l, "bad", NULL), HM_EKIND, "bad.so", "example-stdio/1");
+	ck_assert_msg(!logged("bad.so"), "the same file was loaded again");
+
+	put(stage_fixture(root, "kind_stdio"), root, "probe.so");
+	assert_refresh_refused_v1_serves(l, &app, HM_EKIND,
+		"built for request kind 'example-stdio/1'");
+	/* One built for this loader's kind replaces it. */
+	put(stage_fixture(root, "kind_fixture"), root, "probe.so");
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 3);
+	close_loader(l, &app);
+
+	/* Where it belongs the same file serves: its request is a FILE *. */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.request_kind = "example-stdio/1");
+	ck_assert_ptr_nonnull(f = open_memstream(&text, &len));
+	ck_assert_msg(hm_dispatch(l, "bad", f) == 0, "dispatch: %s", hm_errmsg());
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_str_eq(text, "hello\n");
+	free(text);
+	assert_fails(dispatch(l, "probe", NULL), HM_EKIND, "probe.so",
+		"built for request kind '" FX_REQUEST_KIND "', this loader serves "
+		"'example-stdio/1'");
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/* A directory's global module gets the same request pointer: one of
+ * another kind is refused, and so are the modules under it. */
+START_TEST(test_a_global_module_for_another_request_kind_fails_the_modules_under_it)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+
+	deploy_cp("probe_v1", root, "probe.so");
+	deploy_cp("kind_stdio", root, "_global.so");
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.request_kind = FX_REQUEST_KIND);
+	assert_fails(dispatch(l, "probe", NULL), HM_EGLOBAL, "_global.so",
+		"built for request kind 'example-stdio/1'");
+	ck_assert_int_eq(app.inits, 0);
+	put(stage_fixture(root, "global_v1"), root, "_global.so");
+	ck_assert_msg(hm_refresh(l, "probe") == 1, "refresh: %s", hm_errmsg());
+	assert_serves(l, "probe", 1);
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * Modules built before kinds existed declare none: they load wherever the
+ * embedder does not set HM_OPEN_REQUIRE_KIND, and are refused where it
+ * does, with a message that says how to declare one.
+ */
+START_TEST(test_a_module_without_a_request_kind_loads_unless_the_embedder_requires_one)
+{
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l;
+
+	deploy_cp("probe_v1", root, "untagged.so");
+	deploy_cp("kind_fixture", root, "tagged.so");
+	deploy_cp("kind_stdio", root, "stdio.so");
+
+	/* Any kind (the default): everything loads, as before kinds. */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
+	assert_serves(l, "untagged", 1);
+	assert_serves(l, "tagged", 3);
+	ck_assert_msg(hm_refresh(l, "stdio") == 1, "refresh: %s", hm_errmsg());
+	close_loader(l, &app);
+
+	/* This kind; those that declare none still load. */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.request_kind = FX_REQUEST_KIND);
+	assert_serves(l, "untagged", 1);
+	assert_serves(l, "tagged", 3);
+	assert_fails(hm_refresh(l, "stdio"), HM_EKIND, "stdio.so", "example-stdio/1");
+	close_loader(l, &app);
+
+	/* This kind, declared. */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.request_kind = FX_REQUEST_KIND, .flags = HM_OPEN_REQUIRE_KIND);
+	assert_fails(dispatch(l, "untagged", NULL), HM_EKIND, "untagged.so",
+		"declares no request kind, and this loader serves only modules built "
+		"for '" FX_REQUEST_KIND "' (HM_MODULE(.request_kind = ...))");
+	assert_serves(l, "tagged", 3);
+	assert_fails(hm_refresh(l, "stdio"), HM_EKIND, "stdio.so", "example-stdio/1");
+	close_loader(l, &app);
+
+	/* Any kind, declared. */
+	l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+		.flags = HM_OPEN_REQUIRE_KIND);
+	assert_fails(dispatch(l, "untagged", NULL), HM_EKIND, "untagged.so",
+		"declares no request kind, and this loader requires one");
+	assert_serves(l, "tagged", 3);
+	ck_assert_msg(hm_refresh(l, "stdio") == 1, "refresh: %s", hm_errmsg());
+	close_loader(l, &app);
+	ck_assert_int_eq(app.inits, 2); /* probe_v1's, in the first two loaders */
+	rmroot(root);
+}
+END_TEST
+
+/*
+ * The kind is read like the hooks: only inside the module's own loaded
+ * data, only up to HM_REQUEST_KIND_MAX bytes and a NUL, only visible
+ * ASCII.  Anything else is a corrupt descriptor (HM_ENODESC), whatever kind
+ * the loader serves; the working version stays.
+ */
+START_TEST(test_a_request_kind_outside_the_module_or_unterminated_is_refused_as_corrupt)
+{
+	static const struct {
+		const char *fixture, *why;
+	} cases[] = {
+		{"kind_outside", "its request_kind points outside the module's own loaded data"},
+		{"kind_long", "its request_kind is not a string of at most 64 bytes"},
+		{"kind_ctrl", "its request_kind 'hotmod-fixture\\t/1' is not 1 to 64 bytes "
+			      "of visible ASCII"},
+	};
+	char *root = mkroot();
+	struct fx_app app = {0};
+	hm_loader *l = serve_v1(root, &app); /* any kind */
+
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		put(stage_fixture(root, cases[i].fixture), root, "probe.so");
+		assert_refresh_refused_v1_serves(l, &app, HM_ENODESC, cases[i].why);
+	}
+	close_loader(l, &app);
+	rmroot(root);
+}
+END_TEST
+
 /* ---- suite ---------------------------------------------------------------------- */
 
 static Suite *load_suite(void)
@@ -1390,6 +1550,13 @@ static Suite *load_suite(void)
 	tcase_add_test(tc, test_module_for_another_abi_is_refused_and_old_version_keeps_serving);
 	tcase_add_test(tc, test_module_whose_init_fails_is_refused_and_old_version_keeps_serving);
 	tcase_add_test(tc, test_module_with_unresolved_symbol_is_refused_and_old_version_keeps_serving);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("request-kinds");
+	tcase_add_test(tc, test_module_for_another_request_kind_is_refused_and_old_version_keeps_serving);
+	tcase_add_test(tc, test_a_global_module_for_another_request_kind_fails_the_modules_under_it);
+	tcase_add_test(tc, test_a_module_without_a_request_kind_loads_unless_the_embedder_requires_one);
+	tcase_add_test(tc, test_a_request_kind_outside_the_module_or_unterminated_is_refused_as_corrupt);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file-kinds");

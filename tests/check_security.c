@@ -1651,15 +1651,18 @@ static struct buf corrupt_tables(enum corruption c)
  * anywhere.  probe_v2 with
  *  - the descriptor's symbol value moved far away, or off its alignment;
  *  - the relocation that fills in its handle pointer aimed at the
- *    descriptor itself (data, not code).
+ *    descriptor itself (data, not code);
+ *  - (kind_fixture) the relocation that fills in its request_kind pointer
+ *    aimed far away: the string is not looked for there.
  */
-enum desc_corruption { DESC_FAR_AWAY, DESC_MISALIGNED, HOOK_INTO_DATA };
+enum desc_corruption { DESC_FAR_AWAY, DESC_MISALIGNED, HOOK_INTO_DATA, KIND_FAR_AWAY };
 
 static struct buf corrupt_desc(enum desc_corruption c)
 {
-	struct buf b = read_file(fixture("probe_v2"));
+	struct buf b = read_file(fixture(c == KIND_FAR_AWAY ? "kind_fixture" : "probe_v2"));
 	ElfW(Sym) *sym = dynsym_entry(&b, HM_MODULE_SYMBOL);
 	ElfW(Addr) handle = sym->st_value + offsetof(struct hm_module_desc, handle);
+	ElfW(Addr) kind = sym->st_value + offsetof(struct hm_module_desc, request_kind);
 	ElfW(Dyn) *rela, *relasz;
 	bool found = false;
 
@@ -1682,6 +1685,18 @@ static struct buf corrupt_desc(enum desc_corruption c)
 			}
 		ck_assert_msg(found, "no relocation fills in the handle pointer");
 		break;
+	case KIND_FAR_AWAY:
+		ck_assert_ptr_nonnull(rela = dyn_entry(&b, DT_RELA));
+		ck_assert_ptr_nonnull(relasz = dyn_entry(&b, DT_RELASZ));
+		ElfW(Rela) *k = (ElfW(Rela) *)(b.p + file_offset(&b, rela->d_un.d_ptr,
+			relasz->d_un.d_val));
+		for (size_t i = 0; i < relasz->d_un.d_val / sizeof *k; i++)
+			if (k[i].r_offset == kind) {
+				k[i].r_addend += FAR_AWAY;
+				found = true;
+			}
+		ck_assert_msg(found, "no relocation fills in the request_kind pointer");
+		break;
 	}
 	return b;
 }
@@ -1696,6 +1711,8 @@ START_TEST(test_descriptor_or_hook_outside_the_module_is_refused_not_followed)
 		{DESC_FAR_AWAY, HM_ENODESC, "does not point into the module's own loaded data"},
 		{DESC_MISALIGNED, HM_ENODESC, "does not point into the module's own loaded data"},
 		{HOOK_INTO_DATA, HM_ENODESC, "its handle hook points outside any loaded code"},
+		{KIND_FAR_AWAY, HM_ENODESC, "its request_kind points outside the module's own "
+					    "loaded data"},
 	};
 	char *root = mkroot();
 	struct fx_app app = {0};

@@ -16,7 +16,10 @@ check_LTLIBRARIES = \
 	tests/fixtures/ctormark.la \
 	tests/fixtures/adopt_v1.la tests/fixtures/adopt_v2.la \
 	tests/fixtures/cxxtls_v1.la tests/fixtures/cxxtls_v2.la \
-	tests/fixtures/bare.la
+	tests/fixtures/bare.la \
+	tests/fixtures/kind_stdio.la tests/fixtures/kind_fixture.la \
+	tests/fixtures/kind_outside.la tests/fixtures/kind_long.la \
+	tests/fixtures/kind_ctrl.la
 tests_fixtures_cxxmod_la_SOURCES = tests/fixtures/cxxmod.cpp
 tests_fixtures_cxxmod_la_CPPFLAGS = $(FX_CPPFLAGS)
 tests_fixtures_cxxmod_la_CXXFLAGS = -std=c++20 -fvisibility=hidden -fno-gnu-unique
@@ -117,6 +120,28 @@ tests_fixtures_nodelete_la_LIBADD = $(FX_LIBADD)
 tests_fixtures_bare_la_SOURCES = tests/fixtures/bare.c
 tests_fixtures_bare_la_CPPFLAGS = $(FX_CPPFLAGS)
 tests_fixtures_bare_la_LDFLAGS = $(MODULE_LDFLAGS)
+
+# Request kinds (hotmod_module.h): one source, a case per build (kind.c).
+tests_fixtures_kind_stdio_la_SOURCES = tests/fixtures/kind.c tests/fixtures/fixture.h
+tests_fixtures_kind_stdio_la_CPPFLAGS = $(FX_CPPFLAGS) -DFX_STDIO
+tests_fixtures_kind_stdio_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_kind_stdio_la_LIBADD = $(FX_LIBADD)
+tests_fixtures_kind_fixture_la_SOURCES = tests/fixtures/kind.c tests/fixtures/fixture.h
+tests_fixtures_kind_fixture_la_CPPFLAGS = $(FX_CPPFLAGS) -DFX_FIXTURE
+tests_fixtures_kind_fixture_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_kind_fixture_la_LIBADD = $(FX_LIBADD)
+tests_fixtures_kind_outside_la_SOURCES = tests/fixtures/kind.c tests/fixtures/fixture.h
+tests_fixtures_kind_outside_la_CPPFLAGS = $(FX_CPPFLAGS) -DFX_KIND_OUTSIDE
+tests_fixtures_kind_outside_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_kind_outside_la_LIBADD = $(FX_LIBADD)
+tests_fixtures_kind_long_la_SOURCES = tests/fixtures/kind.c tests/fixtures/fixture.h
+tests_fixtures_kind_long_la_CPPFLAGS = $(FX_CPPFLAGS) -DFX_KIND_LONG
+tests_fixtures_kind_long_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_kind_long_la_LIBADD = $(FX_LIBADD)
+tests_fixtures_kind_ctrl_la_SOURCES = tests/fixtures/kind.c tests/fixtures/fixture.h
+tests_fixtures_kind_ctrl_la_CPPFLAGS = $(FX_CPPFLAGS) -DFX_KIND_CTRL
+tests_fixtures_kind_ctrl_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_kind_ctrl_la_LIBADD = $(FX_LIBADD)
 
 # What a Check suite needs; its CFLAGS are AM_CFLAGS (no per-target CFLAGS):
 # Check's own (-pthread) go with the preprocessor flags.

@@ -245,6 +245,7 @@ void loader_options(struct hm_options *o, const char *root, const struct loader_
 	o->flags = lo->flags;
 	if (lo->max_module_size)
 		o->max_module_size = lo->max_module_size;
+	o->request_kind = lo->request_kind;
 }
 
 hm_loader *open_loader_with(const char *root, const struct loader_opts *lo)

@@ -42,6 +42,7 @@ struct loader_opts {
 	hm_log_fn log;          /* NULL: the test log */
 	void *log_arg;
 	bool quiet;             /* no log at all (log is ignored) */
+	const char *request_kind; /* hm_options.request_kind; NULL: any */
 };
 #define LIB_DEFAULT INT_MIN
 /* hm_open() must succeed. */

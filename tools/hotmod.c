@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"usage: hotmod check [-q] [-g GLOBAL.so] FILE.so...\n"
+	"usage: hotmod check [-qK] [-g GLOBAL.so] [-k KIND] FILE.so...\n"
 	"       hotmod status [URL]\n"
 	"       hotmod --help | --version\n"
 	"\n"
@@ -54,12 +54,21 @@ static const char usage_text[] =
 	"          would serve; exit 1 if any would not\n"
 	"          -q  print failures only\n"
 	"          -g  check each FILE under GLOBAL.so, its directory's global module\n"
+	"          -k, --kind KIND  refuse a module built for another request kind\n"
+	"              (hotmod-httpd serves hotmod-http/1)\n"
+	"          -K, --require-kind  refuse a module that declares no kind too\n"
 	"  status  show what a running hotmod-httpd has loaded\n"
 	"          (URL default http://127.0.0.1:8080, path /_hotmod/status)\n";
 
 /* Each command's options take --help too. */
 static const struct option help_option[] = {
 	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+static const struct option check_options[] = {
+	{"help", no_argument, NULL, 'h'},
+	{"kind", required_argument, NULL, 'k'},
+	{"require-kind", no_argument, NULL, 'K'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -100,6 +109,8 @@ struct check_job {
 	const char *file;   /* as given */
 	char shown[4 * PATH_MAX]; /* file as printed: escaped */
 	const char *global; /* -g: the global module to check it under, or NULL */
+	const char *kind;   /* -k: the request kind the embedder serves, or NULL */
+	bool require_kind;  /* -K */
 	bool quiet;
 	bool is_global; /* the file itself is a global module */
 	char root[PATH_MAX];
@@ -111,6 +122,7 @@ struct check_job {
 struct check_result {
 	int err;         /* 0 or an HM_E* code */
 	unsigned hooks;  /* HOOK_BIT() of each hook a module's descriptor defines */
+	char kind[HM_REQUEST_KIND_MAX + 1]; /* its request kind; "": none */
 	char msg[1024];  /* the loader's message for err */
 };
 
@@ -357,6 +369,11 @@ static void read_hooks(hm_loader *l, const struct check_job *job, struct check_r
 			copy.commit, copy.rollback, copy.release};
 		for (unsigned i = 0; i < HM__HOOKS; i++)
 			r->hooks |= set[i] ? HOOK_BIT(i) : 0;
+		/* The loader checked it: a string of the module's, of the rule. */
+		if (d->size >= offsetof(struct hm_module_desc, request_kind) +
+				       sizeof copy.request_kind && copy.request_kind)
+			snprintf(r->kind, sizeof r->kind, "%.*s", HM_REQUEST_KIND_MAX,
+				copy.request_kind);
 	}
 	hm_put(m);
 }
@@ -374,6 +391,9 @@ static void load_and_close(const struct check_job *job, struct check_result *r)
 	opts.flags = HM_OPEN_PRELOAD; /* load and init every file now */
 	opts.log = child_log;
 	opts.log_arg = (void *)job;
+	opts.request_kind = job->kind;
+	if (job->require_kind)
+		opts.flags |= HM_OPEN_REQUIRE_KIND;
 	if ((rc = hm_open(&l, &opts)) < 0) {
 		set_error(r, rc, hm_errmsg());
 		return;
@@ -497,7 +517,8 @@ static void print_ok(const struct check_job *job, const struct check_result *r)
 		printf("%s: ok: global module\n", job->shown);
 		return;
 	}
-	printf("%s: ok: module, hooks:", job->shown);
+	/* The loader checked the kind: visible ASCII only. */
+	printf("%s: ok: module, kind %s, hooks:", job->shown, r->kind[0] ? r->kind : "none");
 	for (unsigned i = 0; i < HM__HOOKS; i++)
 		if (r->hooks & HOOK_BIT(i))
 			printf(" %s", hm__hook_name(i));
@@ -508,9 +529,10 @@ static void print_ok(const struct check_job *job, const struct check_result *r)
 	putchar('\n');
 }
 
-static bool check_file(const char *file, const char *global, bool quiet)
+static bool check_file(const struct check_job *opts, const char *file)
 {
-	struct check_job job = {.file = file, .global = global, .quiet = quiet};
+	struct check_job job = {.file = file, .global = opts->global, .kind = opts->kind,
+		.require_kind = opts->require_kind, .quiet = opts->quiet};
 	struct check_result r;
 	bool ok = false;
 
@@ -522,7 +544,7 @@ static bool check_file(const char *file, const char *global, bool quiet)
 		hm__escape(msg, sizeof msg, r.msg, strlen(r.msg));
 		if (r.err)
 			fprintf(stderr, "%s: %s: %s\n", job.shown, hm_err_name(r.err), msg);
-		else if (!quiet)
+		else if (!job.quiet)
 			print_ok(&job, &r);
 		ok = r.err == 0;
 	}
@@ -532,23 +554,31 @@ static bool check_file(const char *file, const char *global, bool quiet)
 
 static int cmd_check(int argc, char **argv)
 {
-	const char *global = NULL;
-	bool quiet = false, ok = true;
+	static struct check_job opts; /* the options every file is checked with */
+	bool ok = true;
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:qg:h", help_option, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:qg:k:Kh", check_options, NULL)) != -1) {
 		switch (c) {
 		case 'q':
-			quiet = true;
+			opts.quiet = true;
 			break;
 		case 'g':
-			global = optarg;
+			opts.global = optarg;
+			break;
+		case 'k':
+			opts.kind = optarg;
+			break;
+		case 'K':
+			opts.require_kind = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
 		case ':':
+			if (optopt == 'k' && strncmp(argv[optind - 1], "--", 2) == 0)
+				return usage_error("check: --kind needs an argument");
 			return usage_error("check: -%c needs an argument", optopt);
 		default:
 			return usage_error("check: unknown option %s", bad_option(argv));
@@ -557,7 +587,7 @@ static int cmd_check(int argc, char **argv)
 	if (optind == argc)
 		return usage_error("check: no FILE.so given");
 	for (int i = optind; i < argc; i++)
-		ok &= check_file(argv[i], global, quiet);
+		ok &= check_file(&opts, argv[i]);
 	return ok ? 0 : 1;
 }
 

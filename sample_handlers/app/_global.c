@@ -398,4 +398,5 @@ static int handle(hm_ctx *ctx)
 }
 
 HM_MODULE(.init = init, .fini = fini, .prepare = prepare, .handle = handle,
-	.commit = commit, .rollback = rollback, .release = release);
+	.commit = commit, .rollback = rollback, .release = release,
+	.request_kind = HM_HTTP_KIND);

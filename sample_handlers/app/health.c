@@ -9,6 +9,6 @@
  * A module like this one is a way to give the global module a URL: it
  * could also have init, prepare or commit hooks of its own, but needs none.
  */
-#include <hotmod_module.h>
+#include <hotmod_http.h>
 
-HM_MODULE();
+HM_MODULE(.request_kind = HM_HTTP_KIND);

@@ -213,4 +213,4 @@ static int handle(hm_ctx *ctx)
 	return hm_http_puts(r, "GET or POST\n");
 }
 
-HM_MODULE(.init = init, .handle = handle);
+HM_MODULE(.init = init, .handle = handle, .request_kind = HM_HTTP_KIND);

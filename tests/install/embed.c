@@ -13,6 +13,8 @@ int main(int argc, char **argv)
 		return 2;
 	hm_options_init(&o);
 	o.root = argv[1];
+	o.request_kind = "example-stdio/1"; /* a FILE *, as hello.c says */
+	o.flags = HM_OPEN_REQUIRE_KIND;
 	if (hm_open(&l, &o) < 0 || (rc = hm_dispatch(l, "hello", stdout)) < 0) {
 		fprintf(stderr, "embed: %s\n", hm_errmsg());
 		return 1;

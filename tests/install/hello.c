@@ -7,4 +7,4 @@ static int handle(hm_ctx *ctx)
 {
 	return fputs("Hello from hotmod!\n", hm_ctx_request(ctx)) < 0 ? -1 : 0;
 }
-HM_MODULE(.handle = handle);
+HM_MODULE(.handle = handle, .request_kind = "example-stdio/1");
