@@ -66,9 +66,10 @@ if HTTPD
 demo: demo-root server/hotmod-httpd
 	@echo "hotmod-httpd: try  curl http://$(DEMO_LISTEN)/hello  (Ctrl-C stops)"
 	@# As root, a demo on loopback serves as root (--allow-root); a server
-	@# for others runs its workers as a user of their own (--user).
+	@# for others runs its workers as a user of their own (--user).  One
+	@# worker: /counter keeps its count in the process that serves it.
 	cd $(abs_top_builddir) && server/hotmod-httpd --root $(DEMO_ROOT) --listen $(DEMO_LISTEN) \
-		$$(test "$$(id -u)" != 0 || echo --allow-root)
+		--workers 1 $$(test "$$(id -u)" != 0 || echo --allow-root)
 else
 demo:
 	@echo "make demo needs hotmod-httpd: install libmicrohttpd-dev and reconfigure"; exit 1
