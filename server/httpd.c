@@ -314,9 +314,10 @@ static struct srv_track *track_start(const struct req *q)
 	for (unsigned i = 0; srv_tracks && i < SRV_TRACKS; i++) {
 		struct srv_track *t = &srv_tracks[i];
 		unsigned free_ = 0;
-		/* relaxed: the claim orders nothing; the publication below does */
+		/* acquire: pairs with track_end()'s release, so that the last
+		 * user's writes to what come before this thread's */
 		if (!atomic_compare_exchange_strong_explicit(&t->state, &free_, 1,
-			    memory_order_relaxed, memory_order_relaxed))
+			    memory_order_acquire, memory_order_relaxed))
 			continue;
 		snprintf(t->what, sizeof t->what, "%s %s", printable(q->method, m, sizeof m),
 			printable(q->url, u, sizeof u));
