@@ -305,8 +305,8 @@ int master_run(struct master *m)
 			ssize_t n;
 			while ((n = read(ready[0], buf, sizeof buf)) > 0) {
 				if (!life.served && nready + (unsigned)n >= m->workers)
-					srv_log("info", "%s, %u worker processes", m->banner,
-						m->workers);
+					srv_log("info", "%s, %u worker process%s", m->banner,
+						m->workers, m->workers == 1 ? "" : "es");
 				nready += (unsigned)n;
 				life.served = life.served || nready >= m->workers;
 			}

@@ -164,7 +164,7 @@ START_TEST(test_workers_0_serves_in_one_process)
 
 	server_start(opts);
 	ck_assert(log_has(", a thread per connection"));
-	ck_assert(!log_has("worker processes"));
+	ck_assert(!log_has(" worker process"));
 	expect("/hello", 200, HELLO);
 	ck_assert_uint_eq(workers_of(server_pid(), none, 8), 0);
 }

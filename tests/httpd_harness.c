@@ -267,7 +267,7 @@ void server_start(const char *const *extra)
 	srv.err = fds[0];
 	ck_assert_int_eq(pthread_create(&srv.reader, NULL, reader_main, NULL), 0);
 
-	/* "serving ROOT on 127.0.0.1:0, port 41234, 1 worker processes" (or
+	/* "serving ROOT on 127.0.0.1:0, port 41234, 1 worker process" (or
 	 * "..., a thread per connection" with --workers 0), written at once:
 	 * when ", port " is in, so is the number */
 	ck_assert_msg(log_wait(", port "), "hotmod-httpd did not start");
