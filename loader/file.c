@@ -318,8 +318,7 @@ static int hm__walk_key(struct hm__walk *w, const char *key, struct stat *st,
  * Open key for reading without ever opening something that is not a regular
  * file: a FIFO would block and a device open can have side effects.  So
  * walk to it O_PATH, check, then reopen the very same inode through /proc.
- * *st: its fstat once settled (rest.c, step 1: not waited for when step 3,
- * asked first, finds no writer); *dir: the directory the walk found it in.
+ * *st: its fstat once settled; *dir: the directory the walk found it in.
  */
 static int hm__open_module(hm_loader *l, const char *key, struct stat *st,
 	struct hm__dirid *dir)
@@ -335,6 +334,8 @@ static int hm__open_module(hm_loader *l, const char *key, struct stat *st,
 	hm__walk_end(&w);
 	if (pfd < 0)
 		return pfd == HM_ENOENT ? hm__no_file(l, key) : pfd;
+	if ((rc = hm__settle(key, pfd, st)) < 0)
+		goto out;
 	if (!S_ISREG(st->st_mode)) {
 		rc = hm__fail(HM_ENOTREG, "%s: not a regular file (%s)", key,
 			S_ISDIR(st->st_mode) ? "a directory" :
@@ -357,12 +358,6 @@ static int hm__open_module(hm_loader *l, const char *key, struct stat *st,
 	if (fstat(fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
 		close(fd);
 		rc = hm__fail(HM_ECHANGED, "%s: replaced while being opened", key);
-		goto out;
-	}
-	if (hm__writer(fd) == 0) {
-		*st = st2; /* nobody writes it: no need to wait for the stamps */
-	} else if ((rc = hm__settle(key, fd, st)) < 0) {
-		close(fd);
 		goto out;
 	}
 	rc = fd;

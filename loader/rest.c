@@ -21,14 +21,6 @@
  *    still the one of 1: a writer that finished while the copy was taken
  *    left other bytes where the copy had read too early.
  *
- * Step 3 is also asked first, before 1 (file.c): when nobody has the file
- * open for writing then, 1's wait is skipped.  A write after that fstat
- * comes from a writer that opened the file since: one still there at 3 is
- * seen, and one that finished before it changed bytes that 4 reads again
- * and compares (what 1 protects, identity compared by stamps, is then not
- * needed).  That is what makes a file renamed into place a moment ago load
- * at once instead of after 1's wait (a few ms: bench/RESULTS.md).
- *
  * Where 3 cannot tell (the file is neither ours nor root's and we may not
  * take leases, or leases are off), a writer stalled through 1 to 4 is not
  * seen: docs/SECURITY.md, "Known gaps".
