@@ -22,14 +22,7 @@ bool hm__segment_ok(const char *name)
 
 bool hm__global_name_ok(const char *name)
 {
-	size_t n = strnlen(name, HM__NAME_MAX + 1);
-
-	if (n == 0 || n > HM__NAME_MAX || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!hm__name_char((unsigned char)name[i]))
-			return false;
-	return true;
+	return hm__name_why_n(name, strnlen(name, HM__NAME_MAX + 1), HM__NAME_MAX) == 0;
 }
 
 bool hm__request_kind_okn(const char *kind, size_t n)

@@ -56,18 +56,6 @@ static inline bool hm__name_char(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
 }
 
-/* s[0..n) is one segment: 1 to HM__SEGMENT_MAX bytes of [A-Za-z0-9._-],
- * not starting with '.' (no ".", "..", no hidden name). */
-static inline bool hm__segment_okn(const char *s, size_t n)
-{
-	if (n == 0 || n > HM__SEGMENT_MAX || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!hm__name_char((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 /*
  * What a name or key is (>= 0), or why the loader does not serve it (< 0,
  * said in words by hm__name_why() for the log).  HM__NAME_NOTMOD: neither
@@ -83,15 +71,29 @@ static inline bool hm__segment_okn(const char *s, size_t n)
 #define HM__NAME_DIR (-6)    /* the directory part breaks the rule */
 #define HM__NAME_NOROOM (-7) /* the caller's buffer is too small */
 
-/* Why segment s[0..n) breaks the rule (HM__NAME_BYTE, HM__NAME_LONG), or 0. */
-static inline int hm__segment_why(const char *s, size_t n)
+/*
+ * Why s[0..n) is not a name of the rule of at most max bytes: 1 to max
+ * bytes of [A-Za-z0-9._-], not starting with '.' (no ".", "..", no hidden
+ * name).  HM__NAME_BYTE (a byte outside it, empty, a '.' first; said first,
+ * as the log's reason), HM__NAME_LONG, or 0.
+ */
+static inline int hm__name_why_n(const char *s, size_t n, size_t max)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!hm__name_char((unsigned char)s[i]))
 			return HM__NAME_BYTE;
 	if (n == 0 || s[0] == '.')
 		return HM__NAME_BYTE;
-	return n > HM__SEGMENT_MAX ? HM__NAME_LONG : 0;
+	return n > max ? HM__NAME_LONG : 0;
+}
+/* Why segment s[0..n) breaks the rule, or 0; and whether it keeps it. */
+static inline int hm__segment_why(const char *s, size_t n)
+{
+	return hm__name_why_n(s, n, HM__SEGMENT_MAX);
+}
+static inline bool hm__segment_okn(const char *s, size_t n)
+{
+	return hm__segment_why(s, n) == 0;
 }
 
 /*
