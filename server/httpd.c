@@ -425,7 +425,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		q->status = MHD_HTTP_OK;
 		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 		pthread_mutex_lock(&s->mu);
-		s->active++;
 		q->next = s->inflight;
 		if (q->next)
 			q->next->prev = q;
@@ -493,7 +492,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		s->inflight = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
-	if (--s->active == 0)
+	if (!s->inflight)
 		pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->mu);
 	req_free(q);
@@ -683,14 +682,17 @@ bool srv_stop(struct srv *s, int grace_ms)
 		deadline.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->active > 0 && rc == 0)
+	while (s->inflight && rc == 0)
 		rc = pthread_cond_timedwait(&s->idle, &s->mu, &deadline);
-	if (s->active > 0) {
+	if (s->inflight) {
+		unsigned n = 0;
+		for (struct req *q = s->inflight; q; q = q->next)
+			n++;
 		/* Their handlers do not return: stopping the daemon would wait
 		 * for them for ever.  Say which they are; the caller exits. */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		srv_log("warn", "%u request%s still running after %d ms: abandoned",
-			s->active, s->active == 1 ? "" : "s", grace_ms);
+			n, n == 1 ? "" : "s", grace_ms);
 		for (struct req *q = s->inflight; q; q = q->next) {
 			char m[64], u[512], addr[64];
 			srv_log("warn", "abandoned: %s \"%s %s\" after %.0f ms",

@@ -26,8 +26,7 @@ struct srv {
 	bool quiet; /* no access log */
 	/* Requests between their first byte and their completion. */
 	pthread_mutex_t mu;
-	pthread_cond_t idle; /* active dropped to 0 */
-	unsigned active;
+	pthread_cond_t idle; /* inflight became empty */
 	struct req *inflight; /* those requests, newest first */
 	/*
 	 * How a path is served: hm_dispatch() normally; the benchmark's build
