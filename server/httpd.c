@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,7 +52,13 @@ struct req {
 	struct timespec t0;
 	size_t sent;
 	struct req *prev, *next; /* srv.inflight, under srv.mu */
+	struct srv_job job;      /* through the handler pool */
 };
+
+static struct req *req_of(struct srv_job *j)
+{
+	return (struct req *)((char *)j - offsetof(struct req, job));
+}
 
 /* ---- the operations modules call -------------------------------------------- */
 
@@ -285,6 +292,8 @@ static void error_page(struct req *q, int status)
 	}
 	q->nhdrs = 0;
 	op_write(&q->http, reason(status), strlen(reason(status)));
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		op_set_header(&q->http, "Retry-After", "1");
 }
 
 /*
@@ -334,28 +343,26 @@ static void track_end(struct srv_track *t)
 		atomic_store_explicit(&t->state, 0, memory_order_release);
 }
 
+static void serve_status(struct req *q)
+{
+	size_t len;
+	char *json = srv_status_json(q->srv->loader, &len);
+
+	if (!json) {
+		error_page(q, 500);
+		return;
+	}
+	op_write(&q->http, json, len);
+	free(json);
+	op_set_header(&q->http, "Content-Type", "application/json");
+}
+
 static void serve(struct req *q)
 {
 	struct srv *s = q->srv;
 	const char *path = q->url;
 	int rc;
 
-	if (q->body_too_big) {
-		error_page(q, MHD_HTTP_CONTENT_TOO_LARGE);
-		return;
-	}
-	if (strcmp(path, STATUS_PATH) == 0) {
-		size_t len;
-		char *json = srv_status_json(s->loader, &len);
-		if (!json) {
-			error_page(q, 500);
-			return;
-		}
-		op_write(&q->http, json, len);
-		free(json);
-		op_set_header(&q->http, "Content-Type", "application/json");
-		return;
-	}
 	if (path[0] == '/' && path[1] == '\0')
 		path = "/index";
 	struct srv_track *t = track_start(q);
@@ -406,6 +413,21 @@ static enum MHD_Result respond(struct req *q)
 	return ret;
 }
 
+static const char *client(struct MHD_Connection *conn, char *buf, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET)
+		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+			(socklen_t)size);
+	if (sa && sa->sa_family == AF_INET6)
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+			(socklen_t)size);
+	return "-";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	const char *method, const char *version, const char *upload, size_t *upload_size,
 	void **con_cls)
@@ -414,7 +436,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct req *q = *con_cls;
 
 	(void)version;
-	if (!q) { /* headers are in: start the request */
+	if (!q) { /* the head is in: start the request */
+		srv_head_in(s, conn);
 		if (!(q = calloc(1, sizeof *q)))
 			return MHD_NO;
 		q->http.ops = &ops;
@@ -448,23 +471,58 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	serve(q);
-	return respond(q);
+	switch (q->job.state) {
+	case SRV_JOB_NONE: /* all of it is in */
+		if (q->body_too_big) {
+			error_page(q, MHD_HTTP_CONTENT_TOO_LARGE);
+			return respond(q);
+		}
+		if (strcmp(q->url, STATUS_PATH) == 0) {
+			serve_status(q);
+			return respond(q);
+		}
+		srv_submit(s, &q->job, conn);
+		return MHD_YES;
+	case SRV_JOB_DONE:
+		if (q->job.late) /* answered at the deadline: close */
+			return MHD_NO;
+		return respond(q);
+	case SRV_JOB_REFUSED:
+		error_page(q, MHD_HTTP_SERVICE_UNAVAILABLE);
+		return respond(q);
+	default: /* cannot be: it is suspended while queued or running */
+		return MHD_NO;
+	}
 }
 
-static const char *client(struct MHD_Connection *conn, char *buf, size_t size)
+void srv_run(struct srv *s, struct srv_job *j)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	(void)s;
+	serve(req_of(j));
+}
 
-	if (sa && sa->sa_family == AF_INET)
-		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
-			(socklen_t)size);
-	if (sa && sa->sa_family == AF_INET6)
-		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-			(socklen_t)size);
-	return "-";
+void srv_late(struct srv *s, struct srv_job *j, int64_t ms)
+{
+	struct req *q = req_of(j);
+	char m[64], u[512], addr[64];
+
+	(void)s;
+	srv_log("warn", "%s \"%s %s\": no answer after %lld ms (--request-timeout): "
+			"answered 503, the handler still runs",
+		client(q->conn, addr, sizeof addr), printable(q->method, m, sizeof m),
+		printable(q->url, u, sizeof u), (long long)ms);
+}
+
+void srv_stuck(struct srv *s, struct srv_job *j, int64_t ms)
+{
+	struct req *q = req_of(j);
+	char m[64], u[512];
+
+	srv_log("error", "\"%s %s\" has been in its handler for %lld s, past --harakiri%s",
+		printable(q->method, m, sizeof m), printable(q->url, u, sizeof u),
+		(long long)(ms / 1000), s->stuck ? ": this worker is replaced" : "");
+	if (s->stuck)
+		s->stuck(s);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -481,9 +539,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!s->quiet)
 		srv_log("access", "%s \"%s %s\" %d %zu %.3f ms%s", client(conn, addr, sizeof addr),
 			printable(q->method, method, sizeof method),
-			printable(q->url, url, sizeof url), q->status, q->sent,
+			printable(q->url, url, sizeof url),
+			q->job.late ? MHD_HTTP_SERVICE_UNAVAILABLE : q->status,
+			q->job.late ? srv_late_length : q->sent,
 			(double)(t1.tv_sec - q->t0.tv_sec) * 1e3 +
 				(double)(t1.tv_nsec - q->t0.tv_nsec) / 1e6,
+			q->job.late ? " (answered 503 at --request-timeout)" :
 			why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not completed)");
 	pthread_mutex_lock(&s->mu);
 	if (q->prev)
@@ -497,6 +558,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	pthread_mutex_unlock(&s->mu);
 	req_free(q);
 	*con_cls = NULL;
+	/* Kept alive, the connection waits for its next head; closed, it
+	 * is forgotten by srv_on_connection() next. */
+	srv_head_next(s, conn);
 }
 
 static int hexval(char c)
@@ -570,14 +634,37 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss)
 	return -1;
 }
 
+/*
+ * libmicrohttpd's messages.  A client can cause one per connection (at the
+ * connection limit, say): at most 10 a second are written, and the next
+ * one says how many were not.
+ */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static atomic_llong second;
+	static atomic_uint written, dropped;
+	long long now = (long long)(srv_now_ms() / 1000), was;
 	char buf[512];
 
 	(void)cls;
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
-	srv_log("httpd", "%s", buf);
+	/* A client that went away, or that a deadline cut off: its business,
+	 * not the operator's, unless they ask (--verbose). */
+	if (!srv_verbose && strstr(buf, "connection closure"))
+		return;
+	was = atomic_load(&second);
+	if (now != was && atomic_compare_exchange_strong(&second, &was, now))
+		atomic_store(&written, 0);
+	if (atomic_fetch_add(&written, 1) >= 10) {
+		atomic_fetch_add(&dropped, 1);
+		return;
+	}
+	unsigned n = atomic_exchange(&dropped, 0);
+	if (n)
+		srv_log("httpd", "%s (%u more messages were not logged)", buf, n);
+	else
+		srv_log("httpd", "%s", buf);
 }
 
 int srv_bind(const char *addr)
@@ -621,26 +708,12 @@ unsigned srv_bound_port(int fd)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/*
- * threads == 0: a thread per connection.  Handlers may block (a database,
- * /slow), and a blocked handler must not hold up other connections: in a
- * pool, each thread runs the event loop of many connections.  threads > 0:
- * that pool, for handlers that never block (or to bound the threads).
- */
-int srv_start(struct srv *s, int fd, unsigned threads)
+int srv_start(struct srv *s, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem pool[] = {
-		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
-		{MHD_OPTION_END, 0, NULL},
-	};
+	unsigned flags = srv_loop_flags();
 
-	if (threads == 0) {
-		flags |= MHD_USE_THREAD_PER_CONNECTION;
-		pool[0].option = MHD_OPTION_END;
-	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 && ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	pthread_mutex_init(&s->mu, NULL);
@@ -648,15 +721,20 @@ int srv_start(struct srv *s, int fd, unsigned threads)
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, as MHD asks */
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_ARRAY, pool,
-		MHD_OPTION_CONNECTION_LIMIT, SRV_MAX_CONNECTIONS,
+		MHD_OPTION_CONNECTION_LIMIT, s->limits.max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, s->limits.idle_timeout_s,
+		MHD_OPTION_NOTIFY_CONNECTION, srv_on_connection, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 		MHD_OPTION_END);
 	if (!s->mhd) {
 		srv_log("error", "cannot serve on port %u: %s", srv_bound_port(fd),
 			strerror(errno));
+		return -1;
+	}
+	if (srv_loop_start(s) < 0) {
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
 		return -1;
 	}
 	return 0;
@@ -665,15 +743,12 @@ int srv_start(struct srv *s, int fd, unsigned threads)
 bool srv_stop(struct srv *s, int grace_ms)
 {
 	struct timespec deadline, now;
-	MHD_socket fd;
 	int rc = 0;
 
 	if (!s->mhd)
 		return true;
 	/* Stop accepting; connections already open finish their request. */
-	fd = MHD_quiesce_daemon(s->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	srv_loop_quiesce(s);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += grace_ms / 1000;
 	deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000;
@@ -705,6 +780,7 @@ bool srv_stop(struct srv *s, int grace_ms)
 		return false;
 	}
 	pthread_mutex_unlock(&s->mu);
+	srv_loop_stop(s);
 	MHD_stop_daemon(s->mhd);
 	s->mhd = NULL;
 	return true;

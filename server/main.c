@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,10 +41,22 @@ static const char usage[] =
 	"                          CPU); 0: serve in this one process\n"
 	"      --max-restarts N    stop when more than N workers died within\n"
 	"      --restart-period S  S seconds (default: 10 within 60)\n"
-	"  -t, --threads N         serve connections from a pool of N threads, each\n"
-	"                          running many connections' event loop (a handler\n"
-	"                          that blocks then delays the others on its thread);\n"
-	"                          default: a thread per connection\n"
+	"  -t, --threads N         run handlers on N threads per process (default 16);\n"
+	"                          one more thread runs every connection\n"
+	"      --max-connections N connections open at once, per process (default\n"
+	"                          16384, or what the descriptor limit allows)\n"
+	"      --header-timeout S  close a connection that has not sent a whole\n"
+	"                          request head S seconds after it connected or was\n"
+	"                          last answered (default 10)\n"
+	"      --idle-timeout S    close a connection on which nothing moved for S\n"
+	"                          seconds while a request is read or answered\n"
+	"                          (default 60)\n"
+	"      --queue-timeout S   answer 503 to a request that waited S seconds for\n"
+	"                          a handler thread (default 5)\n"
+	"      --request-timeout S answer 503 to a request whose handler runs longer\n"
+	"                          than S seconds (default 30); the handler goes on\n"
+	"      --harakiri S        replace a worker whose handler runs longer than\n"
+	"                          S seconds (default 60; 0: never)\n"
 	"  -w, --watch MODE        auto, inotify or stat (default auto: inotify, or\n"
 	"                          stat checks where the file system gives no events)\n"
 	"  -i, --check-interval MS with --watch stat: stat a module at most this\n"
@@ -68,7 +81,7 @@ static const char usage[] =
 	"GET /_hotmod/status returns the status of the worker that answers, as JSON.\n"
 	"SIGHUP rescans DIR; SIGTERM or SIGINT stops gracefully.\n";
 
-static bool verbose;
+bool srv_verbose;
 
 /*
  * Every line is escaped (loader/names.h): its arguments may hold a file
@@ -101,7 +114,7 @@ void srv_loader_log(void *arg, int level, const char *msg)
 	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	(void)arg;
-	if (level < HM_LOG_DEBUG || verbose)
+	if (level < HM_LOG_DEBUG || srv_verbose)
 		srv_log(names[level & 3], "%s", msg);
 }
 
@@ -110,7 +123,7 @@ struct config {
 	struct srv s;
 	struct hm_options opts;
 	const char *root, *listen;
-	long threads, grace;
+	long grace;
 	const char *user; /* --user: the serving processes become it */
 	uid_t uid;
 	gid_t gid;
@@ -130,6 +143,17 @@ static int drop_privileges(const struct config *c)
 		return -1;
 	}
 	return 0;
+}
+
+/* --harakiri in a worker: stop (SIGTERM, with the grace) and exit with
+ * SRV_EXIT_REPLACE, on which the master starts another at once. */
+static atomic_bool replacing;
+
+static void replace_me(struct srv *s)
+{
+	(void)s;
+	if (!atomic_exchange(&replacing, true))
+		kill(getpid(), SIGTERM);
 }
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
@@ -153,6 +177,55 @@ static int serve_static_hello(struct srv *s, const char *path, hm_http *r)
 #else
 #define SERVE serve_dispatch
 #endif
+
+enum {
+	OPT_MAX_CONNECTIONS = 256,
+	OPT_HEADER_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_QUEUE_TIMEOUT,
+	OPT_REQUEST_TIMEOUT,
+	OPT_HARAKIRI,
+};
+
+/* Descriptors kept for modules, their files and the loader's watcher. */
+#define SRV_FD_RESERVE 1024
+#define SRV_DEFAULT_CONNECTIONS 16384u
+
+/*
+ * Every connection is a descriptor: raise the soft limit to the hard one,
+ * and keep --max-connections within it (less what modules need), so that
+ * a flood of clients meets the connection limit, which closes what is
+ * beyond it, and never an accept() or a module load failing for want of
+ * a descriptor.
+ */
+static int connection_limit(struct srv_limits *l)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		srv_log("error", "getrlimit: %s", strerror(errno));
+		return -1;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	room = rl.rlim_cur > 2 * SRV_FD_RESERVE ? rl.rlim_cur - SRV_FD_RESERVE :
+		rl.rlim_cur / 2;
+	if (!l->max_connections) {
+		l->max_connections = room < SRV_DEFAULT_CONNECTIONS ? (unsigned)room :
+			SRV_DEFAULT_CONNECTIONS;
+	} else if (l->max_connections > room) {
+		srv_log("warn", "--max-connections %u: the descriptor limit (%llu) allows "
+				"%llu: serving at most that many",
+			l->max_connections, (unsigned long long)rl.rlim_cur,
+			(unsigned long long)room);
+		l->max_connections = (unsigned)room;
+	}
+	return 0;
+}
 
 static int number(const char *opt, const char *arg, long min, long max, long *out)
 {
@@ -186,6 +259,8 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	sigaddset(&sigs, SIGHUP);
 	if (drop_privileges(c) < 0)
 		return 1;
+	if (id != 0)
+		s->stuck = replace_me;
 	c->opts.root = c->root;
 	c->opts.log = srv_loader_log;
 	/* Modules get an hm_http *: one built for another request is refused. */
@@ -194,14 +269,14 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		srv_log("error", "%s", hm_errmsg());
 		return 1;
 	}
-	if (srv_start(s, fd, (unsigned)c->threads) < 0) {
+	if (srv_start(s, fd) < 0) {
 		hm_close(s->loader, 0);
 		return 1;
 	}
 	if (id == 0)
-		srv_log("info", "serving %s on %s, port %u%s%s, %s", c->root, c->listen,
-			srv_bound_port(fd), c->user ? ", as user " : "", c->user ? c->user : "",
-			c->threads ? "a pool of threads" : "a thread per connection");
+		srv_log("info", "serving %s on %s, port %u%s%s, %u handler threads", c->root,
+			c->listen, srv_bound_port(fd), c->user ? ", as user " : "",
+			c->user ? c->user : "", s->limits.threads);
 	if (ready_fd >= 0 && (write(ready_fd, "", 1) < 0 || close(ready_fd) < 0))
 		srv_log("warn", "cannot tell the master that this worker serves: %s",
 			strerror(errno));
@@ -216,20 +291,20 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		}
 	}
 	srv_log("info", "%s: stopping: no new connections, waiting for requests in flight",
-		strsignal(sig));
+		atomic_load(&replacing) ? "a handler is stuck" : strsignal(sig));
 	if (!srv_stop(s, (int)c->grace)) {
 		/* A handler that does not return holds its version: nothing can
 		 * be finalised.  The process ends; the kernel closes the rest. */
 		srv_log("info", "stopped, abandoning what still runs");
 		fflush(stderr);
-		_exit(0);
+		_exit(atomic_load(&replacing) ? SRV_EXIT_REPLACE : 0);
 	}
 	if (hm_close(s->loader, (int)c->grace) < 0) {
 		srv_log("error", "%s", hm_errmsg());
 		return 1;
 	}
 	srv_log("info", "stopped");
-	return 0;
+	return atomic_load(&replacing) ? SRV_EXIT_REPLACE : 0;
 }
 
 int main(int argc, char **argv)
@@ -241,6 +316,12 @@ int main(int argc, char **argv)
 		{"max-restarts", required_argument, NULL, 'M'},
 		{"restart-period", required_argument, NULL, 'R'},
 		{"threads", required_argument, NULL, 't'},
+		{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+		{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+		{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+		{"queue-timeout", required_argument, NULL, OPT_QUEUE_TIMEOUT},
+		{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+		{"harakiri", required_argument, NULL, OPT_HARAKIRI},
 		{"watch", required_argument, NULL, 'w'},
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
@@ -255,8 +336,13 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static struct config c = {.s = {.serve = SERVE}, .listen = "127.0.0.1:8080",
-		.grace = 10000};
+	static struct config c = {
+		.s = {.serve = SERVE,
+			.limits = {.threads = 16, .header_timeout_s = 10, .idle_timeout_s = 60,
+				.queue_timeout_s = 5, .request_timeout_s = 30, .harakiri_s = 60}},
+		.listen = "127.0.0.1:8080",
+		.grace = 10000,
+	};
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN), workers = cpus > 0 ? cpus : 1;
 	long max_restarts = 10, period = 60, v;
 	bool allow_root = false;
@@ -287,9 +373,34 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 't':
-			if (number("--threads", optarg, 1, 1024, &c.threads) < 0)
+			if (number("--threads", optarg, 1, 1024, &v) < 0)
 				return 2;
+			c.s.limits.threads = (unsigned)v;
 			break;
+		case OPT_MAX_CONNECTIONS:
+			if (number("--max-connections", optarg, 1, 1000000, &v) < 0)
+				return 2;
+			c.s.limits.max_connections = (unsigned)v;
+			break;
+		case OPT_HEADER_TIMEOUT:
+		case OPT_IDLE_TIMEOUT:
+		case OPT_QUEUE_TIMEOUT:
+		case OPT_REQUEST_TIMEOUT:
+		case OPT_HARAKIRI: {
+			const struct option *o = longopts;
+			while (o->val != ch)
+				o++;
+			char name[32];
+			snprintf(name, sizeof name, "--%s", o->name);
+			if (number(name, optarg, ch == OPT_HARAKIRI ? 0 : 1, 86400, &v) < 0)
+				return 2;
+			*(ch == OPT_HEADER_TIMEOUT ? &c.s.limits.header_timeout_s :
+			  ch == OPT_IDLE_TIMEOUT ? &c.s.limits.idle_timeout_s :
+			  ch == OPT_QUEUE_TIMEOUT ? &c.s.limits.queue_timeout_s :
+			  ch == OPT_REQUEST_TIMEOUT ? &c.s.limits.request_timeout_s :
+			  &c.s.limits.harakiri_s) = (unsigned)v;
+			break;
+		}
 		case 'w':
 			if (strcmp(optarg, "auto") == 0) {
 				c.opts.watch = HM_WATCH_AUTO;
@@ -331,7 +442,7 @@ int main(int argc, char **argv)
 			c.s.quiet = true;
 			break;
 		case 'v':
-			verbose = true;
+			srv_verbose = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -381,6 +492,8 @@ int main(int argc, char **argv)
 		sigaddset(&sigs, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	if (connection_limit(&c.s.limits) < 0)
+		return 1;
 	if ((fd = srv_bind(c.listen)) < 0)
 		return 1;
 	if (workers == 0)

@@ -50,14 +50,6 @@ struct worker {
 	int64_t respawn_at; /* ms on CLOCK_MONOTONIC; 0: none due */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The master's own descriptors, closed in each worker. */
 static int master_fds[2] = {-1, -1};
 
@@ -153,14 +145,14 @@ static void ended_at_stop(struct master *m, struct worker *w, unsigned i, int st
 /* SIGTERM every worker; wait grace_ms plus the slack for them; kill the rest. */
 static void stop_all(struct master *m, struct worker *w, int sfd)
 {
-	int64_t deadline = now_ms() + m->grace_ms + SRV_STOP_SLACK_MS;
+	int64_t deadline = srv_now_ms() + m->grace_ms + SRV_STOP_SLACK_MS;
 
 	signal_all(m, w, SIGTERM);
 	for (;;) {
 		reap(m, w, ended_at_stop, NULL);
 		if (running(m, w) == 0)
 			return;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - srv_now_ms();
 		if (left <= 0)
 			break;
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
@@ -220,10 +212,18 @@ static void ended_serving(struct master *m, struct worker *w, unsigned i, int st
 	void *arg)
 {
 	struct life *life = arg;
-	int64_t now = now_ms();
+	int64_t now = srv_now_ms();
 	unsigned cap = m->max_restarts + 1, recent = 0;
 	char how[128];
 
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_REPLACE) {
+		/* Its handler hung (it said which): a replacement at once, not
+		 * counted as a death; it stopped as it was told to. */
+		srv_log("warn", "worker %u stopped to be replaced", i + 1);
+		report_inflight(m, i);
+		w[i].respawn_at = now;
+		return;
+	}
 	describe(status, how, sizeof how);
 	srv_log("error", "worker %u %s", i + 1, how);
 	report_inflight(m, i);
@@ -288,7 +288,7 @@ int master_run(struct master *m)
 			goto out;
 		}
 	for (;;) {
-		int64_t next = -1, now = now_ms();
+		int64_t next = -1, now = srv_now_ms();
 		for (unsigned i = 0; i < m->workers; i++)
 			if (w[i].respawn_at && (next < 0 || w[i].respawn_at < next))
 				next = w[i].respawn_at;
@@ -335,7 +335,7 @@ int master_run(struct master *m)
 				srv_log("info", "stopped");
 			goto out;
 		}
-		now = now_ms();
+		now = srv_now_ms();
 		for (unsigned i = 0; i < m->workers; i++) {
 			if (!w[i].respawn_at || w[i].respawn_at > now)
 				continue;

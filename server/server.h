@@ -16,15 +16,43 @@
 
 /* Where request bodies stop: larger ones get 413. */
 #define SRV_MAX_BODY (1u << 20)
-/* Connections served at once (per process); libmicrohttpd closes the ones
- * accepted beyond it. */
-#define SRV_MAX_CONNECTIONS 1024u
+
+/* What a serving process allows its clients and handlers (hotmod-httpd(8)). */
+struct srv_limits {
+	unsigned threads;          /* handler threads */
+	unsigned max_connections;  /* open at once; more are closed at accept */
+	unsigned header_timeout_s; /* to send a request head */
+	unsigned idle_timeout_s;   /* nothing moves on a connection */
+	unsigned queue_timeout_s;  /* waiting for a handler thread: then 503 */
+	unsigned request_timeout_s; /* in a handler: then 503, the handler left */
+	unsigned harakiri_s;       /* in a handler: then srv.stuck (0: never) */
+};
+
+/* A request on its way through the handler pool (loop.c). */
+enum srv_job_state {
+	SRV_JOB_NONE,
+	SRV_JOB_QUEUED,  /* waiting for a handler thread */
+	SRV_JOB_RUNNING, /* in a handler */
+	SRV_JOB_DONE,    /* the handler returned: respond */
+	SRV_JOB_REFUSED, /* waited past --queue-timeout: 503 */
+};
+struct srv_job {
+	struct srv_job *prev, *next; /* srv.queue or srv.running, under pool_mu */
+	int64_t since;               /* ms: queued, then started */
+	enum srv_job_state state;    /* under pool_mu */
+	bool late;  /* ran past --request-timeout: 503 was sent, close at the end */
+	bool stuck; /* ran past --harakiri: reported */
+	struct MHD_Connection *conn;
+};
+
+enum { SRV_RUN, SRV_QUIESCE, SRV_EXIT };
 
 struct srv {
 	hm_loader *loader;
 	struct MHD_Daemon *mhd;
 	bool quiet; /* no access log */
-	/* Requests between their first byte and their completion. */
+	struct srv_limits limits;
+	/* Requests between their head and their completion. */
 	pthread_mutex_t mu;
 	pthread_cond_t idle; /* inflight became empty */
 	struct req *inflight; /* those requests, newest first */
@@ -33,11 +61,30 @@ struct srv {
 	 * links a handler in statically to measure the loader's cost.
 	 */
 	int (*serve)(struct srv *s, const char *path, hm_http *r);
+	/* A handler ran past --harakiri (NULL: only logged). */
+	void (*stuck)(struct srv *s);
+
+	/* loop.c: the connection loop's ... */
+	pthread_t loop;
+	int epfd, wake_fd;
+	atomic_int stop; /* SRV_RUN, SRV_QUIESCE, SRV_EXIT */
+	struct srv_conn *heads, *heads_tail; /* waiting for a head, oldest first */
+	unsigned long connections, heads_expired;
+	/* ... and its handler pool */
+	pthread_t *pool;
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	bool pool_stop;
+	struct srv_job *queue, *queue_tail;     /* oldest first */
+	struct srv_job *running, *running_tail; /* started first first */
+	int64_t wake_at; /* ms: when the loop looks at the deadlines next */
 };
 
 /* Log a line to stderr with a time stamp: "2026-11-22T10:00:00Z level: msg",
  * every byte outside printable ASCII and UTF-8 escaped (loader/names.h). */
 void srv_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* --verbose: debug messages too. */
+extern bool srv_verbose;
 /* hm_options.log for the loader. */
 void srv_loader_log(void *arg, int level, const char *msg);
 
@@ -46,14 +93,36 @@ void srv_loader_log(void *arg, int level, const char *msg);
 int srv_bind(const char *addr);
 /* The port fd is bound to (for port 0). */
 unsigned srv_bound_port(int fd);
-/* Start the daemon on the listening socket fd with a pool of threads, or a
- * thread per connection when threads is 0; 0 or -1. */
-int srv_start(struct srv *s, int fd, unsigned threads);
+/* Serve on the listening socket fd, with s->limits; 0, or -1 (logged). */
+int srv_start(struct srv *s, int fd);
 /* Stop accepting; wait up to grace_ms for requests in flight; stop.  false
  * when some are still running then: each is logged as abandoned, the
  * daemon is left as it is (stopping it would wait for them), and the
  * caller exits without finalising anything. */
 bool srv_stop(struct srv *s, int grace_ms);
+
+/* ---- the connection loop and the handler pool (loop.c) ------------------- */
+
+int64_t srv_now_ms(void); /* CLOCK_MONOTONIC */
+unsigned srv_loop_flags(void);
+/* After MHD_start_daemon(): the threads; 0, or -1 (logged). */
+int srv_loop_start(struct srv *s);
+void srv_loop_quiesce(struct srv *s); /* stop accepting */
+void srv_loop_stop(struct srv *s);    /* join every thread */
+/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION. */
+void srv_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+	enum MHD_ConnectionNotificationCode code);
+void srv_head_in(struct srv *s, struct MHD_Connection *conn);   /* a head came */
+void srv_head_next(struct srv *s, struct MHD_Connection *conn); /* wait for one */
+/* From the access handler: suspend conn and queue j for a handler thread. */
+void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn);
+/* httpd.c's, called by loop.c: run j's handler (a handler thread); j ran
+ * past --request-timeout, or --harakiri (the loop, under pool_mu). */
+void srv_run(struct srv *s, struct srv_job *j);
+void srv_late(struct srv *s, struct srv_job *j, int64_t ms);
+/* The body's length of the 503 sent at --request-timeout. */
+extern const size_t srv_late_length;
+void srv_stuck(struct srv *s, struct srv_job *j, int64_t ms);
 
 /* ---- worker processes (master.c) ----------------------------------------- */
 
@@ -72,6 +141,8 @@ struct master {
 	const char *banner;
 	struct srv_track *tracks; /* master_run's: SRV_TRACKS a worker */
 };
+/* A worker's exit status when it stopped to be replaced (--harakiri). */
+#define SRV_EXIT_REPLACE 4
 /* Run the workers, replace those that die, stop them on SIGTERM or SIGINT,
  * pass SIGHUP on; the master's exit status (hotmod-httpd(8), EXIT STATUS).
  * SIGTERM, SIGINT, SIGHUP and SIGCHLD must be blocked. */

@@ -163,7 +163,7 @@ START_TEST(test_workers_0_serves_in_one_process)
 	pid_t none[8];
 
 	server_start(opts);
-	ck_assert(log_has(", a thread per connection"));
+	ck_assert(log_has(", 16 handler threads"));
 	ck_assert(!log_has(" worker process"));
 	expect("/hello", 200, HELLO);
 	ck_assert_uint_eq(workers_of(server_pid(), none, 8), 0);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -268,7 +269,7 @@ void server_start(const char *const *extra)
 	ck_assert_int_eq(pthread_create(&srv.reader, NULL, reader_main, NULL), 0);
 
 	/* "serving ROOT on 127.0.0.1:0, port 41234, 1 worker process" (or
-	 * "..., a thread per connection" with --workers 0), written at once:
+	 * "..., 16 handler threads" with --workers 0), written at once:
 	 * when ", port " is in, so is the number */
 	ck_assert_msg(log_wait(", port "), "hotmod-httpd did not start");
 	pthread_mutex_lock(&srv.mu);
@@ -442,17 +443,61 @@ bool answers(const char *path, const char *body)
 	return false;
 }
 
-bool server_refuses_connections(void)
+static int connect_to_server(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool no;
 
 	ck_assert_int_ge(fd, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	no = connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == ECONNREFUSED;
-	close(fd);
-	return no;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+bool server_refuses_connections(void)
+{
+	int fd = connect_to_server();
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == ECONNREFUSED;
+}
+
+int server_connect(void)
+{
+	int fd = connect_to_server();
+
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+bool closed_by_server(int fd, char *buf, size_t size)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char sink[256];
+	size_t len = 0;
+
+	if (!buf) {
+		buf = sink;
+		size = sizeof sink;
+	}
+	while (poll(&p, 1, WAIT_S * 1000) == 1) {
+		ssize_t n = recv(fd, buf + len, size - 1 - len, 0);
+		if (n <= 0) {
+			buf[len] = '\0';
+			return n == 0 || errno == ECONNRESET;
+		}
+		if (buf == sink)
+			continue; /* not kept */
+		if ((len += (size_t)n) == size - 1)
+			return false;
+	}
+	return false;
 }
 
 /* Run the server with args, its stdout and stderr in *out; its exit status. */

@@ -56,6 +56,12 @@ int server_kill(int sig);
 pid_t server_pid(void);
 /* Whether a TCP connection to the server's port is refused. */
 bool server_refuses_connections(void);
+/* A TCP connection to the server (blocking; to close). */
+int server_connect(void);
+/* Read fd until the server closes it (EOF or a reset): true, what came in
+ * buf (NUL-terminated; buf may be NULL); false when it stays open WAIT_S,
+ * or buf fills. */
+bool closed_by_server(int fd, char *buf, size_t size);
 /* Run the server binary with args (no server_start), its stdout and stderr
  * in *out (to free); its exit status. */
 int capture(const char *const args[], char **out);

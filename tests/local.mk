@@ -190,7 +190,8 @@ if HAVE_CHECK
 if HAVE_CURL
 if HAVE_JANSSON
 if HTTPD
-check_PROGRAMS += tests/check_httpd tests/check_httpd_app tests/check_httpd_workers
+check_PROGRAMS += tests/check_httpd tests/check_httpd_app tests/check_httpd_workers \
+	tests/check_httpd_limits
 endif
 endif
 endif
@@ -209,6 +210,9 @@ tests_check_httpd_app_LDADD = $(HTTPD_TEST_LDADD)
 tests_check_httpd_workers_SOURCES = tests/check_httpd_workers.c $(HTTPD_TEST_SOURCES)
 tests_check_httpd_workers_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
 tests_check_httpd_workers_LDADD = $(HTTPD_TEST_LDADD)
+tests_check_httpd_limits_SOURCES = tests/check_httpd_limits.c $(HTTPD_TEST_SOURCES)
+tests_check_httpd_limits_CPPFLAGS = $(HTTPD_TEST_CPPFLAGS)
+tests_check_httpd_limits_LDADD = $(HTTPD_TEST_LDADD)
 
 TESTS = $(check_PROGRAMS) tests/check-exports.sh tests/check-tool.sh
 if HAVE_MANDOC

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * loop.c - how a serving process spends its threads: one connection loop
+ * runs every connection (libmicrohttpd in external epoll mode), a bounded
+ * pool of handler threads runs the handlers, and deadlines keep a client
+ * from holding a connection and a handler from holding a client.
+ *
+ * A request whose head and body are in is suspended (MHD_suspend_connection)
+ * and queued; a handler thread runs it and resumes the connection, and the
+ * loop queues the response.  So an idle or slow client costs a connection
+ * (a descriptor and its buffer), never a thread, and a handler that blocks
+ * costs one handler thread, never the loop.  docs/SERVER.md says why this
+ * and not a thread per connection or handlers on the loop.
+ *
+ * Deadlines, all checked by the loop thread, each list in deadline order
+ * (one timeout per list), so that only its head is ever looked at:
+ * - s->heads: connections waiting for a request head, since they connected
+ *   or since their previous response; past --header-timeout the socket is
+ *   shut down, and libmicrohttpd closes it.
+ * - s->queue: requests waiting for a handler thread; past --queue-timeout
+ *   they are answered 503 with Retry-After.
+ * - s->running: requests in a handler; past --request-timeout the client
+ *   gets 503 at once (written by the loop on the suspended connection,
+ *   which libmicrohttpd does not touch), the handler is left to finish, and
+ *   the connection is closed when it does.  Past --harakiri, s->stuck is
+ *   called: a worker then has itself replaced.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t srv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- lists -------------------------------------------------------------------- */
+
+#define LIST_APPEND(head, tail, x)                                                   \
+	do {                                                                         \
+		(x)->prev = (tail);                                                  \
+		(x)->next = NULL;                                                    \
+		if (tail)                                                            \
+			(tail)->next = (x);                                          \
+		else                                                                 \
+			(head) = (x);                                                \
+		(tail) = (x);                                                        \
+	} while (0)
+
+#define LIST_REMOVE(head, tail, x)                                                   \
+	do {                                                                         \
+		if ((x)->prev)                                                       \
+			(x)->prev->next = (x)->next;                                 \
+		else                                                                 \
+			(head) = (x)->next;                                          \
+		if ((x)->next)                                                       \
+			(x)->next->prev = (x)->prev;                                 \
+		else                                                                 \
+			(tail) = (x)->prev;                                          \
+		(x)->prev = (x)->next = NULL;                                        \
+	} while (0)
+
+/* ---- connections waiting for a request head (the loop thread's) ---------------- */
+
+/* One per connection, from libmicrohttpd's "started" to its "closed". */
+struct srv_conn {
+	struct srv_conn *prev, *next; /* s->heads, while waiting */
+	int64_t since;
+	int fd;
+	bool waiting;
+};
+
+static void head_wait(struct srv *s, struct srv_conn *c)
+{
+	if (!c || c->waiting)
+		return;
+	c->since = srv_now_ms();
+	c->waiting = true;
+	LIST_APPEND(s->heads, s->heads_tail, c);
+}
+
+static void head_done(struct srv *s, struct srv_conn *c)
+{
+	if (!c || !c->waiting)
+		return;
+	c->waiting = false;
+	LIST_REMOVE(s->heads, s->heads_tail, c);
+}
+
+static struct srv_conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+void srv_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+	enum MHD_ConnectionNotificationCode code)
+{
+	struct srv *s = cls;
+	struct srv_conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		/* Without memory for its deadline the connection still serves;
+		 * only the idle timeout then closes it. */
+		if (!(c = calloc(1, sizeof *c)))
+			return;
+		c->fd = ci ? ci->connect_fd : -1;
+		*socket_context = c;
+		head_wait(s, c);
+		s->connections++;
+	} else if (c) {
+		head_done(s, c);
+		free(c);
+		*socket_context = NULL;
+		s->connections--;
+	}
+}
+
+void srv_head_in(struct srv *s, struct MHD_Connection *conn)
+{
+	head_done(s, conn_of(conn));
+}
+
+void srv_head_next(struct srv *s, struct MHD_Connection *conn)
+{
+	head_wait(s, conn_of(conn));
+}
+
+static void wake(struct srv *s)
+{
+	uint64_t one = 1;
+
+	(void)!write(s->wake_fd, &one, sizeof one);
+}
+
+/* ---- the handler pool ----------------------------------------------------------- */
+
+void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn)
+{
+	j->conn = conn;
+	/* Suspended first: the handler thread may resume it at once. */
+	MHD_suspend_connection(conn);
+	pthread_mutex_lock(&s->pool_mu);
+	j->state = SRV_JOB_QUEUED;
+	j->since = srv_now_ms();
+	LIST_APPEND(s->queue, s->queue_tail, j);
+	pthread_cond_signal(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* How long a running handler has before the loop must look at it. */
+static int64_t first_deadline_ms(const struct srv *s)
+{
+	unsigned t = s->limits.request_timeout_s;
+
+	if (s->limits.harakiri_s && s->limits.harakiri_s < t)
+		t = s->limits.harakiri_s;
+	return (int64_t)t * 1000;
+}
+
+static void *handler_thread(void *arg)
+{
+	struct srv *s = arg;
+
+	pthread_mutex_lock(&s->pool_mu);
+	for (;;) {
+		struct srv_job *j = s->queue;
+		if (!j) {
+			if (s->pool_stop)
+				break;
+			pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+			continue;
+		}
+		LIST_REMOVE(s->queue, s->queue_tail, j);
+		j->state = SRV_JOB_RUNNING;
+		j->since = srv_now_ms();
+		LIST_APPEND(s->running, s->running_tail, j);
+		/* A deadline before the loop's next look: it must know.  Under
+		 * the lock, so that either the loop saw j or this sees when
+		 * it looks next. */
+		bool tell = j->since + first_deadline_ms(s) < s->wake_at;
+		pthread_mutex_unlock(&s->pool_mu);
+		if (tell)
+			wake(s);
+
+		srv_run(s, j);
+
+		pthread_mutex_lock(&s->pool_mu);
+		LIST_REMOVE(s->running, s->running_tail, j);
+		j->state = SRV_JOB_DONE;
+		struct MHD_Connection *conn = j->conn;
+		pthread_mutex_unlock(&s->pool_mu);
+		/* j is the loop's again (it frees it once the connection has
+		 * resumed): not touched from here. */
+		MHD_resume_connection(conn);
+		/* In external epoll mode libmicrohttpd has no wake-up of its
+		 * own: the loop runs it again when told. */
+		wake(s);
+		pthread_mutex_lock(&s->pool_mu);
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	return NULL;
+}
+
+/* ---- deadlines (the loop thread) ------------------------------------------------ */
+
+static const char late_reply[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Length: 20\r\n"
+	"Retry-After: 1\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	"Service Unavailable\n";
+const size_t srv_late_length = sizeof "Service Unavailable\n" - 1;
+
+/*
+ * A handler has run past --request-timeout: answer its client now.  The
+ * connection is suspended, so libmicrohttpd neither reads nor writes it,
+ * and its previous response, if any, was sent in full before this request
+ * was read.  The reply is far below a socket's buffer; a client whose
+ * buffer is full gets the close alone.
+ */
+static void answer_late(struct srv_job *j)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(j->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (!ci)
+		return;
+	(void)!send(ci->connect_fd, late_reply, sizeof late_reply - 1,
+		MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(ci->connect_fd, SHUT_WR);
+}
+
+/* Next deadline in ms from now (-1: none) once those due are acted on. */
+static int64_t expire(struct srv *s, int64_t now)
+{
+	int64_t next = -1;
+#define NEXT(at) (next = next < 0 || (at) - now < next ? (at) - now : next)
+
+	while (s->heads) {
+		struct srv_conn *c = s->heads;
+		int64_t at = c->since + (int64_t)s->limits.header_timeout_s * 1000;
+		if (at > now) {
+			NEXT(at);
+			break;
+		}
+		head_done(s, c);
+		/* libmicrohttpd sees the end of the stream and closes it. */
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_RDWR);
+		s->heads_expired++;
+	}
+
+	pthread_mutex_lock(&s->pool_mu);
+	while (s->queue) {
+		struct srv_job *j = s->queue;
+		int64_t at = j->since + (int64_t)s->limits.queue_timeout_s * 1000;
+		if (at > now) {
+			NEXT(at);
+			break;
+		}
+		LIST_REMOVE(s->queue, s->queue_tail, j);
+		j->state = SRV_JOB_REFUSED;
+		MHD_resume_connection(j->conn);
+		next = 0; /* libmicrohttpd must run now to answer it */
+	}
+	/* In start order: the first with no deadline passed has every later
+	 * one behind it. */
+	for (struct srv_job *j = s->running; j; j = j->next) {
+		int64_t late = j->since + (int64_t)s->limits.request_timeout_s * 1000;
+		int64_t stuck = j->since + (int64_t)s->limits.harakiri_s * 1000;
+		bool harakiri = s->limits.harakiri_s != 0, acted = false;
+		if (!j->late && late <= now) {
+			j->late = acted = true;
+			answer_late(j);
+			srv_late(s, j, now - j->since);
+		}
+		if (harakiri && !j->stuck && stuck <= now) {
+			j->stuck = acted = true;
+			srv_stuck(s, j, now - j->since);
+		}
+		if (!j->late)
+			NEXT(late);
+		if (harakiri && !j->stuck)
+			NEXT(stuck);
+		if (!acted && !j->late && !j->stuck)
+			break;
+	}
+	s->wake_at = next < 0 ? INT64_MAX : now + next;
+	pthread_mutex_unlock(&s->pool_mu);
+#undef NEXT
+	return next;
+}
+
+/* ---- the connection loop -------------------------------------------------------- */
+
+static void *loop_thread(void *arg)
+{
+	struct srv *s = arg;
+	bool quiesced = false;
+
+	for (;;) {
+		struct epoll_event ev[2];
+		MHD_UNSIGNED_LONG_LONG mt;
+		int64_t timeout = expire(s, srv_now_ms());
+
+		if (MHD_get_timeout(s->mhd, &mt) == MHD_YES &&
+		    (timeout < 0 || (int64_t)mt < timeout))
+			timeout = (int64_t)mt;
+		if (timeout < 0 || timeout > 60000)
+			timeout = 60000;
+		int n = epoll_wait(s->epfd, ev, 2, (int)timeout);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == s->wake_fd) {
+				uint64_t v;
+				(void)!read(s->wake_fd, &v, sizeof v);
+			}
+		}
+		int stop = atomic_load_explicit(&s->stop, memory_order_acquire);
+		if (stop >= SRV_QUIESCE && !quiesced) {
+			/* Stop accepting: this process's copy of the socket goes;
+			 * connections already open finish their request. */
+			MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+			if (fd != MHD_INVALID_SOCKET)
+				close(fd);
+			quiesced = true;
+		}
+		if (stop >= SRV_EXIT)
+			break;
+		MHD_run(s->mhd);
+	}
+	return NULL;
+}
+
+/* Flags for libmicrohttpd: the loop runs it, connections suspend. */
+unsigned srv_loop_flags(void)
+{
+	return MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+}
+
+int srv_loop_start(struct srv *s)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	struct epoll_event ev = {.events = EPOLLIN};
+	unsigned started = 0;
+	int err;
+
+	pthread_mutex_init(&s->pool_mu, NULL);
+	pthread_cond_init(&s->pool_cv, NULL);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!di || s->wake_fd < 0 || s->epfd < 0)
+		goto fail;
+	ev.data.fd = di->epoll_fd;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0)
+		goto fail;
+	ev.data.fd = s->wake_fd;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
+		goto fail;
+	if (!(s->pool = calloc(s->limits.threads, sizeof *s->pool)))
+		goto fail;
+	for (; started < s->limits.threads; started++)
+		if ((err = pthread_create(&s->pool[started], NULL, handler_thread, s)) != 0) {
+			errno = err;
+			goto fail;
+		}
+	if ((err = pthread_create(&s->loop, NULL, loop_thread, s)) != 0) {
+		errno = err;
+		goto fail;
+	}
+	return 0;
+fail:
+	err = errno;
+	srv_log("error", "cannot start serving: %s", strerror(err));
+	pthread_mutex_lock(&s->pool_mu);
+	s->pool_stop = true;
+	pthread_cond_broadcast(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(s->pool[i], NULL);
+	free(s->pool);
+	s->pool = NULL;
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	errno = err;
+	return -1;
+}
+
+void srv_loop_quiesce(struct srv *s)
+{
+	atomic_store_explicit(&s->stop, SRV_QUIESCE, memory_order_release);
+	wake(s);
+}
+
+void srv_loop_stop(struct srv *s)
+{
+	atomic_store_explicit(&s->stop, SRV_EXIT, memory_order_release);
+	wake(s);
+	pthread_join(s->loop, NULL);
+	pthread_mutex_lock(&s->pool_mu);
+	s->pool_stop = true;
+	pthread_cond_broadcast(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	for (unsigned i = 0; i < s->limits.threads; i++)
+		pthread_join(s->pool[i], NULL);
+	free(s->pool);
+	s->pool = NULL;
+	close(s->epfd);
+	close(s->wake_fd);
+}
