@@ -109,6 +109,7 @@ int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *))
 
 	if (!init)
 		return 0;
+	ctx->hook = HM__HOOK_INIT;
 	hm__enter(ctx, self);
 	rc = init(ctx);
 	hm__leave(ctx, self);
@@ -121,6 +122,7 @@ void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
 
 	if (!fini)
 		return;
+	ctx->hook = HM__HOOK_FINI;
 	hm__enter(ctx, self);
 	fini(ctx);
 	hm__leave(ctx, self);
@@ -156,6 +158,7 @@ int hm__chain(hm_ctx *ctx)
 		if (!layers[i])
 			continue;
 		ctx->layer = (enum hm_layer)i;
+		ctx->hook = HM__HOOK_PREPARE;
 		if (layers[i]->hooks.prepare && (rc = layers[i]->hooks.prepare(ctx)) < 0) {
 			status = hm__hook_failed(ctx, "prepare", rc);
 			break;
@@ -164,6 +167,7 @@ int hm__chain(hm_ctx *ctx)
 	}
 	if (status == 0) {
 		ctx->layer = hv == ctx->version ? HM_LAYER_MODULE : HM_LAYER_GLOBAL;
+		ctx->hook = HM__HOOK_HANDLE;
 		if ((rc = hv->hooks.handle(ctx)) < 0)
 			status = hm__hook_failed(ctx, "handle", rc);
 		else
@@ -175,11 +179,14 @@ int hm__chain(hm_ctx *ctx)
 		const struct hm__hooks *h = &layers[i]->hooks;
 		ctx->layer = (enum hm_layer)i;
 		if (status == 0) {
+			ctx->hook = HM__HOOK_COMMIT;
 			if (h->commit && (rc = h->commit(ctx)) < 0)
 				status = hm__hook_failed(ctx, "commit", rc);
 		} else if (h->rollback) {
+			ctx->hook = HM__HOOK_ROLLBACK;
 			h->rollback(ctx);
 		}
+		ctx->hook = HM__HOOK_RELEASE;
 		if (h->release)
 			h->release(ctx);
 	}

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "hazard.h"
+#include "names.h"
 
 enum hm__phase { HM__PHASE_INIT, HM__PHASE_CALL, HM__PHASE_FINI };
 
@@ -16,7 +17,8 @@ struct hm_ctx {
 	void *request;
 	struct hm__version *version; /* the module's; NULL in a global's init and fini */
 	struct hm__version *global;  /* the global version in use, or NULL */
-	enum hm_layer layer;    /* whose hook runs now */
+	enum hm_layer layer;    /* whose hook runs now ... */
+	unsigned char hook;     /* ... and which (enum hm__hook): hm_running() */
 	enum hm__phase phase;
 	void *slot[2];
 	hm_ctx *outer;

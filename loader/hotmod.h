@@ -283,6 +283,21 @@ HM_EXTERN const char *hm_module_path(const hm_module *mod); /* "a/b.so" */
 HM_EXTERN uint64_t hm_module_version(const hm_module *mod); /* 1, 2, ... */
 HM_EXTERN void *hm_module_symbol(const hm_module *mod, const char *name);
 
+/* The SHA-256 of the bytes mod was loaded from (hm_running(3)); 0, or
+ * HM_ESYS.  Async-signal-safe. */
+#define HM_DIGEST_SIZE 32
+HM_EXTERN int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE]);
+
+/* ---- what runs now: for a crash handler (hm_running(3)) ---------------- */
+
+struct hm_running {
+	const hm_module *module; /* whose hook runs: the module's or its global's */
+	const char *hook;        /* "init", "prepare", "handle", "commit", ... */
+};
+/* The innermost hook this thread is running: 1 and *out; 0 when it runs
+ * none.  Async-signal-safe: for a SIGSEGV handler. */
+HM_EXTERN int hm_running(struct hm_running *out);
+
 #ifdef __cplusplus
 }
 #endif

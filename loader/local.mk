@@ -46,6 +46,7 @@ loader_libhotmod_la_SOURCES = \
 	loader/error.c \
 	loader/clock.c \
 	loader/array.c \
+	loader/running.c \
 	loader/fault.c
 loader_libhotmod_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 # Only hm_* leaves the library, versioned (loader/libhotmod.map);

@@ -41,6 +41,15 @@
 /* The hooks of a module's descriptor, in its order (hotmod_module.h): the
  * name of hook i < HM__HOOKS, for messages. */
 #define HM__HOOKS 7
+enum hm__hook {
+	HM__HOOK_INIT,
+	HM__HOOK_FINI,
+	HM__HOOK_PREPARE,
+	HM__HOOK_HANDLE,
+	HM__HOOK_COMMIT,
+	HM__HOOK_ROLLBACK,
+	HM__HOOK_RELEASE,
+};
 static inline const char *hm__hook_name(unsigned i)
 {
 	static const char *const names[HM__HOOKS] = {

@@ -88,6 +88,7 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 		.version = mod,
 		.global = mod->global,
 		.layer = HM_LAYER_MODULE,
+		.hook = HM__HOOK_HANDLE,
 		.phase = HM__PHASE_CALL,
 	};
 	int rc;

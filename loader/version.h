@@ -55,6 +55,10 @@ struct hm__version {
 	int memfd; /* kept open while loaded: it names the object for glibc */
 	uint64_t number;
 	struct hm__fileid id;
+	/* hm_module_digest(), computed on first use: 0 not yet, 1 being
+	 * computed, 2 in digest (release) */
+	atomic_uchar digest_state;
+	unsigned char digest[32];
 	uint64_t copy_ns, dlopen_ns, init_ns; /* how long loading it took */
 	/*
 	 * Hand-over: the next version adopted this one's state (written by

@@ -10,6 +10,7 @@ dist_man_MANS = \
 	man/hm_strerror.3 \
 	man/hm_watch.3 \
 	man/hm_status.3 \
+	man/hm_running.3 \
 	man/hotmod_http.3 \
 	man/hotmod.1 \
 	man/hotmod-httpd.8

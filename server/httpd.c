@@ -320,8 +320,8 @@ static struct srv_track *track_start(const struct req *q)
 {
 	char m[64], u[192];
 
-	for (unsigned i = 0; srv_tracks && i < SRV_TRACKS; i++) {
-		struct srv_track *t = &srv_tracks[i];
+	for (unsigned i = 0; srv_shared && i < SRV_TRACKS; i++) {
+		struct srv_track *t = &srv_shared->tracks[i];
 		unsigned free_ = 0;
 		/* acquire: pairs with track_end()'s release, so that the last
 		 * user's writes to what come before this thread's */

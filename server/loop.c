@@ -175,6 +175,7 @@ static int64_t first_deadline_ms(const struct srv *s)
 static void *handler_thread(void *arg)
 {
 	struct srv *s = arg;
+	void *crash_stack = srv_crash_stack();
 
 	pthread_mutex_lock(&s->pool_mu);
 	for (;;) {
@@ -213,6 +214,7 @@ static void *handler_thread(void *arg)
 		pthread_mutex_lock(&s->pool_mu);
 	}
 	pthread_mutex_unlock(&s->pool_mu);
+	srv_crash_stack_free(crash_stack);
 	return NULL;
 }
 
@@ -313,6 +315,7 @@ static int64_t expire(struct srv *s, int64_t now)
 static void *loop_thread(void *arg)
 {
 	struct srv *s = arg;
+	void *crash_stack = srv_crash_stack();
 	bool quiesced = false;
 
 	for (;;) {
@@ -345,6 +348,7 @@ static void *loop_thread(void *arg)
 			break;
 		MHD_run(s->mhd);
 	}
+	srv_crash_stack_free(crash_stack);
 	return NULL;
 }
 

@@ -43,7 +43,7 @@
 #define SRV_BACKOFF_MAX_MS 5000
 
 unsigned srv_worker_id;
-struct srv_track *srv_tracks;
+struct srv_shared *srv_shared;
 
 struct worker {
 	pid_t pid;          /* 0: not running */
@@ -69,7 +69,7 @@ static void worker_run(struct master *m, unsigned id, pid_t master_pid, int read
 	sigaddset(&chld, SIGCHLD);
 	pthread_sigmask(SIG_UNBLOCK, &chld, NULL); /* the probe's children are its own */
 	srv_worker_id = id;
-	srv_tracks = m->tracks ? m->tracks + (size_t)(id - 1) * SRV_TRACKS : NULL;
+	srv_shared = m->shared ? &m->shared[id - 1] : NULL;
 	exit(m->serve(m->arg, m->listen_fd, ready_fd, id));
 }
 
@@ -185,12 +185,22 @@ struct life {
 	int give_up;     /* exit status once the master gives up; 0: not yet */
 };
 
-/* The requests worker i was serving when it died (its tracks), logged;
- * then its tracks are cleared for the next one. */
+/* The module version a crash of worker i found running and the requests
+ * it was serving (its tracks), logged; then cleared for the next one. */
 static void report_inflight(struct master *m, unsigned i)
 {
-	struct srv_track *t = m->tracks ? m->tracks + (size_t)i * SRV_TRACKS : NULL;
+	struct srv_shared *sh = m->shared ? &m->shared[i] : NULL;
+	struct srv_track *t = sh ? sh->tracks : NULL;
 	unsigned n = 0;
+
+	/* acquire: pairs with the crash handler's publication (crash.c) */
+	if (sh && atomic_load_explicit(&sh->crash.state, memory_order_acquire) == 2) {
+		struct srv_crash *c = &sh->crash;
+		const char *sig = sigabbrev_np(c->signo);
+		c->module[sizeof c->module - 1] = c->hook[sizeof c->hook - 1] = '\0';
+		srv_log("error", "%s crashed worker %u (SIG%s in %s)", c->module, i + 1,
+			sig ? sig : "?", c->hook);
+	}
 
 	for (unsigned k = 0; t && k < SRV_TRACKS; k++) {
 		/* acquire: pairs with the worker's publication */
@@ -203,8 +213,8 @@ static void report_inflight(struct master *m, unsigned i)
 	}
 	if (n > 8)
 		srv_log("error", "worker %u was serving %u more requests", i + 1, n - 8);
-	if (t)
-		memset(t, 0, SRV_TRACKS * sizeof *t);
+	if (sh)
+		memset(sh, 0, sizeof *sh);
 }
 
 /* A worker died while the master was serving: replace it, or give up. */
@@ -267,12 +277,12 @@ int master_run(struct master *m)
 		goto out;
 	}
 	/* Shared with the workers: what each serves (report_inflight). */
-	m->tracks = mmap(NULL, (size_t)m->workers * SRV_TRACKS * sizeof *m->tracks,
+	m->shared = mmap(NULL, (size_t)m->workers * sizeof *m->shared,
 		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (m->tracks == MAP_FAILED) {
+	if (m->shared == MAP_FAILED) {
 		srv_log("warn", "no shared memory for what workers serve (%s): a crash "
 				"will not say which requests it cut short", strerror(errno));
-		m->tracks = NULL;
+		m->shared = NULL;
 	}
 	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -354,8 +364,8 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (ready[i] >= 0)
 			close(ready[i]);
-	if (m->tracks)
-		munmap(m->tracks, (size_t)m->workers * SRV_TRACKS * sizeof *m->tracks);
+	if (m->shared)
+		munmap(m->shared, (size_t)m->workers * sizeof *m->shared);
 	free(life.deaths);
 	free(w);
 	return rc;

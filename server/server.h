@@ -139,7 +139,7 @@ struct master {
 	void *arg;
 	/* Logged with ", N worker processes" once every worker serves. */
 	const char *banner;
-	struct srv_track *tracks; /* master_run's: SRV_TRACKS a worker */
+	struct srv_shared *shared; /* master_run's: one a worker */
 };
 /* A worker's exit status when it stopped to be replaced (--harakiri). */
 #define SRV_EXIT_REPLACE 4
@@ -161,8 +161,27 @@ struct srv_track {
 	atomic_uint state; /* 0: free, 1: being written, 2: a request runs */
 	char what[252];    /* "GET /probe", escaped */
 };
-/* This worker's SRV_TRACKS tracks; NULL with --workers 0. */
-extern struct srv_track *srv_tracks;
+/* What a crash handler found running (crash.c): the same states. */
+struct srv_crash {
+	atomic_uint state;
+	int signo;
+	char hook[16];    /* "handle" */
+	char module[400]; /* "hello.so version 7 (sha256 ...)" */
+};
+struct srv_shared {
+	struct srv_crash crash;
+	struct srv_track tracks[SRV_TRACKS];
+};
+/* This worker's; NULL with --workers 0. */
+extern struct srv_shared *srv_shared;
+
+/* Catch the signals of a crash in this process: say what module version
+ * and hook ran (in srv_shared's crash, else on stderr), then die by the
+ * signal.  srv_crash_stack(): give this thread a stack for that (one that
+ * overflowed its own), srv_crash_stack_free() at its end. */
+void srv_crash_catch(void);
+void *srv_crash_stack(void);
+void srv_crash_stack_free(void *stack);
 
 /* /_hotmod/status as JSON into a malloc'd string, or NULL. */
 char *srv_status_json(hm_loader *loader, size_t *len);

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -224,6 +225,70 @@ START_TEST(test_a_held_module_tells_its_path_version_and_symbols)
 }
 END_TEST
 
+static void running_in_handle(struct fx_req *req, hm_ctx *ctx)
+{
+	struct hm_running *r = req->arg;
+
+	(void)ctx;
+	ck_assert_int_eq(hm_running(r), 1);
+}
+
+static int running_in_init(struct fx_app *app, hm_ctx *ctx)
+{
+	(void)ctx;
+	return hm_running(app->arg) == 1 ? 0 : -1;
+}
+
+/* SHA-256 of the file at path, with nettle, not through the library. */
+static void sha256_of_file(const char *path, unsigned char out[SHA256_DIGEST_SIZE])
+{
+	struct sha256_ctx sha;
+	unsigned char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	ck_assert_ptr_nonnull(f);
+	sha256_init(&sha);
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		sha256_update(&sha, n, buf);
+	fclose(f);
+	sha256_digest(&sha, SHA256_DIGEST_SIZE, out);
+}
+
+START_TEST(test_a_crash_handler_can_tell_which_hook_of_which_version_runs)
+{
+	struct hm_running in_init = {0}, in_handle = {0}, none;
+	struct fx_app app = {.on_init = running_in_init, .arg = &in_init};
+	struct fx_req req = {.in_handle = running_in_handle, .arg = &in_handle};
+	unsigned char want[HM_DIGEST_SIZE], got[HM_DIGEST_SIZE], again[HM_DIGEST_SIZE];
+	char *root = mkroot();
+	hm_module *m;
+
+	ck_assert_int_eq(hm_running(&none), 0); /* no hook runs here */
+	deploy_cp("probe_v1", root, "m.so");
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_ptr_eq(in_init.module, m);
+	ck_assert_str_eq(in_init.hook, "init");
+	ck_assert_int_ge(hm_call(m, &req), 0);
+	ck_assert_ptr_eq(in_handle.module, m);
+	ck_assert_str_eq(in_handle.hook, "handle");
+	ck_assert_int_eq(hm_running(&none), 0);
+
+	/* The digest is of the bytes loaded; the second answer is the kept one. */
+	sha256_of_file(fixture("probe_v1"), want);
+	ck_assert_int_eq(hm_module_digest(m, got), 0);
+	ck_assert_mem_eq(got, want, HM_DIGEST_SIZE);
+	ck_assert_int_eq(hm_module_digest(m, again), 0);
+	ck_assert_mem_eq(again, want, HM_DIGEST_SIZE);
+	ck_assert_int_eq(hm_module_digest(NULL, got), HM_EINVAL);
+	ck_assert_int_eq(hm_module_digest(m, NULL), HM_EINVAL);
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
 START_TEST(test_refresh_of_an_unloaded_module_loads_it)
 {
 	struct fx_app app = {0};
@@ -383,6 +448,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_null_arguments_are_refused_not_crashed_on);
 	tcase_add_test(c, test_error_messages_are_per_thread);
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
+	tcase_add_test(c, test_a_crash_handler_can_tell_which_hook_of_which_version_runs);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
 	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
 	tcase_add_test(c, test_a_failed_system_call_tells_its_errno);

@@ -96,8 +96,11 @@ START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
 	ck_assert(log_wait(" restarted (pid "));
 	ck_assert(log_has(" was killed by Segmentation fault") || log_has(" was killed by Aborted") ||
 		  log_has(" exited with status "));
-	/* The master read in the dead worker's tracks what it was serving. */
+	/* The master read in the dead worker's tracks what it was serving,
+	 * and what the crash handler found running. */
 	ck_assert(log_has(" was serving GET /probe when it ended"));
+	ck_assert(log_has("probe.so version 1 (sha256 "));
+	ck_assert(log_has(") crashed worker 1 (SIGSEGV in handle)"));
 	/* Every path, that one too, is served on. */
 	expect("/hello", 200, HELLO);
 	expect("/probe", 200, "v1\n");
