@@ -105,7 +105,11 @@ static void on_crash(int sig)
 
 void srv_crash_catch(void)
 {
+	static char main_stack[CRASH_STACK_SIZE];
 	struct sigaction sa = {.sa_handler = on_crash, .sa_flags = SA_ONSTACK | SA_RESETHAND};
+	stack_t ss = {.ss_sp = main_stack, .ss_size = sizeof main_stack};
+
+	sigaltstack(&ss, NULL);
 
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof crash_signals / sizeof *crash_signals; i++)

@@ -148,8 +148,6 @@ static int drop_privileges(const struct config *c)
 /* --harakiri in a worker: stop (SIGTERM, with the grace) and exit with
  * SRV_EXIT_REPLACE, on which the master starts another at once. */
 static atomic_bool replacing;
-/* The main thread's stack for the crash handler (crash.c), for good. */
-static void *crash_stack;
 
 static void replace_me(struct srv *s)
 {
@@ -265,7 +263,6 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		s->stuck = replace_me;
 	/* From the first init hook on, a crash names its module. */
 	srv_crash_catch();
-	crash_stack = srv_crash_stack();
 	c->opts.root = c->root;
 	c->opts.log = srv_loader_log;
 	/* Modules get an hm_http *: one built for another request is refused. */

@@ -177,8 +177,9 @@ extern struct srv_shared *srv_shared;
 
 /* Catch the signals of a crash in this process: say what module version
  * and hook ran (in srv_shared's crash, else on stderr), then die by the
- * signal.  srv_crash_stack(): give this thread a stack for that (one that
- * overflowed its own), srv_crash_stack_free() at its end. */
+ * signal.  Once, on the main thread, which gets a stack for the handler
+ * (one that overflowed its own cannot run it); another thread gets its
+ * own with srv_crash_stack(), and frees it at its end. */
 void srv_crash_catch(void);
 void *srv_crash_stack(void);
 void srv_crash_stack_free(void *stack);
