@@ -77,5 +77,5 @@ bench-quick: $(BENCH_BUILT)
 mostlyclean-local:
 	-$(LIBTOOL) --mode=clean rm -f $(EXTRA_PROGRAMS) $(EXTRA_LTLIBRARIES)
 
-EXTRA_DIST += bench/README.md bench/run.sh bench/plot.gp bench/limits.md \
+EXTRA_DIST += bench/README.md bench/run.sh bench/plot.gp bench/limits.md bench/peers/kore_hello.c \
 	bench/RESULTS.md bench/throughput.png

@@ -347,6 +347,163 @@ else
 	printf '\n(hotmod-httpd not built: HTTP skipped.)\n' >>"$report"
 fi
 
+# ---- 5b: HTTP against peers ------------------------------------------------------------
+# hotmod-httpd as it ships (worker processes, the probe, inotify) against
+# Debian's Kore 4 (its C page compiled here) and nginx answering the same
+# bytes, each with one worker process per CPU, at 64, 1,000 and 10,000
+# connections.  Speed is reported, never asserted.
+
+# wrk_peer SECONDS CONNECTIONS: "requests/s p99-ms errors" of wrk on /hello.
+wrk_peer() {
+	wrk -t "$np" -c "$2" -d "${1}s" --latency "http://127.0.0.1:$port/hello" \
+		>"$tmp/wrk.out" 2>&1 || { cat "$tmp/wrk.out" >&2; return 1; }
+	awk '
+		/^Requests\/sec:/ { rps = $2 }
+		/^ +99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+			p99 = u == "us" ? v / 1000 : u == "s" ? v * 1000 : v }
+		/Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
+		/Non-2xx/ { err += $NF }
+		END { printf "%s %.2f %d\n", rps, p99, err }' "$tmp/wrk.out"
+}
+
+# start_peer NAME: start that server on a free port, one worker per CPU.
+start_peer() {
+	local log=$tmp/peer.$1.err
+	: >"$log"
+	case $1 in
+	hotmod)
+		"$TOP_BUILDDIR/server/hotmod-httpd" --root "$tmp/www" --listen 127.0.0.1:0 \
+			--quiet --workers "$np" --allow-root 2>"$log" &
+		server_pid=$!
+		for _ in $(seq 100); do
+			port=$(sed -n 's/.*, port \([0-9][0-9]*\),.*worker process.*/\1/p' "$log" | head -1)
+			[ -n "$port" ] && return 0
+			sleep 0.1
+		done ;;
+	kore | nginx)
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		if [ "$1" = kore ]; then
+			cat >"$tmp/kore.conf" <<-KORE
+			server notls {
+				bind 127.0.0.1 $port
+				tls no
+			}
+			workers $np
+			worker_max_connections 20000
+			worker_rlimit_nofiles $nofile
+			load $tmp/kore_hello.so
+			domain * {
+				attach notls
+				route /hello hello
+			}
+			KORE
+			kore -c "$tmp/kore.conf" -f -n -r -q 2>"$log" &
+		else
+			mkdir -p "$tmp/nginx"
+			cat >"$tmp/nginx/nginx.conf" <<-NGINX
+			worker_processes $np;
+			worker_rlimit_nofile $nofile;
+			daemon off;
+			pid $tmp/nginx/nginx.pid;
+			error_log $tmp/nginx/error.log;
+			events { worker_connections 20000; }
+			http {
+				access_log off;
+				client_body_temp_path $tmp/nginx;
+				proxy_temp_path $tmp/nginx;
+				fastcgi_temp_path $tmp/nginx;
+				uwsgi_temp_path $tmp/nginx;
+				scgi_temp_path $tmp/nginx;
+				server {
+					listen 127.0.0.1:$port;
+					location = /hello {
+						default_type "text/plain; charset=utf-8";
+						return 200 "Hello from hotmod!\n";
+					}
+				}
+			}
+			NGINX
+			nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>"$log" &
+		fi
+		server_pid=$!
+		for _ in $(seq 100); do
+			curl -sf "http://127.0.0.1:$port/hello" >/dev/null 2>&1 && return 0
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done ;;
+	esac
+	cat "$log" >&2
+	echo "$1 did not start" >&2
+	return 1
+}
+
+peers_bench() {
+	local -a conns servers=(hotmod kore nginx)
+	local c s rps p99 err k=0 limit nofile
+	declare -A R P E
+	if [ "$mode" = full ]; then conns=(64 1000 10000); else conns=(64); fi
+	limit=$(ulimit -Hn)
+	ulimit -n "$limit"
+	# Each server raises its own descriptor limit; not above the hard one.
+	nofile=$([ "$limit" = unlimited ] && echo 65536 || echo "$limit")
+	mkdir -p "$tmp/www"
+	install -m 644 "$TOP_BUILDDIR/sample_handlers/.libs/hello.so" "$tmp/www/hello.so"
+	# shellcheck disable=SC2046 # the flags are words
+	gcc -O2 -shared -fPIC $(cat /usr/share/kore/features 2>/dev/null) \
+		-o "$tmp/kore_hello.so" "$BENCH_SRCDIR/peers/kore_hello.c" || return 1
+	for c in "${conns[@]}"; do
+		if [ "$limit" != unlimited ] && [ "$limit" -lt $((c + 1024)) ]; then
+			say "descriptor limit $limit: no run at $c connections"
+			continue
+		fi
+		# A different server first at each connection count.
+		for i in 0 1 2; do
+			s=${servers[$(((i + k) % 3))]}
+			start_peer "$s" || return 1
+			[ "$http_warm" = 0 ] || wrk_peer "$http_warm" "$c" >/dev/null || return 1
+			read -r rps p99 err < <(wrk_peer "$http_dur" "$c") && [ -n "$err" ] || return 1
+			kill -TERM "$server_pid"
+			wait "$server_pid" 2>/dev/null || true
+			server_pid=
+			R[$s,$c]=$rps P[$s,$c]=$p99 E[$s,$c]=$err
+		done
+		k=$((k + 1))
+	done
+	echo
+	echo "### HTTP against peers: /hello from hotmod-httpd, Kore and nginx"
+	echo
+	echo "Each with $np worker processes and its defaults otherwise (hotmod-httpd:"
+	echo "the probe, inotify, 16 handler threads a worker; Kore 4.1 from Debian,"
+	echo "the page in C on its event loop; nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`return 200\`);"
+	echo "access logs off; wrk -t $np -d ${http_dur}s --latency, one run each, the"
+	echo "order rotated per connection count; loopback, wrk on the same $np CPUs."
+	echo
+	echo "| connections | hotmod-httpd req/s | p99 ms | Kore req/s | p99 ms | nginx req/s | p99 ms | hotmod / Kore req/s |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for c in "${conns[@]}"; do
+		[ -n "${R[hotmod,$c]:-}" ] || continue
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+			"${R[hotmod,$c]}" "${P[hotmod,$c]}" "${R[kore,$c]}" "${P[kore,$c]}" \
+			"${R[nginx,$c]}" "${P[nginx,$c]}" "$(ratio "${R[hotmod,$c]}" "${R[kore,$c]}")"
+	done
+	echo
+	echo "Errors (connect, read, write, timeout, non-2xx) per run:"
+	for c in "${conns[@]}"; do
+		[ -n "${R[hotmod,$c]:-}" ] || continue
+		echo "$c connections: hotmod-httpd ${E[hotmod,$c]}, Kore ${E[kore,$c]}, nginx ${E[nginx,$c]}."
+	done
+	echo
+	echo "- Goal: at least Kore's requests/s with a lower p99 at every connection"
+	echo "  count. hotmod-httpd hands every request from its connection loop to a"
+	echo "  handler thread and back (docs/SERVER.md says why); Kore and nginx answer"
+	echo "  on the loop."
+}
+if [ -x "$TOP_BUILDDIR/server/hotmod-httpd" ]; then
+	if have wrk wrk && have kore kore && have nginx nginx-light; then
+		step "HTTP against peers" peers_bench
+	fi
+fi
+
 # ---- 6: memory ------------------------------------------------------------------------
 step "memory over reloads" "$hmbench" memory --moddir "$moddir" --count "$cycles" \
 	$([ "$mode" = quick ] && echo --quick)
