@@ -147,19 +147,40 @@ static void wake(struct srv *s)
 	(void)!write(s->wake_fd, &one, sizeof one);
 }
 
-/* ---- the handler pool ----------------------------------------------------------- */
+/* ---- the requests' queue ----------------------------------------------------------- */
 
 void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn)
 {
 	j->conn = conn;
-	/* Suspended first: the handler thread may resume it at once. */
 	MHD_suspend_connection(conn);
+	/* No signal: the leader runs the queue itself once libmicrohttpd
+	 * returns (see lead()); followers look at it when they are free. */
 	pthread_mutex_lock(&s->pool_mu);
 	j->state = SRV_JOB_QUEUED;
 	j->since = srv_now_ms();
 	LIST_APPEND(s->queue, s->queue_tail, j);
-	pthread_cond_signal(&s->pool_cv);
 	pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* The oldest queued request, now running (under pool_mu). */
+static struct srv_job *take(struct srv *s)
+{
+	struct srv_job *j = s->queue;
+
+	LIST_REMOVE(s->queue, s->queue_tail, j);
+	j->state = SRV_JOB_RUNNING;
+	j->since = srv_now_ms();
+	LIST_APPEND(s->running, s->running_tail, j);
+	return j;
+}
+
+/* j's handler returned (under pool_mu): its connection, to resume; j is
+ * the loop's again once it is (it frees it), not to be touched. */
+static struct MHD_Connection *finish(struct srv *s, struct srv_job *j)
+{
+	LIST_REMOVE(s->running, s->running_tail, j);
+	j->state = SRV_JOB_DONE;
+	return j->conn;
 }
 
 /* How long a running handler has before the loop must look at it. */
@@ -170,52 +191,6 @@ static int64_t first_deadline_ms(const struct srv *s)
 	if (s->limits.harakiri_s && s->limits.harakiri_s < t)
 		t = s->limits.harakiri_s;
 	return (int64_t)t * 1000;
-}
-
-static void *handler_thread(void *arg)
-{
-	struct srv *s = arg;
-	void *crash_stack = srv_crash_stack();
-
-	pthread_mutex_lock(&s->pool_mu);
-	for (;;) {
-		struct srv_job *j = s->queue;
-		if (!j) {
-			if (s->pool_stop)
-				break;
-			pthread_cond_wait(&s->pool_cv, &s->pool_mu);
-			continue;
-		}
-		LIST_REMOVE(s->queue, s->queue_tail, j);
-		j->state = SRV_JOB_RUNNING;
-		j->since = srv_now_ms();
-		LIST_APPEND(s->running, s->running_tail, j);
-		/* A deadline before the loop's next look: it must know.  Under
-		 * the lock, so that either the loop saw j or this sees when
-		 * it looks next. */
-		bool tell = j->since + first_deadline_ms(s) < s->wake_at;
-		pthread_mutex_unlock(&s->pool_mu);
-		if (tell)
-			wake(s);
-
-		srv_run(s, j);
-
-		pthread_mutex_lock(&s->pool_mu);
-		LIST_REMOVE(s->running, s->running_tail, j);
-		j->state = SRV_JOB_DONE;
-		struct MHD_Connection *conn = j->conn;
-		pthread_mutex_unlock(&s->pool_mu);
-		/* j is the loop's again (it frees it once the connection has
-		 * resumed): not touched from here. */
-		MHD_resume_connection(conn);
-		/* In external epoll mode libmicrohttpd has no wake-up of its
-		 * own: the loop runs it again when told. */
-		wake(s);
-		pthread_mutex_lock(&s->pool_mu);
-	}
-	pthread_mutex_unlock(&s->pool_mu);
-	srv_crash_stack_free(crash_stack);
-	return NULL;
 }
 
 /* ---- deadlines (the loop thread) ------------------------------------------------ */
@@ -310,13 +285,26 @@ static int64_t expire(struct srv *s, int64_t now)
 	return next;
 }
 
-/* ---- the connection loop -------------------------------------------------------- */
+/* ---- serving threads: one leads, the others follow ------------------------------ */
 
-static void *loop_thread(void *arg)
+/*
+ * Each of the threads can lead: run the connection loop, then, itself,
+ * the handlers of the requests that loop completed, one after the other
+ * (as Kore does on its event loop): no hand-off, no thread switch, no
+ * wake-up per request.  While the leader is in a handler nobody runs the
+ * loop, so the watchdog gives the lead to an idle follower once a handler
+ * has run SRV_STEAL_MS: it takes the loop and the queue, and the former
+ * leader, when its handler returns, follows.  A leader with no idle
+ * follower runs no handler (nobody could take over): the queue waits for
+ * a thread that comes free, and the loop always runs.
+ */
+#define SRV_STEAL_MS 5
+
+/* Lead until the lead is taken (a handler ran too long) or the server
+ * stops.  me: this thread's token. */
+static void lead(struct srv *s, const void *me)
 {
-	struct srv *s = arg;
-	void *crash_stack = srv_crash_stack();
-	bool quiesced = false;
+	bool resumed = false; /* libmicrohttpd must run again at once */
 
 	for (;;) {
 		struct epoll_event ev[2];
@@ -326,6 +314,8 @@ static void *loop_thread(void *arg)
 		if (MHD_get_timeout(s->mhd, &mt) == MHD_YES &&
 		    (timeout < 0 || (int64_t)mt < timeout))
 			timeout = (int64_t)mt;
+		if (resumed)
+			timeout = 0;
 		if (timeout < 0 || timeout > 60000)
 			timeout = 60000;
 		int n = epoll_wait(s->epfd, ev, 2, (int)timeout);
@@ -336,19 +326,125 @@ static void *loop_thread(void *arg)
 			}
 		}
 		int stop = atomic_load_explicit(&s->stop, memory_order_acquire);
-		if (stop >= SRV_QUIESCE && !quiesced) {
+		if (stop >= SRV_QUIESCE && !s->quiesced) {
 			/* Stop accepting: this process's copy of the socket goes;
 			 * connections already open finish their request. */
 			MHD_socket fd = MHD_quiesce_daemon(s->mhd);
 			if (fd != MHD_INVALID_SOCKET)
 				close(fd);
-			quiesced = true;
+			s->quiesced = true;
 		}
 		if (stop >= SRV_EXIT)
-			break;
+			return;
 		MHD_run(s->mhd);
+
+		resumed = false;
+		pthread_mutex_lock(&s->pool_mu);
+		while (s->leader == me && s->queue && s->idle_threads > 0) {
+			struct srv_job *j = take(s);
+			s->inline_job = j;
+			if (s->watch_sleeping)
+				pthread_cond_signal(&s->watch_cv);
+			pthread_mutex_unlock(&s->pool_mu);
+			srv_run(s, j);
+			pthread_mutex_lock(&s->pool_mu);
+			if (s->inline_job == j)
+				s->inline_job = NULL;
+			MHD_resume_connection(finish(s, j));
+			resumed = true;
+		}
+		bool still = s->leader == me;
+		pthread_mutex_unlock(&s->pool_mu);
+		if (!still) {
+			/* The new leader runs libmicrohttpd for what this resumed. */
+			wake(s);
+			return;
+		}
 	}
+}
+
+static void *serving_thread(void *arg)
+{
+	struct srv *s = arg;
+	void *crash_stack = srv_crash_stack();
+	char me; /* this thread's token: its address */
+
+	pthread_mutex_lock(&s->pool_mu);
+	while (!s->pool_stop) {
+		if (!s->leader && atomic_load(&s->stop) < SRV_EXIT) {
+			s->leader = &me;
+			pthread_mutex_unlock(&s->pool_mu);
+			lead(s, &me);
+			pthread_mutex_lock(&s->pool_mu);
+			if (s->leader == &me) /* stopping */
+				s->leader = NULL;
+			continue;
+		}
+		if (s->queue) {
+			struct srv_job *j = take(s);
+			/* A deadline before the loop's next look: it must know.
+			 * Under the lock, so that either the loop saw j or this
+			 * sees when it looks next. */
+			bool tell = j->since + first_deadline_ms(s) < s->wake_at;
+			pthread_mutex_unlock(&s->pool_mu);
+			if (tell)
+				wake(s);
+			srv_run(s, j);
+			pthread_mutex_lock(&s->pool_mu);
+			struct MHD_Connection *conn = finish(s, j);
+			pthread_mutex_unlock(&s->pool_mu);
+			MHD_resume_connection(conn);
+			/* In external epoll mode libmicrohttpd has no wake-up of
+			 * its own: the leader runs it again when told. */
+			wake(s);
+			pthread_mutex_lock(&s->pool_mu);
+			continue;
+		}
+		s->idle_threads++;
+		pthread_cond_wait(&s->pool_cv, &s->pool_mu);
+		s->idle_threads--;
+	}
+	pthread_mutex_unlock(&s->pool_mu);
 	srv_crash_stack_free(crash_stack);
+	return NULL;
+}
+
+/* Give the lead away when the leader has been in a handler SRV_STEAL_MS. */
+static void *watchdog_thread(void *arg)
+{
+	struct srv *s = arg;
+
+	pthread_mutex_lock(&s->pool_mu);
+	while (!s->pool_stop) {
+		int64_t now = srv_now_ms();
+		if (!s->inline_job && now - s->inline_last > 1000) {
+			/* Nothing inline for a second: sleep until something is. */
+			s->watch_sleeping = true;
+			pthread_cond_wait(&s->watch_cv, &s->pool_mu);
+			s->watch_sleeping = false;
+			continue;
+		}
+		if (s->inline_job) {
+			s->inline_last = now;
+			/* Long enough, and someone to lead instead: the handler
+			 * runs on as any follower's. */
+			if (s->inline_job->since + SRV_STEAL_MS <= now && s->idle_threads > 0) {
+				s->inline_job = NULL;
+				s->leader = NULL;
+				s->steals++;
+				pthread_cond_broadcast(&s->pool_cv);
+			}
+		}
+		struct timespec at;
+		clock_gettime(CLOCK_MONOTONIC, &at);
+		at.tv_nsec += SRV_STEAL_MS * 1000000L;
+		if (at.tv_nsec >= 1000000000L) {
+			at.tv_sec++;
+			at.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->watch_cv, &s->pool_mu, &at);
+	}
+	pthread_mutex_unlock(&s->pool_mu);
 	return NULL;
 }
 
@@ -358,15 +454,41 @@ unsigned srv_loop_flags(void)
 	return MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 }
 
+/* Stop every thread and join it (and the watchdog, if it runs). */
+static void srv_loop_stop_threads(struct srv *s, bool watchdog)
+{
+	atomic_store_explicit(&s->stop, SRV_EXIT, memory_order_release);
+	wake(s);
+	pthread_mutex_lock(&s->pool_mu);
+	s->pool_stop = true;
+	pthread_cond_broadcast(&s->pool_cv);
+	pthread_cond_signal(&s->watch_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	for (unsigned i = 0; i < s->nthreads; i++)
+		pthread_join(s->pool[i], NULL);
+	if (watchdog)
+		pthread_join(s->watchdog, NULL);
+	free(s->pool);
+	s->pool = NULL;
+}
+
 int srv_loop_start(struct srv *s)
 {
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	struct epoll_event ev = {.events = EPOLLIN};
+	pthread_condattr_t ca;
 	unsigned started = 0;
+	bool watchdog = false;
 	int err;
 
+	/* --threads handlers at once, and one more to lead meanwhile */
+	s->nthreads = s->limits.threads + 1;
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->pool_cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->watch_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!di || s->wake_fd < 0 || s->epfd < 0)
@@ -377,29 +499,24 @@ int srv_loop_start(struct srv *s)
 	ev.data.fd = s->wake_fd;
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
 		goto fail;
-	if (!(s->pool = calloc(s->limits.threads, sizeof *s->pool)))
+	if (!(s->pool = calloc(s->nthreads, sizeof *s->pool)))
 		goto fail;
-	for (; started < s->limits.threads; started++)
-		if ((err = pthread_create(&s->pool[started], NULL, handler_thread, s)) != 0) {
-			errno = err;
-			goto fail;
-		}
-	if ((err = pthread_create(&s->loop, NULL, loop_thread, s)) != 0) {
+	if ((err = pthread_create(&s->watchdog, NULL, watchdog_thread, s)) != 0) {
 		errno = err;
 		goto fail;
 	}
+	watchdog = true;
+	for (; started < s->nthreads; started++)
+		if ((err = pthread_create(&s->pool[started], NULL, serving_thread, s)) != 0) {
+			errno = err;
+			goto fail;
+		}
 	return 0;
 fail:
 	err = errno;
 	srv_log("error", "cannot start serving: %s", strerror(err));
-	pthread_mutex_lock(&s->pool_mu);
-	s->pool_stop = true;
-	pthread_cond_broadcast(&s->pool_cv);
-	pthread_mutex_unlock(&s->pool_mu);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(s->pool[i], NULL);
-	free(s->pool);
-	s->pool = NULL;
+	s->nthreads = started;
+	srv_loop_stop_threads(s, watchdog);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	if (s->wake_fd >= 0)
@@ -416,17 +533,7 @@ void srv_loop_quiesce(struct srv *s)
 
 void srv_loop_stop(struct srv *s)
 {
-	atomic_store_explicit(&s->stop, SRV_EXIT, memory_order_release);
-	wake(s);
-	pthread_join(s->loop, NULL);
-	pthread_mutex_lock(&s->pool_mu);
-	s->pool_stop = true;
-	pthread_cond_broadcast(&s->pool_cv);
-	pthread_mutex_unlock(&s->pool_mu);
-	for (unsigned i = 0; i < s->limits.threads; i++)
-		pthread_join(s->pool[i], NULL);
-	free(s->pool);
-	s->pool = NULL;
+	srv_loop_stop_threads(s, true);
 	close(s->epfd);
 	close(s->wake_fd);
 }

@@ -65,16 +65,23 @@ struct srv {
 	void (*stuck)(struct srv *s);
 
 	/* loop.c: the connection loop's ... */
-	pthread_t loop;
 	int epfd, wake_fd;
 	atomic_int stop; /* SRV_RUN, SRV_QUIESCE, SRV_EXIT */
+	bool quiesced;   /* the leader's */
 	struct srv_conn *heads, *heads_tail; /* waiting for a head, oldest first */
 	unsigned long connections, heads_expired;
-	/* ... and its handler pool */
-	pthread_t *pool;
+	/* ... and its serving threads, under pool_mu */
+	pthread_t *pool, watchdog;
+	unsigned nthreads;
 	pthread_mutex_t pool_mu;
-	pthread_cond_t pool_cv;
-	bool pool_stop;
+	pthread_cond_t pool_cv;  /* followers wait: a queue, or no leader */
+	pthread_cond_t watch_cv; /* the watchdog waits (CLOCK_MONOTONIC) */
+	bool pool_stop, watch_sleeping;
+	const void *leader;      /* the leading thread's token; NULL: none */
+	unsigned idle_threads;   /* followers waiting */
+	struct srv_job *inline_job; /* what the leader runs itself now */
+	int64_t inline_last;     /* ms: the watchdog last saw one */
+	unsigned long steals;    /* leads given away */
 	struct srv_job *queue, *queue_tail;     /* oldest first */
 	struct srv_job *running, *running_tail; /* started first first */
 	int64_t wake_at; /* ms: when the loop looks at the deadlines next */
