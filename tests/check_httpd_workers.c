@@ -102,7 +102,8 @@ START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
 	/* A sanitizer's report ends the process before the signal does. */
 	if (!log_has("runtime error: ") && !log_has("Sanitizer")) {
 		ck_assert(log_has("probe.so version 1 (sha256 "));
-		ck_assert(log_has(") crashed worker 1 (SIGSEGV in handle)"));
+		ck_assert(log_has(") crashed worker "));
+		ck_assert(log_has(" (SIGSEGV in handle)"));
 	}
 	/* Every path, that one too, is served on. */
 	expect("/hello", 200, HELLO);
