@@ -52,7 +52,7 @@ struct req {
 	struct timespec t0;
 	size_t sent;
 	struct req *prev, *next; /* srv.inflight, under srv.mu */
-	struct srv_job job;      /* through the handler pool */
+	struct srv_job job;      /* through the queue to a handler (loop.c) */
 };
 
 static struct req *req_of(struct srv_job *j)

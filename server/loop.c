@@ -1,29 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * loop.c - how a serving process spends its threads: one connection loop
- * runs every connection (libmicrohttpd in external epoll mode), a bounded
- * pool of handler threads runs the handlers, and deadlines keep a client
- * from holding a connection and a handler from holding a client.
+ * loop.c - how a serving process spends its threads: one of them at a time
+ * leads (runs every connection: libmicrohttpd in external epoll mode, and
+ * the deadlines) and runs the handlers of the requests that came in; a
+ * watchdog gives the lead to another when a handler takes long; deadlines
+ * keep a client from holding a connection and a handler from holding a
+ * client.  docs/SERVER.md says why this design and not a thread per
+ * connection, handlers on a fixed loop, or a hand-off per request.
  *
- * A request whose head and body are in is suspended (MHD_suspend_connection)
- * and queued; a handler thread runs it and resumes the connection, and the
- * loop queues the response.  So an idle or slow client costs a connection
- * (a descriptor and its buffer), never a thread, and a handler that blocks
- * costs one handler thread, never the loop.  docs/SERVER.md says why this
- * and not a thread per connection or handlers on the loop.
+ * An idle or slow client costs a connection (a descriptor and its
+ * buffer), never a thread; a handler that blocks costs its thread, and
+ * the requests queued behind it 5 ms (SRV_STEAL_MS) at most.
  *
- * Deadlines, all checked by the loop thread, each list in deadline order
- * (one timeout per list), so that only its head is ever looked at:
+ * Deadlines, all checked by the leader, each list in deadline order (one
+ * timeout per list), so that only its head is ever looked at:
  * - s->heads: connections waiting for a request head, since they connected
  *   or since their previous response; past --header-timeout the socket is
  *   shut down, and libmicrohttpd closes it.
- * - s->queue: requests waiting for a handler thread; past --queue-timeout
- *   they are answered 503 with Retry-After.
+ * - s->queue: requests waiting for a thread; past --queue-timeout they are
+ *   answered 503 with Retry-After.
  * - s->running: requests in a handler; past --request-timeout the client
- *   gets 503 at once (written by the loop on the suspended connection,
- *   which libmicrohttpd does not touch), the handler is left to finish, and
- *   the connection is closed when it does.  Past --harakiri, s->stuck is
- *   called: a worker then has itself replaced.
+ *   gets 503 at once (written by the leader on the suspended connection,
+ *   which libmicrohttpd does not touch), the handler is left to finish,
+ *   and the connection is closed when it does.  Past --harakiri, srv_stuck()
+ *   is called: a worker then has itself replaced.
  */
 #include "server.h"
 

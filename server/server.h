@@ -19,7 +19,7 @@
 
 /* What a serving process allows its clients and handlers (hotmod-httpd(8)). */
 struct srv_limits {
-	unsigned threads;          /* handler threads */
+	unsigned threads;          /* handlers at once (threads: one more) */
 	unsigned max_connections;  /* open at once; more are closed at accept */
 	unsigned header_timeout_s; /* to send a request head */
 	unsigned idle_timeout_s;   /* nothing moves on a connection */
@@ -28,7 +28,7 @@ struct srv_limits {
 	unsigned harakiri_s;       /* in a handler: then srv.stuck (0: never) */
 };
 
-/* A request on its way through the handler pool (loop.c). */
+/* A request on its way through the queue and a handler (loop.c). */
 enum srv_job_state {
 	SRV_JOB_NONE,
 	SRV_JOB_QUEUED,  /* waiting for a handler thread */
@@ -108,7 +108,7 @@ int srv_start(struct srv *s, int fd);
  * caller exits without finalising anything. */
 bool srv_stop(struct srv *s, int grace_ms);
 
-/* ---- the connection loop and the handler pool (loop.c) ------------------- */
+/* ---- the connection loop and the serving threads (loop.c) ---------------- */
 
 int64_t srv_now_ms(void); /* CLOCK_MONOTONIC */
 unsigned srv_loop_flags(void);
@@ -121,10 +121,10 @@ void srv_on_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 	enum MHD_ConnectionNotificationCode code);
 void srv_head_in(struct srv *s, struct MHD_Connection *conn);   /* a head came */
 void srv_head_next(struct srv *s, struct MHD_Connection *conn); /* wait for one */
-/* From the access handler: suspend conn and queue j for a handler thread. */
+/* From the access handler: suspend conn and queue j for a serving thread. */
 void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn);
-/* httpd.c's, called by loop.c: run j's handler (a handler thread); j ran
- * past --request-timeout, or --harakiri (the loop, under pool_mu). */
+/* httpd.c's, called by loop.c: run j's handler (a serving thread); j ran
+ * past --request-timeout, or --harakiri (the leader, under pool_mu). */
 void srv_run(struct srv *s, struct srv_job *j);
 void srv_late(struct srv *s, struct srv_job *j, int64_t ms);
 /* The body's length of the 503 sent at --request-timeout. */
