@@ -397,8 +397,10 @@ static enum MHD_Result respond(struct req *q)
 
 	resp = MHD_create_response_from_buffer_with_free_callback(q->out_len,
 		q->out_len ? q->out : (char *)"", q->out_len ? free : NULL);
-	if (!resp)
+	if (!resp) {
+		srv_log("error", "out of memory for a response: connection closed");
 		return MHD_NO;
+	}
 	if (q->out_len)
 		q->out = NULL; /* the response owns it now */
 	q->sent = q->out_len;
@@ -438,8 +440,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	if (!q) { /* the head is in: start the request */
 		srv_head_in(s, conn);
-		if (!(q = calloc(1, sizeof *q)))
+		if (!(q = calloc(1, sizeof *q))) {
+			srv_log("error", "out of memory for a request: connection closed");
 			return MHD_NO;
+		}
 		q->http.ops = &ops;
 		q->srv = s;
 		q->conn = conn;
@@ -459,8 +463,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_size) { /* a piece of the body */
 		if (!q->body_too_big && q->body_len + *upload_size <= SRV_MAX_BODY) {
 			char *b = realloc(q->body, q->body_len + *upload_size + 1);
-			if (!b)
+			if (!b) {
+				srv_log("error", "out of memory for a request body: "
+						 "connection closed");
 				return MHD_NO;
+			}
 			memcpy(b + q->body_len, upload, *upload_size);
 			q->body = b;
 			q->body_len += *upload_size;
@@ -650,8 +657,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	/* A client that went away, or that a deadline cut off: its business,
-	 * not the operator's, unless they ask (--verbose). */
-	if (!srv_verbose && strstr(buf, "connection closure"))
+	 * not the operator's, unless they ask (--verbose).  So is the close
+	 * after a 503 sent at --request-timeout ("Application reported
+	 * internal error"): each real failure behind that message is logged
+	 * here on its own. */
+	if (!srv_verbose && (strstr(buf, "connection closure") ||
+			     strstr(buf, "Application reported internal error")))
 		return;
 	was = atomic_load(&second);
 	if (now != was && atomic_compare_exchange_strong(&second, &was, now))
