@@ -7,7 +7,8 @@
  * them; a handler that blocks holds up no other client; a handler past
  * --request-timeout gets its client a 503 at once; a full handler pool
  * answers 503 after --queue-timeout; a handler past --harakiri has its
- * worker replaced.  Handlers are held with the probe's gate (no sleeps).
+ * worker replaced (with --workers 0 it is only logged).  Handlers are
+ * held with the probe's gate (no sleeps).
  */
 #include "httpd_harness.h"
 
@@ -217,6 +218,27 @@ START_TEST(test_a_handler_past_harakiri_has_its_worker_replaced)
 }
 END_TEST
 
+START_TEST(test_harakiri_in_a_single_process_is_only_logged)
+{
+	static const char *const opts[] = {"--workers", "0", "--request-timeout", "1",
+		"--harakiri", "2", NULL};
+	char *path = gated("/probe");
+	struct bg held;
+
+	server_start(opts);
+	bg_start(&held, path);
+	ck_assert(log_wait("http_probe v1: parked"));
+	ck_assert(log_wait(" s, past --harakiri"));
+	ck_assert(!log_has("this worker is replaced"));
+	expect("/hello", 200, HELLO); /* no master to replace it: it serves on */
+	ck_assert(gate_release());
+	struct resp r = bg_join(&held);
+	ck_assert_int_eq(r.status, 503);
+	resp_free(&r);
+	free(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("httpd limits");
@@ -229,6 +251,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_a_handler_past_the_request_timeout_gets_its_client_503_at_once);
 	tcase_add_test(t, test_a_full_handler_pool_answers_503_after_the_queue_timeout);
 	tcase_add_test(t, test_a_handler_past_harakiri_has_its_worker_replaced);
+	tcase_add_test(t, test_harakiri_in_a_single_process_is_only_logged);
 	suite_add_tcase(s, t);
 	return s;
 }

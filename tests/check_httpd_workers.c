@@ -177,6 +177,23 @@ START_TEST(test_workers_0_serves_in_one_process)
 }
 END_TEST
 
+START_TEST(test_a_crash_in_a_single_process_names_its_module_as_it_dies)
+{
+	static const char *const opts[] = {"--workers", "0", NULL};
+
+	server_start(opts);
+	crash_one();
+	int status = server_reap();
+	/* SIGSEGV; under a sanitizer, the exit after its report */
+	ck_assert_int_ne(status, 0);
+	if (!log_has("runtime error: ") && !log_has("Sanitizer")) {
+		ck_assert_int_eq(status, 128 + SIGSEGV);
+		ck_assert(log_has("hotmod-httpd: probe.so version 1 (sha256 "));
+		ck_assert(log_has(") crashed the server (SIGSEGV in handle)"));
+	}
+}
+END_TEST
+
 START_TEST(test_sighup_reaches_every_worker)
 {
 	static const char *const opts[] = {"--workers", "2", NULL};
@@ -262,6 +279,7 @@ static Suite *suite(void)
 	tcase_add_test(life, test_a_killed_worker_is_replaced_while_the_other_serves);
 	tcase_add_test(life, test_a_handler_that_crashes_takes_down_its_worker_not_the_server);
 	tcase_add_test(life, test_workers_0_serves_in_one_process);
+	tcase_add_test(life, test_a_crash_in_a_single_process_names_its_module_as_it_dies);
 	tcase_add_test(life, test_sighup_reaches_every_worker);
 	tcase_add_test(life, test_serving_as_root_needs_user_or_allow_root);
 	tcase_add_test(life, test_workers_serve_as_the_user_given_while_the_master_stays_root);
