@@ -76,6 +76,7 @@ bool hm__err_of_file(int rc)
 	case HM_EINIT:
 	case HM_EPROBE:
 	case HM_EKIND:
+	case HM_EREFUSED: /* its content: refused again until it changes */
 		return true;
 	default:
 		return false;

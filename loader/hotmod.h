@@ -77,7 +77,8 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(ESYS, -22, "system call failed")                                   \
 	XX(EFORK, -23, "loader belongs to the parent process")                \
 	XX(EPROBE, -24, "module crashed the dynamic linker in a probe")      \
-	XX(EKIND, -25, "module built for another kind of request")
+	XX(EKIND, -25, "module built for another kind of request")            \
+	XX(EREFUSED, -26, "module refused by the embedder")
 
 enum hm_errno {
 #define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,
@@ -154,6 +155,9 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
  */
 #define HM_REQUEST_KIND_MAX 64
 
+/* Bytes of a SHA-256: hm_module_digest(), hm_options.admit. */
+#define HM_DIGEST_SIZE 32
+
 /*
  * Options for hm_open().  Initialise with hm_options_init(), then set what
  * you need.  More fields may be added at the end at any time: the size
@@ -182,6 +186,18 @@ struct hm_options {
 	 * any kind, as before kinds existed.  Modules that declare none load
 	 * unless flags has HM_OPEN_REQUIRE_KIND. */
 	const char *request_kind;
+	/*
+	 * Called for each new file, with its path ("a/b.so") and the SHA-256 of
+	 * its bytes, before anything of it runs (before the probe and the
+	 * dynamic linker): 0 loads it; a negative value refuses it (HM_EREFUSED),
+	 * and the file is not tried again until it changes.  Called on the
+	 * thread that loads, which may hold other loads waiting: it must be
+	 * quick, and must not call the loader.  Default NULL: every file loads.
+	 * What a supervisor quarantines: hm_open(3), hm_running(3).
+	 */
+	int (*admit)(void *admit_arg, const char *path,
+		const unsigned char digest[HM_DIGEST_SIZE]);
+	void *admit_arg;
 };
 
 HM_EXTERN void hm__options_init(struct hm_options *opts, size_t size);
@@ -285,7 +301,6 @@ HM_EXTERN void *hm_module_symbol(const hm_module *mod, const char *name);
 
 /* The SHA-256 of the bytes mod was loaded from (hm_running(3)); 0, or
  * HM_ESYS.  Async-signal-safe. */
-#define HM_DIGEST_SIZE 32
 HM_EXTERN int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE]);
 
 /* ---- what runs now: for a crash handler (hm_running(3)) ---------------- */

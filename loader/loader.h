@@ -26,6 +26,8 @@ struct hm_loader {
 	unsigned flags;
 	int64_t removal_delay_ns;
 	char *request_kind; /* NULL: any */
+	int (*admit)(void *, const char *, const unsigned char *); /* hm_options */
+	void *admit_arg;
 	unsigned fork_gen; /* hm__forks when opened: a child sees another */
 	struct hm__watch *watch; /* NULL in stat mode */
 	struct hm__pending *pending; /* files to look at later; NULL in stat mode */

@@ -194,6 +194,8 @@ int hm_open(hm_loader **out, const struct hm_options *opts)
 	l->flags = o.flags;
 	l->removal_delay_ns = (int64_t)o.removal_delay_ms * 1000000;
 	l->request_kind = o.request_kind ? strdup(o.request_kind) : NULL;
+	l->admit = o.admit;
+	l->admit_arg = o.admit_arg;
 	pthread_once(&hm__atfork_once, hm__atfork_register);
 	l->fork_gen = atomic_load_explicit(&hm__forks, memory_order_relaxed);
 	if (!l->root || !l->global_name || (o.request_kind && !l->request_kind)) {

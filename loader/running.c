@@ -33,28 +33,16 @@ int hm_running(struct hm_running *out)
 	return out->module != NULL;
 }
 
-int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE])
+int hm__digest_fd(int fd, off_t size, unsigned char digest[HM_DIGEST_SIZE])
 {
-	struct hm__version *v = (struct hm__version *)mod;
 	unsigned char buf[4096]; /* small: this may run on a signal stack */
 	struct sha256_ctx sha;
-	unsigned char free_ = 0;
 	off_t at = 0;
 
-	if (!v || !digest) {
-		errno = EINVAL;
-		return HM_EINVAL;
-	}
-	/* acquire: pairs with the release below */
-	if (atomic_load_explicit(&v->digest_state, memory_order_acquire) == 2) {
-		memcpy(digest, v->digest, HM_DIGEST_SIZE);
-		return 0;
-	}
 	sha256_init(&sha);
-	while (at < v->id.size) {
-		size_t want = (size_t)(v->id.size - at) < sizeof buf ?
-			(size_t)(v->id.size - at) : sizeof buf;
-		ssize_t n = pread(v->memfd, buf, want, at);
+	while (at < size) {
+		size_t want = (size_t)(size - at) < sizeof buf ? (size_t)(size - at) : sizeof buf;
+		ssize_t n = pread(fd, buf, want, at);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -66,6 +54,25 @@ int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE])
 		at += n;
 	}
 	sha256_digest(&sha, HM_DIGEST_SIZE, digest);
+	return 0;
+}
+
+int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE])
+{
+	struct hm__version *v = (struct hm__version *)mod;
+	unsigned char free_ = 0;
+
+	if (!v || !digest) {
+		errno = EINVAL;
+		return HM_EINVAL;
+	}
+	/* acquire: pairs with the release below */
+	if (atomic_load_explicit(&v->digest_state, memory_order_acquire) == 2) {
+		memcpy(digest, v->digest, HM_DIGEST_SIZE);
+		return 0;
+	}
+	if (hm__digest_fd(v->memfd, v->id.size, digest) < 0)
+		return HM_ESYS;
 	if (atomic_compare_exchange_strong_explicit(&v->digest_state, &free_, 1,
 		    memory_order_relaxed, memory_order_relaxed)) {
 		memcpy(v->digest, digest, HM_DIGEST_SIZE);

@@ -14,6 +14,7 @@
 #include "probe.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,6 +137,8 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	const char *kind;
 	void *dl = NULL;
 	int memfd = -1, rc;
+	unsigned char digest[HM_DIGEST_SIZE];
+	bool have_digest = false;
 	hm_ctx ctx;
 
 	int64_t t0 = hm__now(), t1, t2;
@@ -149,6 +152,19 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	    hm__same_bytes(memfd, prev->memfd, (size_t)id.size)) {
 		close(memfd);
 		return HM__SAME;
+	}
+	/* The embedder's say, before anything of the file runs. */
+	if (l->admit) {
+		if (hm__digest_fd(memfd, id.size, digest) < 0) {
+			rc = hm__fail_errno(errno, HM_ESYS, "%s: cannot read its copy", e->key);
+			goto fail;
+		}
+		if ((rc = l->admit(l->admit_arg, e->key, digest)) < 0) {
+			rc = hm__fail(HM_EREFUSED, "%s: refused by the embedder (admit "
+						    "returned %d)", e->key, rc);
+			goto fail;
+		}
+		have_digest = true;
 	}
 	t1 = hm__now();
 	if ((l->flags & HM_OPEN_PROBE) && (rc = hm__probe(l, memfd, e->key)) < 0)
@@ -178,6 +194,12 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	v->id = id;
 	v->adopted = false;
 	v->heir = NULL;
+	if (have_digest) {
+		memcpy(v->digest, digest, sizeof digest);
+		atomic_store_explicit(&v->digest_state, 2, memory_order_relaxed);
+	} else {
+		atomic_store_explicit(&v->digest_state, 0, memory_order_relaxed);
+	}
 	if (global)
 		atomic_fetch_add_explicit(&global->refs, 1, memory_order_relaxed);
 	hm__slot_link(l, v);

@@ -80,6 +80,9 @@ struct hm__version {
  * same global; HM__GLOBAL_MOVED (see hm__copy_module) and no version when
  * global is not the file's directory's global module now.
  */
+/* The SHA-256 of fd's first size bytes (running.c): 0, or HM_ESYS with
+ * errno set and no message (async-signal-safe). */
+HM__HIDDEN int hm__digest_fd(int fd, off_t size, unsigned char digest[HM_DIGEST_SIZE]);
 HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out);
 /* Take a reference if v still has one; see the slot comment above. */

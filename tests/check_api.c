@@ -289,6 +289,63 @@ START_TEST(test_a_crash_handler_can_tell_which_hook_of_which_version_runs)
 }
 END_TEST
 
+struct admission {
+	int calls;
+	bool refuse;
+	char path[64];
+	unsigned char digest[HM_DIGEST_SIZE];
+};
+
+static int admit(void *arg, const char *path, const unsigned char digest[HM_DIGEST_SIZE])
+{
+	struct admission *a = arg;
+
+	a->calls++;
+	snprintf(a->path, sizeof a->path, "%s", path);
+	memcpy(a->digest, digest, HM_DIGEST_SIZE);
+	return a->refuse ? -42 : 0;
+}
+
+START_TEST(test_the_embedder_admits_or_refuses_each_new_file_by_its_digest)
+{
+	struct admission a = {.refuse = true};
+	struct fx_app app = {0};
+	unsigned char want[HM_DIGEST_SIZE], got[HM_DIGEST_SIZE];
+	char *root = mkroot();
+	hm_module *m;
+
+	deploy_cp("probe_v1", root, "m.so");
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS,
+		.admit = admit, .admit_arg = &a);
+	/* Refused before any of it ran: no init. */
+	ck_assert_int_eq(hm_get(l, "m", &m), HM_EREFUSED);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "m.so: refused by the embedder (admit "
+						  "returned -42)"));
+	ck_assert_int_eq(app.inits, 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_str_eq(a.path, "m.so");
+	sha256_of_file(fixture("probe_v1"), want);
+	ck_assert_mem_eq(a.digest, want, HM_DIGEST_SIZE);
+	/* The same file is not offered again: refused at once. */
+	ck_assert_int_eq(hm_get(l, "m", &m), HM_EREFUSED);
+	ck_assert_int_eq(a.calls, 1);
+
+	/* A new file is offered, and admitted; its digest is the one kept. */
+	a.refuse = false;
+	deploy_mv("probe_v2", root, "m.so");
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(a.calls, 2);
+	sha256_of_file(fixture("probe_v2"), want);
+	ck_assert_mem_eq(a.digest, want, HM_DIGEST_SIZE);
+	ck_assert_int_eq(hm_module_digest(m, got), 0);
+	ck_assert_mem_eq(got, want, HM_DIGEST_SIZE);
+	ck_assert_int_eq(app.inits, 1);
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
 START_TEST(test_refresh_of_an_unloaded_module_loads_it)
 {
 	struct fx_app app = {0};
@@ -449,6 +506,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_error_messages_are_per_thread);
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
 	tcase_add_test(c, test_a_crash_handler_can_tell_which_hook_of_which_version_runs);
+	tcase_add_test(c, test_the_embedder_admits_or_refuses_each_new_file_by_its_digest);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
 	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
 	tcase_add_test(c, test_a_failed_system_call_tells_its_errno);

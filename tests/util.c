@@ -246,6 +246,8 @@ void loader_options(struct hm_options *o, const char *root, const struct loader_
 	if (lo->max_module_size)
 		o->max_module_size = lo->max_module_size;
 	o->request_kind = lo->request_kind;
+	o->admit = lo->admit;
+	o->admit_arg = lo->admit_arg;
 }
 
 hm_loader *open_loader_with(const char *root, const struct loader_opts *lo)
