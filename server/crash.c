@@ -50,21 +50,30 @@ static void put_u64(struct out *o, uint64_t v)
 	o->buf[o->len] = '\0';
 }
 
+void srv_hex(const unsigned char digest[HM_DIGEST_SIZE], char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < HM_DIGEST_SIZE; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[2 * HM_DIGEST_SIZE] = '\0';
+}
+
 /* "a/b.so version 7 (sha256 ...)": what r runs. */
 static void put_version(struct out *o, const struct hm_running *r)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char d[HM_DIGEST_SIZE];
+	char hex[2 * HM_DIGEST_SIZE + 1];
 
 	put(o, hm_module_path(r->module));
 	put(o, " version ");
 	put_u64(o, hm_module_version(r->module));
 	if (hm_module_digest(r->module, d) == 0) {
+		srv_hex(d, hex);
 		put(o, " (sha256 ");
-		for (size_t i = 0; i < sizeof d && o->len + 3 < o->size; i++) {
-			o->buf[o->len++] = hex[d[i] >> 4];
-			o->buf[o->len++] = hex[d[i] & 15];
-		}
+		put(o, hex);
 		put(o, ")");
 	}
 }
@@ -78,11 +87,13 @@ static void on_crash(int sig)
 	if (!atomic_flag_test_and_set(&once) && hm_running(&r)) {
 		if (srv_shared) {
 			struct srv_crash *c = &srv_shared->crash;
-			struct out m = {c->module, 0, sizeof c->module};
+			struct out p = {c->path, 0, sizeof c->path};
 			struct out h = {c->hook, 0, sizeof c->hook};
 			atomic_store_explicit(&c->state, 1, memory_order_relaxed);
 			c->signo = sig;
-			put_version(&m, &r);
+			put(&p, hm_module_path(r.module));
+			c->version = hm_module_version(r.module);
+			c->has_digest = hm_module_digest(r.module, c->digest) == 0;
 			put(&h, r.hook);
 			/* release: the master, seeing 2, sees the rest */
 			atomic_store_explicit(&c->state, 2, memory_order_release);

@@ -260,6 +260,7 @@ static int status_of(int rc)
 		return MHD_HTTP_NOT_FOUND;
 	case HM_ECHANGED: /* no working version, its file is being written */
 	case HM_ECLOSED:
+	case HM_EREFUSED: /* quarantined: it crashed a worker */
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
 	default:
 		return MHD_HTTP_INTERNAL_SERVER_ERROR;

@@ -156,6 +156,25 @@ static void replace_me(struct srv *s)
 		kill(getpid(), SIGTERM);
 }
 
+/* hm_options.admit in a worker: refuse what the master quarantined. */
+static int admit(void *arg, const char *path, const unsigned char digest[HM_DIGEST_SIZE])
+{
+	(void)arg;
+	for (unsigned k = 0; k < SRV_QUARANTINE; k++) {
+		struct srv_quarantined *q = &srv_quarantine[k];
+		/* acquire: pairs with the master's publication */
+		if (atomic_load_explicit(&q->state, memory_order_acquire) == 2 &&
+		    strcmp(q->path, path) == 0 && memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0) {
+			char hex[2 * HM_DIGEST_SIZE + 1];
+			srv_hex(digest, hex);
+			srv_log("warn", "%s (sha256 %s) crashed a worker: refused until the file "
+					"changes", path, hex);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
 {
 	return hm_dispatch(s->loader, path, r);
@@ -267,6 +286,8 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	c->opts.log = srv_loader_log;
 	/* Modules get an hm_http *: one built for another request is refused. */
 	c->opts.request_kind = HM_HTTP_KIND;
+	if (srv_quarantine)
+		c->opts.admit = admit;
 	if (hm_open(&s->loader, &c->opts) < 0) {
 		srv_log("error", "%s", hm_errmsg());
 		return 1;

@@ -44,6 +44,7 @@
 
 unsigned srv_worker_id;
 struct srv_shared *srv_shared;
+struct srv_quarantined *srv_quarantine;
 
 struct worker {
 	pid_t pid;          /* 0: not running */
@@ -185,21 +186,56 @@ struct life {
 	int give_up;     /* exit status once the master gives up; 0: not yet */
 };
 
-/* The module version a crash of worker i found running and the requests
- * it was serving (its tracks), logged; then cleared for the next one. */
-static void report_inflight(struct master *m, unsigned i)
+/* Refuse path's build digest in every worker from now on (the table is
+ * read by their admit); false when the table is full. */
+static bool quarantine(const char *path, const unsigned char *digest)
+{
+	for (unsigned k = 0; srv_quarantine && k < SRV_QUARANTINE; k++) {
+		struct srv_quarantined *q = &srv_quarantine[k];
+		unsigned st = atomic_load_explicit(&q->state, memory_order_relaxed);
+		if (st == 2 && strcmp(q->path, path) == 0 &&
+		    memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0)
+			return true; /* another worker's crash said so already */
+		if (st == 0) {
+			snprintf(q->path, sizeof q->path, "%s", path);
+			memcpy(q->digest, digest, HM_DIGEST_SIZE);
+			/* release: a worker that sees 2 sees the rest */
+			atomic_store_explicit(&q->state, 2, memory_order_release);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The module version a crash of worker i found running, logged and
+ * quarantined, and the requests it was serving (its tracks), logged; then
+ * cleared for the next worker.  Whether a module version did it. */
+static bool report_death(struct master *m, unsigned i)
 {
 	struct srv_shared *sh = m->shared ? &m->shared[i] : NULL;
 	struct srv_track *t = sh ? sh->tracks : NULL;
+	bool by_module = false;
 	unsigned n = 0;
 
 	/* acquire: pairs with the crash handler's publication (crash.c) */
 	if (sh && atomic_load_explicit(&sh->crash.state, memory_order_acquire) == 2) {
 		struct srv_crash *c = &sh->crash;
 		const char *sig = sigabbrev_np(c->signo);
-		c->module[sizeof c->module - 1] = c->hook[sizeof c->hook - 1] = '\0';
-		srv_log("error", "%s crashed worker %u (SIG%s in %s)", c->module, i + 1,
-			sig ? sig : "?", c->hook);
+		char hex[2 * HM_DIGEST_SIZE + 1] = "unknown";
+		c->path[sizeof c->path - 1] = c->hook[sizeof c->hook - 1] = '\0';
+		if (c->has_digest)
+			srv_hex(c->digest, hex);
+		srv_log("error", "%s version %llu (sha256 %s) crashed worker %u (SIG%s in %s)",
+			c->path, (unsigned long long)c->version, hex, i + 1, sig ? sig : "?",
+			c->hook);
+		if (c->has_digest && quarantine(c->path, c->digest)) {
+			srv_log("error", "%s (sha256 %s) is quarantined: workers refuse it "
+					 "until the file changes", c->path, hex);
+			by_module = true;
+		} else if (c->has_digest) {
+			srv_log("warn", "%s: no room to quarantine it (%d builds are)", c->path,
+				SRV_QUARANTINE);
+		}
 	}
 
 	for (unsigned k = 0; t && k < SRV_TRACKS; k++) {
@@ -215,6 +251,7 @@ static void report_inflight(struct master *m, unsigned i)
 		srv_log("error", "worker %u was serving %u more requests", i + 1, n - 8);
 	if (sh)
 		memset(sh, 0, sizeof *sh);
+	return by_module;
 }
 
 /* A worker died while the master was serving: replace it, or give up. */
@@ -230,13 +267,18 @@ static void ended_serving(struct master *m, struct worker *w, unsigned i, int st
 		/* Its handler hung (it said which): a replacement at once, not
 		 * counted as a death; it stopped as it was told to. */
 		srv_log("warn", "worker %u stopped to be replaced", i + 1);
-		report_inflight(m, i);
+		report_death(m, i);
 		w[i].respawn_at = now;
 		return;
 	}
 	describe(status, how, sizeof how);
 	srv_log("error", "worker %u %s", i + 1, how);
-	report_inflight(m, i);
+	if (report_death(m, i)) {
+		/* A quarantined build cannot do it again in a new worker: a
+		 * replacement at once, not counted against --max-restarts. */
+		w[i].respawn_at = now;
+		return;
+	}
 	if (!life->served && WIFEXITED(status) && WEXITSTATUS(status) == 1) {
 		srv_log("error", "worker %u could not start (see above): stopping", i + 1);
 		life->give_up = 1;
@@ -276,13 +318,21 @@ int master_run(struct master *m)
 		srv_log("error", "out of memory");
 		goto out;
 	}
-	/* Shared with the workers: what each serves (report_inflight). */
+	/* Shared with the workers: what each serves (report_death), and the
+	 * builds they must refuse. */
 	m->shared = mmap(NULL, (size_t)m->workers * sizeof *m->shared,
 		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->shared == MAP_FAILED) {
 		srv_log("warn", "no shared memory for what workers serve (%s): a crash "
 				"will not say which requests it cut short", strerror(errno));
 		m->shared = NULL;
+	}
+	srv_quarantine = mmap(NULL, SRV_QUARANTINE * sizeof *srv_quarantine,
+		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (srv_quarantine == MAP_FAILED) {
+		srv_log("warn", "no shared memory for a quarantine (%s): a build that "
+				"crashes workers is not refused", strerror(errno));
+		srv_quarantine = NULL;
 	}
 	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -366,6 +416,9 @@ out:
 			close(ready[i]);
 	if (m->shared)
 		munmap(m->shared, (size_t)m->workers * sizeof *m->shared);
+	if (srv_quarantine)
+		munmap(srv_quarantine, SRV_QUARANTINE * sizeof *srv_quarantine);
+	srv_quarantine = NULL;
 	free(life.deaths);
 	free(w);
 	return rc;

@@ -172,8 +172,11 @@ struct srv_track {
 struct srv_crash {
 	atomic_uint state;
 	int signo;
-	char hook[16];    /* "handle" */
-	char module[400]; /* "hello.so version 7 (sha256 ...)" */
+	char hook[16];  /* "handle" */
+	char path[256]; /* "hello.so" */
+	uint64_t version;
+	bool has_digest;
+	unsigned char digest[HM_DIGEST_SIZE];
 };
 struct srv_shared {
 	struct srv_crash crash;
@@ -181,6 +184,22 @@ struct srv_shared {
 };
 /* This worker's; NULL with --workers 0. */
 extern struct srv_shared *srv_shared;
+
+/*
+ * Module builds that crashed a worker, by path and SHA-256: written by the
+ * master (state 2 published with release, never rewritten), read by every
+ * worker's hm_options.admit, which refuses them until the file changes.
+ */
+#define SRV_QUARANTINE 64
+struct srv_quarantined {
+	atomic_uint state;
+	char path[256];
+	unsigned char digest[HM_DIGEST_SIZE];
+};
+/* The master's table, shared with every worker; NULL with --workers 0. */
+extern struct srv_quarantined *srv_quarantine;
+/* "0123...": digest as hex, into out[2 * HM_DIGEST_SIZE + 1]. */
+void srv_hex(const unsigned char digest[HM_DIGEST_SIZE], char *out);
 
 /* Catch the signals of a crash in this process: say what module version
  * and hook ran (in srv_shared's crash, else on stderr), then die by the
