@@ -70,7 +70,7 @@ int64_t srv_now_ms(void)
 		(x)->prev = (x)->next = NULL;                                        \
 	} while (0)
 
-/* ---- connections waiting for a request head (the loop thread's) ---------------- */
+/* ---- connections waiting for a request head (the leader's) -------------------- */
 
 /* One per connection, from libmicrohttpd's "started" to its "closed". */
 struct srv_conn {
@@ -121,12 +121,10 @@ void srv_on_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 		c->fd = ci ? ci->connect_fd : -1;
 		*socket_context = c;
 		head_wait(s, c);
-		s->connections++;
 	} else if (c) {
 		head_done(s, c);
 		free(c);
 		*socket_context = NULL;
-		s->connections--;
 	}
 }
 
@@ -193,7 +191,7 @@ static int64_t first_deadline_ms(const struct srv *s)
 	return (int64_t)t * 1000;
 }
 
-/* ---- deadlines (the loop thread) ------------------------------------------------ */
+/* ---- deadlines (the leader) ----------------------------------------------------- */
 
 static const char late_reply[] =
 	"HTTP/1.1 503 Service Unavailable\r\n"
@@ -241,7 +239,6 @@ static int64_t expire(struct srv *s, int64_t now)
 		/* libmicrohttpd sees the end of the stream and closes it. */
 		if (c->fd >= 0)
 			shutdown(c->fd, SHUT_RDWR);
-		s->heads_expired++;
 	}
 
 	pthread_mutex_lock(&s->pool_mu);
@@ -431,7 +428,6 @@ static void *watchdog_thread(void *arg)
 			if (s->inline_job->since + SRV_STEAL_MS <= now && s->idle_threads > 0) {
 				s->inline_job = NULL;
 				s->leader = NULL;
-				s->steals++;
 				pthread_cond_broadcast(&s->pool_cv);
 			}
 		}

@@ -69,7 +69,6 @@ struct srv {
 	atomic_int stop; /* SRV_RUN, SRV_QUIESCE, SRV_EXIT */
 	bool quiesced;   /* the leader's */
 	struct srv_conn *heads, *heads_tail; /* waiting for a head, oldest first */
-	unsigned long connections, heads_expired;
 	/* ... and its serving threads, under pool_mu */
 	pthread_t *pool, watchdog;
 	unsigned nthreads;
@@ -81,7 +80,6 @@ struct srv {
 	unsigned idle_threads;   /* followers waiting */
 	struct srv_job *inline_job; /* what the leader runs itself now */
 	int64_t inline_last;     /* ms: the watchdog last saw one */
-	unsigned long steals;    /* leads given away */
 	struct srv_job *queue, *queue_tail;     /* oldest first */
 	struct srv_job *running, *running_tail; /* started first first */
 	int64_t wake_at; /* ms: when the loop looks at the deadlines next */
