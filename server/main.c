@@ -159,20 +159,15 @@ static void replace_me(struct srv *s)
 /* hm_options.admit in a worker: refuse what the master quarantined. */
 static int admit(void *arg, const char *path, const unsigned char digest[HM_DIGEST_SIZE])
 {
+	char hex[2 * HM_DIGEST_SIZE + 1];
+
 	(void)arg;
-	for (unsigned k = 0; k < SRV_QUARANTINE; k++) {
-		struct srv_quarantined *q = &srv_quarantine[k];
-		/* acquire: pairs with the master's publication */
-		if (atomic_load_explicit(&q->state, memory_order_acquire) == 2 &&
-		    strcmp(q->path, path) == 0 && memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0) {
-			char hex[2 * HM_DIGEST_SIZE + 1];
-			srv_hex(digest, hex);
-			srv_log("warn", "%s (sha256 %s) crashed a worker: refused until the file "
-					"changes", path, hex);
-			return -1;
-		}
-	}
-	return 0;
+	if (!srv_quarantined(path, digest))
+		return 0;
+	srv_hex(digest, hex);
+	srv_log("warn", "%s (sha256 %s) crashed a worker: refused until the file changes",
+		path, hex);
+	return -1;
 }
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)

@@ -188,15 +188,26 @@ struct life {
 
 /* Refuse path's build digest in every worker from now on (the table is
  * read by their admit); false when the table is full. */
-static bool quarantine(const char *path, const unsigned char *digest)
+bool srv_quarantined(const char *path, const unsigned char digest[HM_DIGEST_SIZE])
 {
 	for (unsigned k = 0; srv_quarantine && k < SRV_QUARANTINE; k++) {
 		struct srv_quarantined *q = &srv_quarantine[k];
-		unsigned st = atomic_load_explicit(&q->state, memory_order_relaxed);
-		if (st == 2 && strcmp(q->path, path) == 0 &&
-		    memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0)
-			return true; /* another worker's crash said so already */
-		if (st == 0) {
+		/* acquire: pairs with quarantine()'s publication */
+		if (atomic_load_explicit(&q->state, memory_order_acquire) == 2 &&
+		    strcmp(q->path, path) == 0 && memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool quarantine(const char *path, const unsigned char *digest)
+{
+	if (srv_quarantined(path, digest))
+		return true; /* another worker's crash said so already */
+	/* Entries are never removed: the first free one is after the rest. */
+	for (unsigned k = 0; srv_quarantine && k < SRV_QUARANTINE; k++) {
+		struct srv_quarantined *q = &srv_quarantine[k];
+		if (atomic_load_explicit(&q->state, memory_order_relaxed) == 0) {
 			snprintf(q->path, sizeof q->path, "%s", path);
 			memcpy(q->digest, digest, HM_DIGEST_SIZE);
 			/* release: a worker that sees 2 sees the rest */

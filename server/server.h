@@ -196,6 +196,8 @@ struct srv_quarantined {
 };
 /* The master's table, shared with every worker; NULL with --workers 0. */
 extern struct srv_quarantined *srv_quarantine;
+/* Whether that build of path is in it. */
+bool srv_quarantined(const char *path, const unsigned char digest[HM_DIGEST_SIZE]);
 /* "0123...": digest as hex, into out[2 * HM_DIGEST_SIZE + 1]. */
 void srv_hex(const unsigned char digest[HM_DIGEST_SIZE], char *out);
 
