@@ -22,35 +22,13 @@
 
 #define HELLO "Hello from hotmod!\n"
 
-/* The first child of the master: the one worker of --workers 1. */
+/* The one worker of --workers 1. */
 static pid_t worker(void)
 {
-	char path[64];
-	long pid = 0;
-	FILE *f;
+	pid_t w[8];
 
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server_pid(),
-		(int)server_pid());
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	ck_assert_int_eq(fscanf(f, "%ld", &pid), 1);
-	fclose(f);
-	return (pid_t)pid;
-}
-
-/* Threads of process pid. */
-static long threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	long n = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "Threads: %ld", &n) == 1)
-			break;
-	fclose(f);
-	return n;
+	ck_assert_uint_eq(server_workers(w, 8), 1);
+	return w[0];
 }
 
 /* Send all of s on fd. */
@@ -100,7 +78,9 @@ START_TEST(test_idle_and_slowloris_clients_cost_no_thread_and_are_closed)
 	}
 	/* Every connection is open, and served by no thread of its own: the
 	 * worker has its loop, its handler threads and the loader's. */
-	ck_assert_int_le(threads_of(w), 4 + 8);
+	long threads = proc_status(w, "Threads");
+	ck_assert_int_gt(threads, 0);
+	ck_assert_int_le(threads, 4 + 8);
 	for (int round = 0; round < 3; round++) {
 		for (size_t i = idle; i < n; i++) /* one more byte each */
 			(void)!send(fds[i], "X", 1, MSG_NOSIGNAL);

@@ -22,31 +22,11 @@
 
 #define HELLO "Hello from hotmod!\n"
 
-/* The master's children now, at most max of them; how many. */
-static size_t workers_of(pid_t master, pid_t *out, size_t max)
-{
-	char path[64], buf[512];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)master, (int)master);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	if (fgets(buf, sizeof buf, f))
-		for (char *p = buf, *end; n < max; p = end) {
-			long pid = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			out[n++] = (pid_t)pid;
-		}
-	fclose(f);
-	return n;
-}
-
 /* Wait until the master has n children other than gone; false after WAIT_S. */
-static bool wait_workers(pid_t master, size_t n, pid_t gone, pid_t *out)
+static bool wait_workers(size_t n, pid_t gone, pid_t *out)
 {
 	for (int i = 0; i < WAIT_S * 100; i++) {
-		size_t k = workers_of(master, out, 8);
+		size_t k = server_workers(out, 8);
 		bool fresh = true;
 		for (size_t j = 0; j < k; j++)
 			fresh &= out[j] != gone;
@@ -73,11 +53,11 @@ START_TEST(test_a_killed_worker_is_replaced_while_the_other_serves)
 
 	server_start(opts);
 	ck_assert(log_has("2 worker processes"));
-	ck_assert_uint_eq(workers_of(server_pid(), before, 8), 2);
+	ck_assert_uint_eq(server_workers(before, 8), 2);
 	ck_assert_int_eq(kill(before[0], SIGKILL), 0);
 	ck_assert(log_wait(" was killed by Killed"));
 	ck_assert(log_wait(" restarted (pid "));
-	ck_assert(wait_workers(server_pid(), 2, before[0], after));
+	ck_assert(wait_workers(2, before[0], after));
 	/* The other one was never touched. */
 	ck_assert(after[0] == before[1] || after[1] == before[1]);
 	expect("/hello", 200, HELLO);
@@ -140,10 +120,10 @@ START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_chan
 	/* The quarantine is the master's: workers started later, after every
 	 * one was killed at once, refuse the build too. */
 	pid_t w[8];
-	ck_assert_uint_eq(workers_of(server_pid(), w, 8), 1);
+	ck_assert_uint_eq(server_workers(w, 8), 1);
 	size_t refused = log_count(") crashed a worker: refused until the file changes");
 	ck_assert_int_eq(kill(w[0], SIGKILL), 0);
-	ck_assert(wait_workers(server_pid(), 1, w[0], w));
+	ck_assert(wait_workers(1, w[0], w));
 	r = get("/probe");
 	ck_assert_int_eq(r.status, 503);
 	resp_free(&r);
@@ -167,7 +147,7 @@ START_TEST(test_workers_that_keep_dying_make_the_master_give_up)
 	/* Deaths no module version is known for (a module's crash is
 	 * quarantined and not counted): each counts. */
 	for (int i = 0; i < 3; i++) {
-		ck_assert(wait_workers(server_pid(), 1, prev, w));
+		ck_assert(wait_workers(1, prev, w));
 		prev = w[0];
 		ck_assert_int_eq(kill(prev, SIGKILL), 0);
 	}
@@ -222,7 +202,7 @@ START_TEST(test_workers_0_serves_in_one_process)
 	ck_assert(log_has(", 16 handler threads"));
 	ck_assert(!log_has(" worker process"));
 	expect("/hello", 200, HELLO);
-	ck_assert_uint_eq(workers_of(server_pid(), none, 8), 0);
+	ck_assert_uint_eq(server_workers(none, 8), 0);
 }
 END_TEST
 
@@ -260,7 +240,7 @@ START_TEST(test_workers_of_a_killed_master_stop)
 	pid_t w[8];
 
 	server_start(opts);
-	ck_assert_uint_eq(workers_of(server_pid(), w, 8), 2);
+	ck_assert_uint_eq(server_workers(w, 8), 2);
 	ck_assert_int_eq(server_kill(SIGKILL), 0);
 	ck_assert_int_eq(server_reap(), 128 + SIGKILL);
 	/* The kernel sends them SIGTERM (PR_SET_PDEATHSIG): they stop. */
@@ -268,22 +248,6 @@ START_TEST(test_workers_of_a_killed_master_stop)
 	ck_assert(log_wait("worker 2 info: stopped"));
 }
 END_TEST
-
-/* The real uid of process pid, from /proc. */
-static long uid_of(pid_t pid)
-{
-	char path[64], line[256];
-	long uid = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "Uid: %ld", &uid) == 1)
-			break;
-	fclose(f);
-	return uid;
-}
 
 START_TEST(test_serving_as_root_needs_user_or_allow_root)
 {
@@ -310,10 +274,10 @@ START_TEST(test_workers_serve_as_the_user_given_while_the_master_stays_root)
 		return; /* nothing to drop */
 	server_start(opts);
 	ck_assert(log_has(", as user nobody, 2 worker processes"));
-	ck_assert_uint_eq(workers_of(server_pid(), w, 8), 2);
-	ck_assert_int_eq(uid_of(w[0]), (long)nobody->pw_uid);
-	ck_assert_int_eq(uid_of(w[1]), (long)nobody->pw_uid);
-	ck_assert_int_eq(uid_of(server_pid()), 0);
+	ck_assert_uint_eq(server_workers(w, 8), 2);
+	ck_assert_int_eq(proc_status(w[0], "Uid"), (long)nobody->pw_uid);
+	ck_assert_int_eq(proc_status(w[1], "Uid"), (long)nobody->pw_uid);
+	ck_assert_int_eq(proc_status(server_pid(), "Uid"), 0);
 	expect("/hello", 200, HELLO);
 }
 END_TEST

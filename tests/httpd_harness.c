@@ -298,6 +298,42 @@ pid_t server_pid(void)
 	return srv.pid;
 }
 
+size_t server_workers(pid_t *out, size_t max)
+{
+	char path[64], buf[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)srv.pid, (int)srv.pid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	if (fgets(buf, sizeof buf, f))
+		for (char *p = buf, *end; n < max; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			out[n++] = (pid_t)pid;
+		}
+	fclose(f);
+	return n;
+}
+
+long proc_status(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t len = strlen(field);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, len) == 0 && line[len] == ':' &&
+		    sscanf(line + len + 1, "%ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)

@@ -54,6 +54,11 @@ int server_reap(void);
 int server_kill(int sig);
 /* The server's process (the master, or the one process with --workers 0). */
 pid_t server_pid(void);
+/* Its children now (the workers), at most max of them; how many. */
+size_t server_workers(pid_t *out, size_t max);
+/* The first number on the line "field:" of /proc/PID/status ("Threads",
+ * "Uid"), or -1. */
+long proc_status(pid_t pid, const char *field);
 /* Whether a TCP connection to the server's port is refused. */
 bool server_refuses_connections(void);
 /* A TCP connection to the server (blocking; to close). */
