@@ -128,13 +128,13 @@ void hm__run_fini(hm_ctx *ctx, void (*fini)(hm_ctx *))
 	hm__leave(ctx, self);
 }
 
-int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
+int hm__hook_failed(const hm_ctx *ctx, int rc)
 {
 	const struct hm__version *v = hm__layer_version(ctx);
 
 	return hm__fail(HM_EHOOK, "%s version %llu: %s %s returned %d", v->entry->key,
-		(unsigned long long)v->number,
-		ctx->layer == HM_LAYER_GLOBAL ? "global" : "module", hook, rc);
+		(unsigned long long)v->number, ctx->layer == HM_LAYER_GLOBAL ? "global" : "module",
+		hm__hook_name(ctx->hook), rc);
 }
 
 int hm__chain(hm_ctx *ctx)
@@ -160,7 +160,7 @@ int hm__chain(hm_ctx *ctx)
 		ctx->layer = (enum hm_layer)i;
 		ctx->hook = HM__HOOK_PREPARE;
 		if (layers[i]->hooks.prepare && (rc = layers[i]->hooks.prepare(ctx)) < 0) {
-			status = hm__hook_failed(ctx, "prepare", rc);
+			status = hm__hook_failed(ctx, rc);
 			break;
 		}
 		entered[i] = true;
@@ -169,7 +169,7 @@ int hm__chain(hm_ctx *ctx)
 		ctx->layer = hv == ctx->version ? HM_LAYER_MODULE : HM_LAYER_GLOBAL;
 		ctx->hook = HM__HOOK_HANDLE;
 		if ((rc = hv->hooks.handle(ctx)) < 0)
-			status = hm__hook_failed(ctx, "handle", rc);
+			status = hm__hook_failed(ctx, rc);
 		else
 			result = rc;
 	}
@@ -181,7 +181,7 @@ int hm__chain(hm_ctx *ctx)
 		if (status == 0) {
 			ctx->hook = HM__HOOK_COMMIT;
 			if (h->commit && (rc = h->commit(ctx)) < 0)
-				status = hm__hook_failed(ctx, "commit", rc);
+				status = hm__hook_failed(ctx, rc);
 		} else if (h->rollback) {
 			ctx->hook = HM__HOOK_ROLLBACK;
 			h->rollback(ctx);

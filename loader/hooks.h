@@ -37,10 +37,10 @@ static inline void hm__leave(hm_ctx *ctx, struct hm__thread *self)
 	self->current = ctx->outer;
 	self->depth--;
 }
-/* The whole hook chain of a call (hotmod_module(3)); and the error for a
- * hook that returned rc < 0. */
+/* The whole hook chain of a call (hotmod_module(3)); and the error for the
+ * hook ctx runs (ctx->hook), which returned rc < 0. */
 HM__HIDDEN int hm__chain(hm_ctx *ctx);
-HM__HIDDEN int hm__hook_failed(const hm_ctx *ctx, const char *hook, int rc)
+HM__HIDDEN int hm__hook_failed(const hm_ctx *ctx, int rc)
 	__attribute__((cold));
 
 /* Run init or fini with ctx as this thread's innermost call. */

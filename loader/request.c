@@ -100,7 +100,7 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 	if (mod->plain) {
 		/* No global, no hook but handle: the chain is the handler. */
 		if ((rc = mod->hooks.handle(&ctx)) < 0)
-			rc = hm__hook_failed(&ctx, "handle", rc);
+			rc = hm__hook_failed(&ctx, rc);
 	} else {
 		rc = hm__chain(&ctx);
 	}
