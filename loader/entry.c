@@ -152,7 +152,7 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 		struct hm__fileid gid;
 		rc = e->is_global ? 0 : hm__global_get(e, &g, &gid, flags & HM__R_RETRY);
 		if (rc == 0)
-			rc = hm__version_load(e, g, &gid, prev, &v);
+			rc = hm__version_load(e, g, &gid, prev, flags & HM__R_READMIT, &v);
 		if (g)
 			hm_put(g); /* v holds its own reference */
 		g = NULL;
@@ -199,6 +199,14 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 		hm__record_failure(e, rc);
 		e->has_bad = hm__err_of_file(rc);
 		e->bad_id = *seen;
+		if (rc == HM_EREFUSED && (flags & HM__R_READMIT) && prev) {
+			/* The embedder no longer admits what serves: new requests
+			 * get its refusal; running ones finish. */
+			put[0] = atomic_exchange_explicit(&e->current, NULL, memory_order_acq_rel);
+			hm__note(note, HM_LOG_ERROR, "%s (version %llu serves no new request)",
+				e->last_msg, (unsigned long long)prev->number);
+			return rc;
+		}
 		if (prev)
 			hm__note(note, HM_LOG_ERROR, "%s (version %llu keeps serving)",
 				e->last_msg, (unsigned long long)prev->number);
@@ -336,7 +344,7 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	 * it is being written: its writer's end brings it, and its modules. */
 	if (!e->is_global && hm__global_entry(e, &ge) == 0 && ge &&
 	    !hm__pending_busy(l, ge->key))
-		(void)hm__entry_refresh(ge, flags);
+		(void)hm__entry_refresh(ge, flags & ~HM__R_READMIT);
 
 	if (look_now) {
 		pthread_mutex_lock(&e->lock);
@@ -382,7 +390,8 @@ int hm__entry_refresh(struct hm__entry *e, int flags)
 	 * module is loaded here, so that its modules can bind to it. */
 	if (!cur && !look_now && !e->is_global)
 		goto out;
-	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed)
+	if (cur && e->has_id && hm__fileid_eq(&id, &e->id) && !global_changed &&
+	    !(flags & HM__R_READMIT))
 		goto out;
 	if (!retry && e->has_bad && hm__fileid_eq(&id, &e->bad_id) && !global_changed) {
 		rc = hm__fail(e->last_code, "%s", e->last_msg); /* retried when it changes */

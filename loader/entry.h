@@ -88,6 +88,8 @@ HM__HIDDEN int hm__entry_get(struct hm__entry *e, struct hm__version **out, bool
 #define HM__R_GRACE 0x2  /* a missing file is removed only after removal_delay */
 #define HM__R_RETRY 0x4  /* load even a file whose failure is remembered */
 #define HM__R_SETTLE 0x8 /* an incomplete ELF file may be mid-write: not yet */
+#define HM__R_READMIT 0x10 /* hm_readmit(): ask admit again, even if nothing
+			    * changed; a refusal drops the current version */
 /* Look at the file; HM__LOADED when a new version became current, 0 if
  * nothing did, or HM__MISSING, HM__UNSETTLED or an error. */
 HM__HIDDEN int hm__entry_refresh(struct hm__entry *e, int flags);

@@ -482,6 +482,39 @@ out:
 	return rc;
 }
 
+int hm__copy_fd(hm_loader *l, int fd, const char *key, int *memfd, uint64_t *size)
+{
+	struct stat st;
+	int mfd, rc;
+
+	if (fstat(fd, &st) < 0)
+		return hm__fail_errno(errno, HM_ESYS, "%s: the embedder's substitute: fstat", key);
+	if (!S_ISREG(st.st_mode))
+		return hm__fail(HM_EINVAL, "%s: the embedder's substitute is not a regular file",
+			key);
+	if ((uint64_t)st.st_size > l->max_size)
+		return hm__fail(HM_ETOOBIG, "%s: the embedder's substitute has %llu bytes, "
+					   "more than the limit (%zu)", key,
+			(unsigned long long)st.st_size, l->max_size);
+	if ((mfd = memfd_create("hotmod", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
+		return hm__fail_errno(errno, HM_ESYS, "%s: memfd_create", key);
+	/* sendfile() reads from an offset of its own: fd's is left alone. */
+	if ((rc = hm__copy(mfd, fd, st.st_size, key)) < 0)
+		goto fail;
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		rc = hm__fail_errno(errno, HM_ESYS, "%s: seal", key);
+		goto fail;
+	}
+	if ((rc = hm__elf_check(mfd, (uint64_t)st.st_size, key)) < 0)
+		goto fail;
+	*memfd = mfd;
+	*size = (uint64_t)st.st_size;
+	return 0;
+fail:
+	close(mfd);
+	return rc;
+}
+
 int hm__open_key(hm_loader *l, const char *key, struct stat *st)
 {
 	struct hm__dirid dir;

@@ -33,6 +33,10 @@ HM__HIDDEN int hm__check_perms(const hm_loader *l, const struct stat *st,
  */
 HM__HIDDEN int hm__copy_module(hm_loader *l, const char *key, const char *gkey,
 	const struct hm__fileid *global, int *memfd, struct hm__fileid *id);
+/* The bytes of fd (the embedder's substitute for key, hm_options.admit)
+ * into a sealed, checked memfd, and their number in *size. */
+HM__HIDDEN int hm__copy_fd(hm_loader *l, int fd, const char *key, int *memfd,
+	uint64_t *size);
 /* Open key for reading with the checks hm__copy_module() makes, without
  * copying it: the descriptor, and its stat in *st. */
 HM__HIDDEN int hm__open_key(hm_loader *l, const char *key, struct stat *st);

@@ -159,6 +159,22 @@ typedef void (*hm_log_fn)(void *log_arg, int level, const char *msg);
 #define HM_DIGEST_SIZE 32
 
 /*
+ * What hm_options.admit is asked about: a file of the root about to load.
+ * Members may be added at the end.
+ */
+struct hm_admission {
+	const char *path;            /* "a/b.so", as hm_module_path() says it */
+	const unsigned char *digest; /* SHA-256 of fd's bytes: HM_DIGEST_SIZE */
+	int fd;        /* their sealed copy: read it (pread), never close it */
+	uint64_t size; /* their number */
+	/* -1.  Set it to a descriptor of a regular file to load that file's
+	 * bytes instead of the file's (a build kept as last-known-good): the
+	 * loader reads it from offset 0, closes it, and loads the copy as
+	 * this file's version until the file changes. */
+	int substitute_fd;
+};
+
+/*
  * Options for hm_open().  Initialise with hm_options_init(), then set what
  * you need.  More fields may be added at the end at any time: the size
  * member, set by hm_options_init(), tells the library how much of the
@@ -187,16 +203,18 @@ struct hm_options {
 	 * unless flags has HM_OPEN_REQUIRE_KIND. */
 	const char *request_kind;
 	/*
-	 * Called for each new file, with its path ("a/b.so") and the SHA-256 of
-	 * its bytes, before anything of it runs (before the probe and the
-	 * dynamic linker): 0 loads it; a negative value refuses it (HM_EREFUSED),
-	 * and the file is not tried again until it changes.  Called on the
-	 * thread that loads, which may hold other loads waiting: it must be
-	 * quick, and must not call the loader.  Default NULL: every file loads.
-	 * What a supervisor quarantines: hm_open(3), hm_running(3).
+	 * Called for each new file before anything of it runs (before the
+	 * probe and the dynamic linker), with its path, the SHA-256 of its
+	 * bytes and a descriptor of their sealed copy (struct hm_admission):
+	 * 0 loads them, or the bytes of the descriptor it puts in
+	 * substitute_fd; a negative value refuses the file (HM_EREFUSED),
+	 * which is not tried again until it changes or hm_readmit() asks
+	 * again.  Called on the thread that loads, which may hold other loads
+	 * waiting: it must be quick, and must not call the loader.  Default
+	 * NULL: every file loads.  What a supervisor builds on it: hm_open(3),
+	 * hm_readmit(3), hm_running(3).
 	 */
-	int (*admit)(void *admit_arg, const char *path,
-		const unsigned char digest[HM_DIGEST_SIZE]);
+	int (*admit)(void *admit_arg, struct hm_admission *a);
 	void *admit_arg;
 };
 
@@ -232,6 +250,16 @@ HM_EXTERN int hm_dispatch(hm_loader *loader, const char *path, void *request);
 /* Look for a change of the module's file now, whatever the interval.
  * Returns 1 when a new version became current, 0 when nothing changed. */
 HM_EXTERN int hm_refresh(hm_loader *loader, const char *path);
+
+/*
+ * Ask hm_options.admit again about file ("a/b.so", "a/_global.so": a path
+ * admit was given), though it did not change: the embedder's answer did
+ * (hm_readmit(3)).  Returns 1 when another version became current, 0 when
+ * what serves stays (or the file is not loaded: its first load asks), and
+ * HM_EREFUSED when admit refuses it now: no version of it serves a new
+ * request until it changes or is readmitted.
+ */
+HM_EXTERN int hm_readmit(hm_loader *loader, const char *file);
 
 /*
  * Watching (hm_watch(3)).  With HM_OPEN_NO_THREAD, poll hm_watch_fd() for

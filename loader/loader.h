@@ -26,7 +26,7 @@ struct hm_loader {
 	unsigned flags;
 	int64_t removal_delay_ns;
 	char *request_kind; /* NULL: any */
-	int (*admit)(void *, const char *, const unsigned char *); /* hm_options */
+	int (*admit)(void *, struct hm_admission *); /* hm_options */
 	void *admit_arg;
 	unsigned fork_gen; /* hm__forks when opened: a child sees another */
 	struct hm__watch *watch; /* NULL in stat mode */

@@ -131,3 +131,22 @@ int hm_refresh(hm_loader *l, const char *path)
 	hm__busy_leave(l);
 	return rc;
 }
+
+int hm_readmit(hm_loader *l, const char *file)
+{
+	struct hm__entry *e;
+	int rc;
+
+	if ((rc = hm__api_check(l, file, file, "hm_readmit", false)) != 0)
+		return rc;
+	hm__busy_enter(l);
+	/* A file the loader never looked at is asked about when it is. */
+	if ((e = hm__table_get_key(l, file, strlen(file))) != NULL) {
+		rc = hm__entry_look(e, HM__R_NOW | HM__R_RETRY | HM__R_READMIT);
+		hm__entry_release(e);
+		if (rc > 0)
+			rc = rc == HM__LOADED;
+	}
+	hm__busy_leave(l);
+	return rc;
+}

@@ -71,7 +71,7 @@ int hm_module_digest(const hm_module *mod, unsigned char digest[HM_DIGEST_SIZE])
 		memcpy(digest, v->digest, HM_DIGEST_SIZE);
 		return 0;
 	}
-	if (hm__digest_fd(v->memfd, v->id.size, digest) < 0)
+	if (hm__digest_fd(v->memfd, (off_t)v->bytes, digest) < 0)
 		return HM_ESYS;
 	if (atomic_compare_exchange_strong_explicit(&v->digest_state, &free_, 1,
 		    memory_order_relaxed, memory_order_relaxed)) {

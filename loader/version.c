@@ -127,8 +127,61 @@ static int hm__kind_check(const hm_loader *l, const char *key, const char *kind)
 	return 0;
 }
 
+/* Two versions' bytes, and the global they bind to, are the same. */
+static bool hm__same_version(const struct hm__version *prev, const struct hm__version *global,
+	int memfd, uint64_t bytes)
+{
+	return prev && prev->global == global && prev->bytes == bytes &&
+	       hm__same_bytes(memfd, prev->memfd, (size_t)bytes);
+}
+
+/*
+ * The embedder's say on e's bytes in *memfd (hm_options.admit), before
+ * anything of them runs: 0 with their digest, and *memfd and *bytes
+ * replaced when it gave a substitute (*substitute set); HM_EREFUSED.
+ */
+static int hm__admit(struct hm__entry *e, int *memfd, uint64_t *bytes,
+	unsigned char digest[HM_DIGEST_SIZE], bool *substitute)
+{
+	hm_loader *l = e->loader;
+	struct hm_admission a;
+	int rc, sub;
+
+	if (hm__digest_fd(*memfd, (off_t)*bytes, digest) < 0)
+		return hm__fail_errno(errno, HM_ESYS, "%s: cannot read its copy", e->key);
+	a = (struct hm_admission){.path = e->key, .digest = digest, .fd = *memfd,
+		.size = *bytes, .substitute_fd = -1};
+	rc = l->admit(l->admit_arg, &a);
+	sub = a.substitute_fd;
+	if (rc < 0) {
+		if (sub >= 0)
+			close(sub);
+		return hm__fail(HM_EREFUSED, "%s: refused by the embedder (admit returned "
+					     "%d)", e->key, rc);
+	}
+	if (sub < 0)
+		return 0;
+	int mfd;
+	uint64_t n;
+	rc = hm__copy_fd(l, sub, e->key, &mfd, &n);
+	close(sub);
+	if (rc < 0)
+		return rc;
+	if (hm__digest_fd(mfd, (off_t)n, digest) < 0) {
+		close(mfd);
+		return hm__fail_errno(errno, HM_ESYS, "%s: cannot read the embedder's "
+						      "substitute", e->key);
+	}
+	close(*memfd);
+	*memfd = mfd;
+	*bytes = n;
+	*substitute = true;
+	return 0;
+}
+
 int hm__version_load(struct hm__entry *e, struct hm__version *global,
-	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out)
+	const struct hm__fileid *gid, struct hm__version *prev, bool readmit,
+	struct hm__version **out)
 {
 	hm_loader *l = e->loader;
 	struct hm__fileid id;
@@ -138,7 +191,8 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	void *dl = NULL;
 	int memfd = -1, rc;
 	unsigned char digest[HM_DIGEST_SIZE];
-	bool have_digest = false;
+	bool have_digest = false, substitute = false;
+	uint64_t bytes;
 	hm_ctx ctx;
 
 	int64_t t0 = hm__now(), t1, t2;
@@ -147,24 +201,21 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 		global ? gid : NULL, &memfd, &id);
 	if (rc != 0)
 		return rc;
+	bytes = (uint64_t)id.size;
 	/* touch, chmod, or the same build copied again: nothing to load. */
-	if (prev && prev->global == global && prev->id.size == id.size &&
-	    hm__same_bytes(memfd, prev->memfd, (size_t)id.size)) {
+	if (!readmit && hm__same_version(prev, global, memfd, bytes)) {
 		close(memfd);
 		return HM__SAME;
 	}
-	/* The embedder's say, before anything of the file runs. */
 	if (l->admit) {
-		if (hm__digest_fd(memfd, id.size, digest) < 0) {
-			rc = hm__fail_errno(errno, HM_ESYS, "%s: cannot read its copy", e->key);
+		if ((rc = hm__admit(e, &memfd, &bytes, digest, &substitute)) < 0)
 			goto fail;
-		}
-		if ((rc = l->admit(l->admit_arg, e->key, digest)) < 0) {
-			rc = hm__fail(HM_EREFUSED, "%s: refused by the embedder (admit "
-						    "returned %d)", e->key, rc);
-			goto fail;
-		}
 		have_digest = true;
+		/* What admit let through may be what serves already. */
+		if ((readmit || substitute) && hm__same_version(prev, global, memfd, bytes)) {
+			close(memfd);
+			return HM__SAME;
+		}
 	}
 	t1 = hm__now();
 	if ((l->flags & HM_OPEN_PROBE) && (rc = hm__probe(l, memfd, e->key)) < 0)
@@ -190,6 +241,8 @@ int hm__version_load(struct hm__entry *e, struct hm__version *global,
 	v->state = NULL;
 	v->dl = dl;
 	v->memfd = memfd;
+	v->bytes = bytes;
+	v->substitute = substitute;
 	v->number = e->next_number++;
 	v->id = id;
 	v->adopted = false;

@@ -53,8 +53,10 @@ struct hm__version {
 	void *state; /* from init */
 	void *dl;
 	int memfd; /* kept open while loaded: it names the object for glibc */
+	uint64_t bytes; /* memfd's size: id's, or the embedder's substitute's */
 	uint64_t number;
-	struct hm__fileid id;
+	struct hm__fileid id; /* the file under the root it was loaded for */
+	bool substitute; /* the embedder's admit gave the bytes (hm_open(3)) */
 	/* hm_module_digest(), computed on first use: 0 not yet, 1 being
 	 * computed, 2 in digest (release) */
 	atomic_uchar digest_state;
@@ -78,13 +80,16 @@ struct hm__version {
  * referenced by the caller) offered for hand-over.  Returns HM__SAME, and
  * no version, when the file's content is prev's and prev is bound to the
  * same global; HM__GLOBAL_MOVED (see hm__copy_module) and no version when
- * global is not the file's directory's global module now.
+ * global is not the file's directory's global module now.  readmit
+ * (hm_readmit()): admit is asked even when the file holds prev's bytes,
+ * and HM__SAME comes only if the bytes it admits are prev's.
  */
 /* The SHA-256 of fd's first size bytes (running.c): 0, or HM_ESYS with
  * errno set and no message (async-signal-safe). */
 HM__HIDDEN int hm__digest_fd(int fd, off_t size, unsigned char digest[HM_DIGEST_SIZE]);
 HM__HIDDEN int hm__version_load(struct hm__entry *e, struct hm__version *global,
-	const struct hm__fileid *gid, struct hm__version *prev, struct hm__version **out);
+	const struct hm__fileid *gid, struct hm__version *prev, bool readmit,
+	struct hm__version **out);
 /* Take a reference if v still has one; see the slot comment above. */
 static inline bool hm__version_tryget(struct hm__version *v)
 {

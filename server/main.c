@@ -157,16 +157,16 @@ static void replace_me(struct srv *s)
 }
 
 /* hm_options.admit in a worker: refuse what the master quarantined. */
-static int admit(void *arg, const char *path, const unsigned char digest[HM_DIGEST_SIZE])
+static int admit(void *arg, struct hm_admission *a)
 {
 	char hex[2 * HM_DIGEST_SIZE + 1];
 
 	(void)arg;
-	if (!srv_quarantined(path, digest))
+	if (!srv_quarantined(a->path, a->digest))
 		return 0;
-	srv_hex(digest, hex);
+	srv_hex(a->digest, hex);
 	srv_log("warn", "%s (sha256 %s) crashed a worker: refused until the file changes",
-		path, hex);
+		a->path, hex);
 	return -1;
 }
 

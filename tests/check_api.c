@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -239,20 +240,31 @@ static int running_in_init(struct fx_app *app, hm_ctx *ctx)
 	return hm_running(app->arg) == 1 ? 0 : -1;
 }
 
-/* SHA-256 of the file at path, with nettle, not through the library. */
-static void sha256_of_file(const char *path, unsigned char out[SHA256_DIGEST_SIZE])
+/* SHA-256 of what fd holds, with nettle, not through the library; read
+ * with pread: fd's offset is left alone. */
+static void sha256_of_fd(int fd, unsigned char out[SHA256_DIGEST_SIZE])
 {
 	struct sha256_ctx sha;
 	unsigned char buf[4096];
-	size_t n;
-	FILE *f = fopen(path, "rb");
+	ssize_t n;
+	off_t at = 0;
 
-	ck_assert_ptr_nonnull(f);
 	sha256_init(&sha);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		sha256_update(&sha, n, buf);
-	fclose(f);
+	while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
+		sha256_update(&sha, (size_t)n, buf);
+		at += n;
+	}
+	ck_assert_int_eq(n, 0);
 	sha256_digest(&sha, SHA256_DIGEST_SIZE, out);
+}
+
+static void sha256_of_file(const char *path, unsigned char out[SHA256_DIGEST_SIZE])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	sha256_of_fd(fd, out);
+	close(fd);
 }
 
 START_TEST(test_a_crash_handler_can_tell_which_hook_of_which_version_runs)
@@ -292,17 +304,26 @@ END_TEST
 struct admission {
 	int calls;
 	bool refuse;
+	const char *substitute; /* a file to load instead */
 	char path[64];
-	unsigned char digest[HM_DIGEST_SIZE];
+	unsigned char digest[HM_DIGEST_SIZE], copied[HM_DIGEST_SIZE];
 };
 
-static int admit(void *arg, const char *path, const unsigned char digest[HM_DIGEST_SIZE])
+static int admit(void *arg, struct hm_admission *h)
 {
 	struct admission *a = arg;
+	struct stat st;
 
 	a->calls++;
-	snprintf(a->path, sizeof a->path, "%s", path);
-	memcpy(a->digest, digest, HM_DIGEST_SIZE);
+	snprintf(a->path, sizeof a->path, "%s", h->path);
+	memcpy(a->digest, h->digest, HM_DIGEST_SIZE);
+	/* The descriptor holds the bytes the digest is of. */
+	ck_assert_int_eq(fstat(h->fd, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, h->size);
+	sha256_of_fd(h->fd, a->copied);
+	ck_assert_int_eq(h->substitute_fd, -1);
+	if (a->substitute)
+		ck_assert_int_ge(h->substitute_fd = open(a->substitute, O_RDONLY | O_CLOEXEC), 0);
 	return a->refuse ? -42 : 0;
 }
 
@@ -339,9 +360,80 @@ START_TEST(test_the_embedder_admits_or_refuses_each_new_file_by_its_digest)
 	ck_assert_mem_eq(a.digest, want, HM_DIGEST_SIZE);
 	ck_assert_int_eq(hm_module_digest(m, got), 0);
 	ck_assert_mem_eq(got, want, HM_DIGEST_SIZE);
+	ck_assert_mem_eq(a.copied, want, HM_DIGEST_SIZE);
 	ck_assert_int_eq(app.inits, 1);
 	hm_put(m);
 	ck_assert_int_eq(hm_close(l, -1), 0);
+	rmroot(root);
+}
+END_TEST
+
+START_TEST(test_admit_substitutes_a_kept_build_and_readmit_asks_again)
+{
+	struct admission a = {0};
+	struct fx_app app = {0};
+	unsigned char v1[HM_DIGEST_SIZE], v2[HM_DIGEST_SIZE], got[HM_DIGEST_SIZE];
+	char *root = mkroot();
+	hm_module *m;
+
+	sha256_of_file(fixture("probe_v1"), v1);
+	sha256_of_file(fixture("probe_v2"), v2);
+	deploy_cp("probe_v2", root, "m.so");
+	hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_ALWAYS,
+		.admit = admit, .admit_arg = &a);
+	ck_assert_int_eq(hm_readmit(l, "m.so"), 0); /* not looked at yet */
+	ck_assert_int_eq(a.calls, 0);
+
+	/* The file holds v2; admit hands v1's bytes instead, and they serve
+	 * as m.so's version, with their own digest. */
+	a.substitute = fixture("probe_v1");
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_mem_eq(a.digest, v2, HM_DIGEST_SIZE);
+	ck_assert_str_eq(hm_module_path(m), "m.so");
+	ck_assert_int_eq(hm_module_digest(m, got), 0);
+	ck_assert_mem_eq(got, v1, HM_DIGEST_SIZE);
+	ck_assert_uint_eq(hm_module_version(m), 1);
+	hm_put(m);
+	/* Nothing changed: not asked again on the next request. */
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	hm_put(m);
+	ck_assert_int_eq(a.calls, 1);
+
+	/* Asked again with the same answer: the same bytes stay. */
+	ck_assert_int_eq(hm_readmit(l, "m.so"), 0);
+	ck_assert_int_eq(a.calls, 2);
+	ck_assert_int_eq(app.inits, 1);
+
+	/* The answer changed: the file's own bytes load. */
+	a.substitute = NULL;
+	ck_assert_int_eq(hm_readmit(l, "m.so"), 1);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_int_eq(hm_module_digest(m, got), 0);
+	ck_assert_mem_eq(got, v2, HM_DIGEST_SIZE);
+	ck_assert_uint_eq(hm_module_version(m), 2);
+	hm_put(m);
+
+	/* Refused now: what served serves no new request, and the refusal
+	 * is remembered until the next readmit. */
+	a.refuse = true;
+	ck_assert_int_eq(hm_readmit(l, "m.so"), HM_EREFUSED);
+	ck_assert_int_eq(hm_get(l, "m", &m), HM_EREFUSED);
+	ck_assert_int_eq(a.calls, 4);
+	a.refuse = false;
+	ck_assert_int_eq(hm_readmit(l, "m.so"), 1);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_uint_eq(hm_module_version(m), 3);
+	hm_put(m);
+
+	/* A substitute that is no module is that load's error; what serves stays. */
+	a.substitute = "/etc/hostname";
+	ck_assert_int_eq(hm_readmit(l, "m.so"), HM_ENOTELF);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_uint_eq(hm_module_version(m), 3);
+	hm_put(m);
+	ck_assert_int_eq(hm_close(l, -1), 0);
+	ck_assert_int_eq(app.inits, app.finis);
 	rmroot(root);
 }
 END_TEST
@@ -507,6 +599,7 @@ static Suite *api_suite(void)
 	tcase_add_test(c, test_a_held_module_tells_its_path_version_and_symbols);
 	tcase_add_test(c, test_a_crash_handler_can_tell_which_hook_of_which_version_runs);
 	tcase_add_test(c, test_the_embedder_admits_or_refuses_each_new_file_by_its_digest);
+	tcase_add_test(c, test_admit_substitutes_a_kept_build_and_readmit_asks_again);
 	tcase_add_test(c, test_refresh_of_an_unloaded_module_loads_it);
 	tcase_add_test(c, test_a_successful_call_leaves_the_last_error_message_alone);
 	tcase_add_test(c, test_a_failed_system_call_tells_its_errno);

@@ -43,7 +43,7 @@ struct loader_opts {
 	void *log_arg;
 	bool quiet;             /* no log at all (log is ignored) */
 	const char *request_kind; /* hm_options.request_kind; NULL: any */
-	int (*admit)(void *, const char *, const unsigned char *); /* hm_options.admit */
+	int (*admit)(void *, struct hm_admission *); /* hm_options.admit */
 	void *admit_arg;
 };
 #define LIB_DEFAULT INT_MIN
