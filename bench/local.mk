@@ -53,7 +53,7 @@ if HTTPD
 # The HTTP baseline: the same server, /hello answered by code linked in.
 EXTRA_PROGRAMS += bench/hotmod-httpd-static
 bench_hotmod_httpd_static_SOURCES = server/main.c server/master.c server/httpd.c server/loop.c server/crash.c \
-	server/status_json.c server/server.h loader/escape.c
+	server/builds.c server/status_json.c server/server.h loader/escape.c
 bench_hotmod_httpd_static_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/server \
 	-DHOTMOD_HTTPD_STATIC_HELLO
 bench_hotmod_httpd_static_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)

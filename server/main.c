@@ -67,6 +67,12 @@ static const char usage[] =
 	"      --no-probe          do not have the dynamic linker load each new file\n"
 	"                          in a process of its own first (saves about 2 ms\n"
 	"                          a load; a corrupt file may then crash the server)\n"
+	"      --state-dir DIR     keep the builds that served and those quarantined\n"
+	"                          in DIR, across restarts (default: a directory\n"
+	"                          of its own, removed at exit)\n"
+	"      --good-after S      a build that served S seconds without crashing a\n"
+	"                          worker can stand in for a later one that does\n"
+	"                          (default 10)\n"
 	"  -u, --user NAME         run the workers as user NAME (the master binds as\n"
 	"                          root and runs no module)\n"
 	"      --allow-root        serve as root without --user\n"
@@ -156,18 +162,12 @@ static void replace_me(struct srv *s)
 		kill(getpid(), SIGTERM);
 }
 
-/* hm_options.admit in a worker: refuse what the master quarantined. */
+/* hm_options.admit in a worker: what the master quarantined is replaced by
+ * its last-known-good, or refused (builds.c). */
 static int admit(void *arg, struct hm_admission *a)
 {
-	char hex[2 * HM_DIGEST_SIZE + 1];
-
 	(void)arg;
-	if (!srv_quarantined(a->path, a->digest))
-		return 0;
-	srv_hex(a->digest, hex);
-	srv_log("warn", "%s (sha256 %s) crashed a worker: refused until the file changes",
-		a->path, hex);
-	return -1;
+	return srv_builds_admit(a);
 }
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
@@ -199,6 +199,8 @@ enum {
 	OPT_QUEUE_TIMEOUT,
 	OPT_REQUEST_TIMEOUT,
 	OPT_HARAKIRI,
+	OPT_STATE_DIR,
+	OPT_GOOD_AFTER,
 };
 
 /* Descriptors kept for modules, their files and the loader's watcher. */
@@ -271,6 +273,7 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR2);
 	if (drop_privileges(c) < 0)
 		return 1;
 	if (id != 0)
@@ -281,7 +284,7 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	c->opts.log = srv_loader_log;
 	/* Modules get an hm_http *: one built for another request is refused. */
 	c->opts.request_kind = HM_HTTP_KIND;
-	if (srv_quarantine)
+	if (srv_builds_dir())
 		c->opts.admit = admit;
 	if (hm_open(&s->loader, &c->opts) < 0) {
 		srv_log("error", "%s", hm_errmsg());
@@ -304,6 +307,8 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		if (sig == SIGHUP) {
 			srv_log("info", "SIGHUP: rescanning %s", c->root);
 			hm_rescan(s->loader);
+		} else if (sig == SIGUSR2) { /* the master quarantined a build */
+			srv_builds_readmit(s->loader);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			break;
 		}
@@ -340,6 +345,8 @@ int main(int argc, char **argv)
 		{"queue-timeout", required_argument, NULL, OPT_QUEUE_TIMEOUT},
 		{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 		{"harakiri", required_argument, NULL, OPT_HARAKIRI},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"good-after", required_argument, NULL, OPT_GOOD_AFTER},
 		{"watch", required_argument, NULL, 'w'},
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
@@ -362,7 +369,8 @@ int main(int argc, char **argv)
 		.grace = 10000,
 	};
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN), workers = cpus > 0 ? cpus : 1;
-	long max_restarts = 10, period = 60, v;
+	long max_restarts = 10, period = 60, good_after = 10, v;
+	const char *state_dir = NULL;
 	bool allow_root = false;
 	char banner[1024];
 	sigset_t sigs;
@@ -419,6 +427,17 @@ int main(int argc, char **argv)
 			  &c.s.limits.harakiri_s) = (unsigned)v;
 			break;
 		}
+		case OPT_STATE_DIR:
+			if (*optarg == '\0') {
+				fputs("hotmod-httpd: --state-dir: an empty name\n", stderr);
+				return 2;
+			}
+			state_dir = optarg;
+			break;
+		case OPT_GOOD_AFTER:
+			if (number("--good-after", optarg, 0, 86400 * 365, &good_after) < 0)
+				return 2;
+			break;
 		case 'w':
 			if (strcmp(optarg, "auto") == 0) {
 				c.opts.watch = HM_WATCH_AUTO;
@@ -506,6 +525,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGPIPE);
+	sigaddset(&sigs, SIGUSR2);
 	if (workers > 0)
 		sigaddset(&sigs, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
@@ -514,8 +534,14 @@ int main(int argc, char **argv)
 		return 1;
 	if ((fd = srv_bind(c.listen)) < 0)
 		return 1;
-	if (workers == 0)
+	if (workers == 0) {
+		if (state_dir)
+			srv_log("warn", "--state-dir %s: no quarantine with --workers 0 (a "
+					"crash ends the one process): not used", state_dir);
 		return serve(&c, fd, -1, 0);
+	}
+	if (srv_builds_open(state_dir, c.uid, c.gid, c.user && geteuid() == 0) < 0)
+		return 1;
 	snprintf(banner, sizeof banner, "serving %s on %s, port %u%s%s", c.root, c.listen,
 		srv_bound_port(fd), c.user ? ", as user " : "", c.user ? c.user : "");
 	struct master m = {
@@ -527,8 +553,10 @@ int main(int argc, char **argv)
 		.serve = serve,
 		.arg = &c,
 		.banner = banner,
+		.good_after_s = (unsigned)good_after,
 	};
 	rc = master_run(&m);
+	srv_builds_close();
 	if (m.listen_fd >= 0)
 		close(m.listen_fd);
 	return rc;

@@ -44,7 +44,6 @@
 
 unsigned srv_worker_id;
 struct srv_shared *srv_shared;
-struct srv_quarantined *srv_quarantine;
 
 struct worker {
 	pid_t pid;          /* 0: not running */
@@ -186,38 +185,6 @@ struct life {
 	int give_up;     /* exit status once the master gives up; 0: not yet */
 };
 
-/* Refuse path's build digest in every worker from now on (the table is
- * read by their admit); false when the table is full. */
-bool srv_quarantined(const char *path, const unsigned char digest[HM_DIGEST_SIZE])
-{
-	for (unsigned k = 0; srv_quarantine && k < SRV_QUARANTINE; k++) {
-		struct srv_quarantined *q = &srv_quarantine[k];
-		/* acquire: pairs with quarantine()'s publication */
-		if (atomic_load_explicit(&q->state, memory_order_acquire) == 2 &&
-		    strcmp(q->path, path) == 0 && memcmp(q->digest, digest, HM_DIGEST_SIZE) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool quarantine(const char *path, const unsigned char *digest)
-{
-	if (srv_quarantined(path, digest))
-		return true; /* another worker's crash said so already */
-	/* Entries are never removed: the first free one is after the rest. */
-	for (unsigned k = 0; srv_quarantine && k < SRV_QUARANTINE; k++) {
-		struct srv_quarantined *q = &srv_quarantine[k];
-		if (atomic_load_explicit(&q->state, memory_order_relaxed) == 0) {
-			snprintf(q->path, sizeof q->path, "%s", path);
-			memcpy(q->digest, digest, HM_DIGEST_SIZE);
-			/* release: a worker that sees 2 sees the rest */
-			atomic_store_explicit(&q->state, 2, memory_order_release);
-			return true;
-		}
-	}
-	return false;
-}
-
 /* The module version a crash of worker i found running, logged and
  * quarantined, and the requests it was serving (its tracks), logged; then
  * cleared for the next worker.  Whether a module version did it. */
@@ -232,20 +199,22 @@ static bool report_death(struct master *m, unsigned i)
 	if (sh && atomic_load_explicit(&sh->crash.state, memory_order_acquire) == 2) {
 		struct srv_crash *c = &sh->crash;
 		const char *sig = sigabbrev_np(c->signo);
-		char hex[2 * HM_DIGEST_SIZE + 1] = "unknown";
+		char hex[2 * HM_DIGEST_SIZE + 1] = "unknown", why[96];
 		c->path[sizeof c->path - 1] = c->hook[sizeof c->hook - 1] = '\0';
 		if (c->has_digest)
 			srv_hex(c->digest, hex);
 		srv_log("error", "%s version %llu (sha256 %s) crashed worker %u (SIG%s in %s)",
 			c->path, (unsigned long long)c->version, hex, i + 1, sig ? sig : "?",
 			c->hook);
-		if (c->has_digest && quarantine(c->path, c->digest)) {
-			srv_log("error", "%s (sha256 %s) is quarantined: workers refuse it "
-					 "until the file changes", c->path, hex);
+		snprintf(why, sizeof why, "crashed worker %u (SIG%s in %s)", i + 1,
+			sig ? sig : "?", c->hook);
+		if (c->has_digest && srv_builds_quarantine(c->path, c->digest, why)) {
+			srv_log("error", "%s (sha256 %s) is quarantined: workers serve its "
+					 "last-known-good build, if it has one, until the file "
+					 "changes", c->path, hex);
 			by_module = true;
 		} else if (c->has_digest) {
-			srv_log("warn", "%s: no room to quarantine it (%d builds are)", c->path,
-				SRV_QUARANTINE);
+			srv_log("warn", "%s: no room to quarantine it", c->path);
 		}
 	}
 
@@ -286,7 +255,9 @@ static void ended_serving(struct master *m, struct worker *w, unsigned i, int st
 	srv_log("error", "worker %u %s", i + 1, how);
 	if (report_death(m, i)) {
 		/* A quarantined build cannot do it again in a new worker: a
-		 * replacement at once, not counted against --max-restarts. */
+		 * replacement at once, not counted against --max-restarts.
+		 * The others drop it too (srv_builds_readmit()). */
+		signal_all(m, w, SIGUSR2);
 		w[i].respawn_at = now;
 		return;
 	}
@@ -329,21 +300,13 @@ int master_run(struct master *m)
 		srv_log("error", "out of memory");
 		goto out;
 	}
-	/* Shared with the workers: what each serves (report_death), and the
-	 * builds they must refuse. */
+	/* Shared with the workers: what each serves (report_death). */
 	m->shared = mmap(NULL, (size_t)m->workers * sizeof *m->shared,
 		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m->shared == MAP_FAILED) {
 		srv_log("warn", "no shared memory for what workers serve (%s): a crash "
 				"will not say which requests it cut short", strerror(errno));
 		m->shared = NULL;
-	}
-	srv_quarantine = mmap(NULL, SRV_QUARANTINE * sizeof *srv_quarantine,
-		PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (srv_quarantine == MAP_FAILED) {
-		srv_log("warn", "no shared memory for a quarantine (%s): a build that "
-				"crashes workers is not refused", strerror(errno));
-		srv_quarantine = NULL;
 	}
 	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    pipe2(ready, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -365,7 +328,14 @@ int master_run(struct master *m)
 				next = w[i].respawn_at;
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
 			{.fd = ready[0], .events = POLLIN}};
-		int timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
+		/* Candidates become good in their time, which a worker's admit
+		 * set: looked at every second at least. */
+		int due = srv_builds_promote(m->good_after_s);
+		int timeout = next < 0 ? 1000 : next <= now ? 0 : (int)(next - now);
+		if (due >= 0 && due < timeout)
+			timeout = due;
+		if (timeout > 1000)
+			timeout = 1000;
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			srv_log("error", "master: poll: %s", strerror(errno));
 			stop_all(m, w, sfd);
@@ -427,9 +397,6 @@ out:
 			close(ready[i]);
 	if (m->shared)
 		munmap(m->shared, (size_t)m->workers * sizeof *m->shared);
-	if (srv_quarantine)
-		munmap(srv_quarantine, SRV_QUARANTINE * sizeof *srv_quarantine);
-	srv_quarantine = NULL;
 	free(life.deaths);
 	free(w);
 	return rc;

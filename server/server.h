@@ -145,6 +145,7 @@ struct master {
 	/* Logged with ", N worker processes" once every worker serves. */
 	const char *banner;
 	struct srv_shared *shared; /* master_run's: one a worker */
+	unsigned good_after_s; /* --good-after: a build served that long is good */
 };
 /* A worker's exit status when it stopped to be replaced (--harakiri). */
 #define SRV_EXIT_REPLACE 4
@@ -184,20 +185,38 @@ struct srv_shared {
 extern struct srv_shared *srv_shared;
 
 /*
- * Module builds that crashed a worker, by path and SHA-256: written by the
- * master (state 2 published with release, never rewritten), read by every
- * worker's hm_options.admit, which refuses them until the file changes.
+ * Module builds by path and SHA-256 (builds.c): those quarantined (they
+ * crashed a worker) and those good long enough to serve in their place,
+ * in memory the master shares with its workers and in the state
+ * directory.  Open in the master before the workers start (dir: NULL for
+ * a private one, removed by srv_builds_close(); chown_to: give it to
+ * uid:gid, the workers' user).  0, or -1 (logged).
  */
-#define SRV_QUARANTINE 64
-struct srv_quarantined {
-	atomic_uint state;
+int srv_builds_open(const char *dir, uid_t uid, gid_t gid, bool chown_to);
+void srv_builds_close(void);
+const char *srv_builds_dir(void); /* NULL when not open */
+/* A worker's hm_options.admit: admit, substitute the last-known-good for a
+ * quarantined build, or refuse one that has none. */
+int srv_builds_admit(struct hm_admission *a);
+/* A worker, told (SIGUSR2) that the quarantine changed: hm_readmit() each
+ * path whose record did. */
+void srv_builds_readmit(hm_loader *loader);
+/* The master: quarantine path's build (why: "crashed worker 3 (SIGSEGV in
+ * handle)"); false when there is no room.  Then signal the workers. */
+bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGEST_SIZE],
+	const char *why);
+/* The master: make good the candidates admitted good_after_s ago without a
+ * crash; ms until the next is due, or -1 when none waits. */
+int srv_builds_promote(unsigned good_after_s);
+/* A snapshot for the status: malloc'd, *out freed by the caller. */
+struct srv_build_info {
 	char path[256];
+	const char *state; /* "quarantined", "last-known-good", "good", "candidate" */
 	unsigned char digest[HM_DIGEST_SIZE];
+	int64_t since; /* s since the epoch; 0 for a candidate */
+	char why[96];
 };
-/* The master's table, shared with every worker; NULL with --workers 0. */
-extern struct srv_quarantined *srv_quarantine;
-/* Whether that build of path is in it. */
-bool srv_quarantined(const char *path, const unsigned char digest[HM_DIGEST_SIZE]);
+size_t srv_builds_list(struct srv_build_info **out);
 /* "0123...": digest as hex, into out[2 * HM_DIGEST_SIZE + 1]. */
 void srv_hex(const unsigned char digest[HM_DIGEST_SIZE], char *out);
 

@@ -122,6 +122,34 @@ static void put_module(struct buf *b, const struct hm_module_status *m)
 	put(b, "]}", 2);
 }
 
+/* What the master knows of the builds (builds.c): which are quarantined
+ * and why, which stands in for them. */
+static void put_builds(struct buf *b)
+{
+	struct srv_build_info *list;
+	size_t n = srv_builds_list(&list);
+	char hex[2 * HM_DIGEST_SIZE + 1];
+
+	if (!srv_builds_dir())
+		return;
+	put(b, ",\"builds\":[", 11);
+	for (size_t i = 0; i < n; i++) {
+		srv_hex(list[i].digest, hex);
+		put(b, i ? ",{\"path\":" : "{\"path\":", i ? 9 : 8);
+		put_str(b, list[i].path);
+		putf(b, ",\"sha256\":\"%s\",\"state\":\"%s\"", hex, list[i].state);
+		if (list[i].since)
+			putf(b, ",\"since\":%lld", (long long)list[i].since);
+		if (list[i].why[0]) {
+			put(b, ",\"why\":", 7);
+			put_str(b, list[i].why);
+		}
+		put(b, "}", 1);
+	}
+	put(b, "]", 1);
+	free(list);
+}
+
 char *srv_status_json(hm_loader *loader, size_t *len)
 {
 	struct hm_status *st;
@@ -139,7 +167,9 @@ char *srv_status_json(hm_loader *loader, size_t *len)
 			put(&b, ",", 1);
 		put_module(&b, &st->modules[i]);
 	}
-	put(&b, "]}\n", 3);
+	put(&b, "]", 1);
+	put_builds(&b);
+	put(&b, "}\n", 2);
 	hm_status_free(st);
 	if (b.oom) {
 		free(b.p);

@@ -96,10 +96,15 @@ START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
 }
 END_TEST
 
+#define NO_LKG ") crashed a worker, and it has no last-known-good build: refused until " \
+	"the file changes"
+#define LKG ") crashed a worker: serving its last-known-good build (sha256 "
+
 START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_changes)
 {
 	/* One death allowed: the crash must not count for the kill below to
-	 * leave the server running. */
+	 * leave the server running.  Its first build crashes at once: it
+	 * never was good. */
 	static const char *const opts[] = {"--workers", "1", "--max-restarts", "1", NULL};
 	struct resp r;
 
@@ -109,31 +114,136 @@ START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_chan
 	if (!crash_handled())
 		return; /* a sanitizer ended it first: no record, nothing quarantined */
 	ck_assert(log_has("probe.so version 1 (sha256 "));
-	ck_assert(log_has("is quarantined: workers refuse it until the file changes"));
-	/* The new worker refuses that build: 503 for its path only. */
+	ck_assert(log_has(") is quarantined: workers serve its last-known-good build"));
+	/* The new worker refuses that build, which has nothing to stand in
+	 * for it: 503 for its path only. */
 	r = get("/probe");
 	ck_assert_int_eq(r.status, 503);
 	resp_free(&r);
-	ck_assert(log_has("probe.so (sha256 "));
-	ck_assert(log_has(") crashed a worker: refused until the file changes"));
+	ck_assert(log_has(NO_LKG));
 	expect("/hello", 200, HELLO);
 	/* The quarantine is the master's: workers started later, after every
 	 * one was killed at once, refuse the build too. */
 	pid_t w[8];
 	ck_assert_uint_eq(server_workers(w, 8), 1);
-	size_t refused = log_count(") crashed a worker: refused until the file changes");
+	size_t refused = log_count(NO_LKG);
 	ck_assert_int_eq(kill(w[0], SIGKILL), 0);
 	ck_assert(wait_workers(1, w[0], w));
 	r = get("/probe");
 	ck_assert_int_eq(r.status, 503);
 	resp_free(&r);
-	ck_assert_uint_gt(log_count(") crashed a worker: refused until the file changes"),
-		refused);
+	ck_assert_uint_gt(log_count(NO_LKG), refused);
 	/* Another build is offered, and serves. */
 	char *other = rebuilt(fixture("http_v1"), "probe-rebuilt.so");
 	install(other, "probe.so");
 	ck_assert(answers("/probe", "v1\n"));
 	free(other);
+}
+END_TEST
+
+/* Whether the state file holds a line "KIND\tSHA\tTIME\tprobe.so...",
+ * waited for: the master writes it within a second of the change. */
+static bool state_says(const char *state, const char *kind)
+{
+	char line[1024];
+
+	for (int i = 0; i < WAIT_S * 100; i++) {
+		FILE *f = fopen(state, "r");
+		bool found = false;
+		while (f && !found && fgets(line, sizeof line, f))
+			found = strncmp(line, kind, strlen(kind)) == 0 && line[strlen(kind)] == '\t' &&
+				strstr(line, "\tprobe.so") != NULL;
+		if (f)
+			fclose(f);
+		if (found)
+			return true;
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	return false;
+}
+
+/* n requests to /probe, each on a connection of its own (spread over the
+ * workers by the kernel): every one answers body. */
+static void all_answer(const char *body, int n)
+{
+	for (int i = 0; i < n; i++)
+		expect("/probe", 200, body);
+}
+
+START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts)
+{
+	char *dir = at(base, "state"), *state = at(dir, "state");
+	const char *const opts[] = {"--workers", "2", "--good-after", "0", "--state-dir", dir,
+		NULL};
+	pid_t w[8];
+
+	server_start(opts);
+	/* v1 serves, and becomes good at once (--good-after 0). */
+	expect("/probe", 200, "v1\n");
+	ck_assert(state_says(state, "good"));
+	/* v2 is deployed, serves, and crashes a worker on one request. */
+	install(fixture("http_v2"), "probe.so");
+	ck_assert(answers("/probe", "v2\n"));
+	crash_one();
+	ck_assert(log_wait(" restarted (pid "));
+	if (!crash_handled())
+		return; /* a sanitizer ended it first: no record, nothing quarantined */
+	ck_assert(log_wait(") is quarantined: "));
+	ck_assert(state_says(state, "quarantined"));
+	/* Both workers serve v1 in its place: the new one from its start, the
+	 * other once its loader readmitted probe.so. */
+	for (int i = 0; i < WAIT_S * 100 && log_count(LKG) < 2; i++)
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	ck_assert_uint_ge(log_count(LKG), 2);
+	all_answer("v1\n", 20);
+	expect("/hello", 200, HELLO);
+
+	/* Every worker killed at once: their replacements serve v1 too. */
+	size_t before = log_count(LKG);
+	pid_t old[8];
+	ck_assert_uint_eq(server_workers(old, 8), 2);
+	ck_assert_int_eq(kill(old[0], SIGKILL), 0);
+	ck_assert_int_eq(kill(old[1], SIGKILL), 0);
+	for (int i = 0; i < WAIT_S * 100 && log_count(LKG) < before + 2; i++)
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	ck_assert_uint_ge(log_count(LKG), before + 2);
+	ck_assert_uint_eq(server_workers(w, 8), 2);
+	ck_assert(w[0] != old[0] && w[0] != old[1] && w[1] != old[0] && w[1] != old[1]);
+	all_answer("v1\n", 10);
+
+	/* The status says which build is quarantined, why, and what stands
+	 * in for it. */
+	json_t *st = status_get(), *b;
+	size_t i;
+	bool quarantined = false, lkg = false;
+	json_array_foreach(json_object_get(st, "builds"), i, b) {
+		if (strcmp(jstr(b, "path"), "probe.so") != 0)
+			continue;
+		if (strcmp(jstr(b, "state"), "quarantined") == 0) {
+			quarantined = true;
+			ck_assert_ptr_nonnull(strstr(jstr(b, "why"), "crashed worker "));
+			ck_assert_ptr_nonnull(strstr(jstr(b, "why"), "(SIGSEGV in handle)"));
+		}
+		lkg |= strcmp(jstr(b, "state"), "last-known-good") == 0;
+	}
+	ck_assert(quarantined && lkg);
+	json_decref(st);
+
+	/* A full restart with the same --state-dir: v1 serves at once, though
+	 * the file holds v2, which never runs again. */
+	ck_assert_int_eq(server_stop(), 0);
+	server_start(opts);
+	ck_assert(log_has("builds known from before"));
+	ck_assert(log_has(LKG));
+	all_answer("v1\n", 10);
+
+	/* A new build is offered, and serves. */
+	char *other = rebuilt(fixture("http_v2"), "probe-rebuilt.so");
+	install(other, "probe.so");
+	ck_assert(answers("/probe", "v2\n"));
+	free(other);
+	free(state);
+	free(dir);
 }
 END_TEST
 
@@ -292,6 +402,8 @@ static Suite *suite(void)
 	tcase_add_test(life, test_a_killed_worker_is_replaced_while_the_other_serves);
 	tcase_add_test(life, test_a_handler_that_crashes_takes_down_its_worker_not_the_server);
 	tcase_add_test(life, test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_changes);
+	tcase_add_test(life,
+		test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts);
 	tcase_add_test(life, test_workers_0_serves_in_one_process);
 	tcase_add_test(life, test_a_crash_in_a_single_process_names_its_module_as_it_dies);
 	tcase_add_test(life, test_sighup_reaches_every_worker);
