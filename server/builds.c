@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -57,6 +58,11 @@ struct srv_record {
 	bool has_candidate;
 	int64_t candidate_ms; /* CLOCK_MONOTONIC: first admitted */
 	unsigned char candidate[HM_DIGEST_SIZE];
+	/* --canary: the candidate serves in worker 1 only, the last-known-good
+	 * in the others, until the master judges it by their requests. */
+	bool canary;
+	uint64_t canary_req, canary_fail; /* worker 1's: the candidate's */
+	uint64_t base_req, base_fail;     /* the others': the last-known-good's */
 	unsigned ngood, nbad;
 	struct srv_build good[SRV_GOOD];
 	struct srv_build bad[SRV_BAD];
@@ -64,12 +70,13 @@ struct srv_record {
 
 struct srv_builds {
 	pthread_mutex_t mu; /* process-shared, robust */
+	atomic_uint canaries; /* records with a canary: requests are counted */
 	struct srv_record rec[SRV_MODULES];
 };
 
 static struct srv_builds *tab;
+static struct srv_builds_conf conf;
 static char state_dir[PATH_MAX];
-static bool state_kept; /* --state-dir: kept at exit */
 static unsigned seen_gen[SRV_MODULES]; /* a worker's: readmitted up to */
 
 static bool unhex(const char *s, unsigned char digest[HM_DIGEST_SIZE])
@@ -284,11 +291,13 @@ static void prune(void)
 
 /* ---- opening and closing ---------------------------------------------------- */
 
-int srv_builds_open(const char *dir, uid_t uid, gid_t gid, bool chown_to)
+int srv_builds_open(const struct srv_builds_conf *c)
 {
+	const char *dir = c->dir;
 	pthread_mutexattr_t ma;
 	char sub[PATH_MAX + 8];
 
+	conf = *c;
 	if (dir) {
 		if (strlen(dir) >= sizeof state_dir - 64) {
 			srv_log("error", "--state-dir %s: too long", dir);
@@ -299,7 +308,6 @@ int srv_builds_open(const char *dir, uid_t uid, gid_t gid, bool chown_to)
 			srv_log("error", "--state-dir %s: %s", dir, strerror(errno));
 			return -1;
 		}
-		state_kept = true;
 	} else {
 		const char *t = getenv("TMPDIR");
 		snprintf(state_dir, sizeof state_dir, "%s/hotmod-httpd.XXXXXX",
@@ -316,12 +324,13 @@ int srv_builds_open(const char *dir, uid_t uid, gid_t gid, bool chown_to)
 		return -1;
 	}
 	/* The workers write the copies; the master, root, the state. */
-	if (chown_to && (chown(state_dir, uid, gid) < 0 || chown(sub, uid, gid) < 0)) {
+	if (conf.chown && (chown(state_dir, conf.uid, conf.gid) < 0 ||
+			  chown(sub, conf.uid, conf.gid) < 0)) {
 		srv_log("error", "%s: cannot give it to the workers' user: %s", state_dir,
 			strerror(errno));
 		return -1;
 	}
-	if (access(sub, W_OK) < 0 && !chown_to) {
+	if (access(sub, W_OK) < 0 && !conf.chown) {
 		srv_log("error", "%s: %s", sub, strerror(errno));
 		return -1;
 	}
@@ -356,7 +365,7 @@ void srv_builds_close(void)
 
 	if (!tab)
 		return;
-	if (!state_kept) {
+	if (!conf.dir) {
 		/* Ours alone: nothing in it outlives this server. */
 		snprintf(dir, sizeof dir, "%s/builds", state_dir);
 		if ((dp = opendir(dir)) != NULL) {
@@ -407,54 +416,113 @@ static void keep_copy(const unsigned char digest[HM_DIGEST_SIZE], int fd, uint64
 	}
 }
 
+/* Is path a directory's global module?  Those have no canary: no request
+ * names them. */
+static bool is_global(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	return strcmp(base ? base + 1 : path, "_global.so") == 0;
+}
+
+/* The newest good build of r that is not quarantined, opened (its hex in
+ * lkg), or -1; lock held. */
+static int open_lkg(const struct srv_record *r, char *lkg)
+{
+	char file[PATH_MAX + 96];
+	int fd;
+
+	for (unsigned k = 0; k < r->ngood; k++) {
+		if (find_build(r->bad, r->nbad, r->good[k].digest) >= 0)
+			continue;
+		build_file(r->good[k].digest, file, sizeof file);
+		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0) {
+			srv_hex(r->good[k].digest, lkg);
+			return fd;
+		}
+		srv_log("warn", "%s: its good build's copy %s: %s", r->path, file,
+			strerror(errno));
+	}
+	return -1;
+}
+
+/* d becomes r's candidate, a canary if --canary and r has a good build to
+ * compare it with; lock held. */
+static void new_candidate(struct srv_record *r, const unsigned char *d)
+{
+	char lkg[2 * HM_DIGEST_SIZE + 1];
+	bool was = r->canary;
+	int fd = conf.canary && !is_global(r->path) ? open_lkg(r, lkg) : -1;
+
+	r->has_candidate = true;
+	r->candidate_ms = srv_now_ms();
+	memcpy(r->candidate, d, HM_DIGEST_SIZE);
+	r->canary = fd >= 0;
+	r->canary_req = r->canary_fail = r->base_req = r->base_fail = 0;
+	if (fd >= 0)
+		close(fd);
+	if (r->canary != was)
+		atomic_fetch_add_explicit(&tab->canaries, r->canary ? 1u : -1u,
+			memory_order_relaxed);
+}
+
+/* r's canary is over (promoted or reverted); lock held. */
+static void end_candidate(struct srv_record *r)
+{
+	if (r->canary)
+		atomic_fetch_sub_explicit(&tab->canaries, 1, memory_order_relaxed);
+	r->has_candidate = r->canary = false;
+}
+
 int srv_builds_admit(struct hm_admission *a)
 {
 	char hex[2 * HM_DIGEST_SIZE + 1], lkg[2 * HM_DIGEST_SIZE + 1] = "";
-	char file[PATH_MAX + 96];
 	struct srv_record *r;
-	bool bad;
+	bool bad, canary = false;
 
 	if (!tab)
 		return 0;
 	srv_hex(a->digest, hex);
 	lock();
-	r = find(a->path, true);
-	bad = r && find_build(r->bad, r->nbad, a->digest) >= 0;
-	if (!bad) {
-		/* A candidate until it has served --good-after without a crash. */
-		if (r && find_build(r->good, r->ngood, a->digest) < 0 &&
-		    !(r->has_candidate && memcmp(r->candidate, a->digest, HM_DIGEST_SIZE) == 0)) {
-			r->has_candidate = true;
-			r->candidate_ms = srv_now_ms();
-			memcpy(r->candidate, a->digest, HM_DIGEST_SIZE);
-		}
+	if ((r = find(a->path, true)) == NULL) {
 		unlock();
-		if (!r)
-			srv_log("warn", "%s: no room to remember its builds (%d paths are): "
-					"it has no last-known-good", a->path, SRV_MODULES);
-		else
-			keep_copy(a->digest, a->fd, a->size);
+		srv_log("warn", "%s: no room to remember its builds (%d paths are): it has "
+				"no last-known-good", a->path, SRV_MODULES);
+		return 0;
+	}
+	bad = find_build(r->bad, r->nbad, a->digest) >= 0;
+	if (!bad) {
+		/* A candidate until it is good. */
+		bool candidate = r->has_candidate &&
+				 memcmp(r->candidate, a->digest, HM_DIGEST_SIZE) == 0;
+		if (!candidate && find_build(r->good, r->ngood, a->digest) < 0)
+			new_candidate(r, a->digest);
+		canary = r->canary && memcmp(r->candidate, a->digest, HM_DIGEST_SIZE) == 0;
+		/* A canary serves in worker 1; the others hold it back. */
+		if (canary && srv_worker_id != 1)
+			a->substitute_fd = open_lkg(r, lkg);
+		unlock();
+		keep_copy(a->digest, a->fd, a->size);
+		if (a->substitute_fd >= 0)
+			srv_log("info", "%s (sha256 %s) is a canary in worker 1: serving the "
+					"last-known-good build (sha256 %s) until it is promoted",
+				a->path, hex, lkg);
+		else if (canary)
+			srv_log("info", "%s (sha256 %s) is a canary: it serves in this worker "
+					"until it is promoted to every worker or reverted",
+				a->path, hex);
 		return 0;
 	}
 	/* Quarantined: the newest good build that is not, if its copy opens. */
-	for (unsigned k = 0; k < r->ngood && a->substitute_fd < 0; k++) {
-		if (find_build(r->bad, r->nbad, r->good[k].digest) >= 0)
-			continue;
-		build_file(r->good[k].digest, file, sizeof file);
-		if ((a->substitute_fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0)
-			srv_hex(r->good[k].digest, lkg);
-		else
-			srv_log("warn", "%s: its last-known-good copy %s: %s", a->path, file,
-				strerror(errno));
-	}
+	a->substitute_fd = open_lkg(r, lkg);
 	unlock();
 	if (a->substitute_fd >= 0) {
-		srv_log("warn", "%s (sha256 %s) crashed a worker: serving its "
+		srv_log("warn", "%s (sha256 %s) is quarantined: serving its "
 				"last-known-good build (sha256 %s) until the file changes",
 			a->path, hex, lkg);
 		return 0;
 	}
-	srv_log("warn", "%s (sha256 %s) crashed a worker, and it has no last-known-good "
+	srv_log("warn", "%s (sha256 %s) is quarantined, and it has no last-known-good "
 			"build: refused until the file changes", a->path, hex);
 	return -1;
 }
@@ -479,6 +547,32 @@ void srv_builds_readmit(hm_loader *loader)
 	}
 }
 
+void srv_builds_served(const char *url, int status)
+{
+	char key[300];
+	struct srv_record *r;
+
+	/* Nothing to count, nothing paid, but while a canary runs. */
+	if (!tab || atomic_load_explicit(&tab->canaries, memory_order_relaxed) == 0)
+		return;
+	if (snprintf(key, sizeof key, "%s.so", url + (*url == '/')) >= (int)sizeof key)
+		return;
+	lock();
+	if ((r = find(key, false)) != NULL && r->canary) {
+		bool failed = status >= 500;
+		if (srv_worker_id == 1) {
+			r->canary_fail += failed;
+			/* Due: the master judges it now, not at its next tick. */
+			if (++r->canary_req == conf.canary_requests)
+				kill(getppid(), SIGUSR2);
+		} else {
+			r->base_req++;
+			r->base_fail += failed;
+		}
+	}
+	unlock();
+}
+
 /* ---- the master's side --------------------------------------------------------- */
 
 bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGEST_SIZE],
@@ -501,7 +595,7 @@ bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGES
 	if ((at = find_build(r->good, r->ngood, digest)) >= 0)
 		remove_build(r->good, &r->ngood, (unsigned)at);
 	if (r->has_candidate && memcmp(r->candidate, digest, HM_DIGEST_SIZE) == 0)
-		r->has_candidate = false;
+		end_candidate(r);
 	r->gen++;
 	save_state();
 	prune();
@@ -509,9 +603,42 @@ bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGES
 	return true;
 }
 
-int srv_builds_promote(unsigned good_after_s)
+/* Judge r's canary, due now: promoted to every worker, or reverted and
+ * quarantined when a larger share of its requests failed than of the
+ * last-known-good's, by more than SRV_CANARY_MARGIN; lock held. */
+#define SRV_CANARY_MARGIN 0.10
+static void judge(struct srv_record *r)
 {
-	int64_t now = srv_now_ms(), next = -1, wait = (int64_t)good_after_s * 1000;
+	struct srv_build b = {.since = time(NULL)};
+	char hex[2 * HM_DIGEST_SIZE + 1];
+	double fails = r->canary_req ? (double)r->canary_fail / (double)r->canary_req : 0,
+	       base = r->base_req ? (double)r->base_fail / (double)r->base_req : 0;
+
+	memcpy(b.digest, r->candidate, sizeof b.digest);
+	srv_hex(b.digest, hex);
+	if (fails > base + SRV_CANARY_MARGIN) {
+		snprintf(b.why, sizeof b.why, "failed %llu of %llu requests as a canary "
+			"(the last-known-good %llu of %llu)", (unsigned long long)r->canary_fail,
+			(unsigned long long)r->canary_req, (unsigned long long)r->base_fail,
+			(unsigned long long)r->base_req);
+		push_build(r->bad, &r->nbad, SRV_BAD, &b);
+		srv_log("error", "%s (sha256 %s) %s: reverted and quarantined", r->path, hex,
+			b.why);
+	} else {
+		push_build(r->good, &r->ngood, SRV_GOOD, &b);
+		srv_log("info", "%s (sha256 %s) served %llu requests as a canary, %llu failed "
+				"(the last-known-good %llu of %llu): promoted to every worker",
+			r->path, hex, (unsigned long long)r->canary_req,
+			(unsigned long long)r->canary_fail, (unsigned long long)r->base_fail,
+			(unsigned long long)r->base_req);
+	}
+	end_candidate(r);
+	r->gen++;
+}
+
+int srv_builds_tick(bool *readmit)
+{
+	int64_t now = srv_now_ms(), next = -1;
 	bool changed = false;
 
 	if (!tab)
@@ -521,16 +648,22 @@ int srv_builds_promote(unsigned good_after_s)
 		struct srv_record *r = &tab->rec[i];
 		if (!r->path[0] || !r->has_candidate)
 			continue;
-		int64_t due = r->candidate_ms + wait;
-		if (due > now) {
+		int64_t due = r->candidate_ms +
+			(int64_t)(r->canary ? conf.canary_s : conf.good_after_s) * 1000;
+		if (due > now && !(r->canary && r->canary_req >= conf.canary_requests)) {
 			next = next < 0 || due - now < next ? due - now : next;
+			continue;
+		}
+		changed = true;
+		if (r->canary) {
+			judge(r);
+			*readmit = true;
 			continue;
 		}
 		struct srv_build b = {.since = time(NULL)};
 		memcpy(b.digest, r->candidate, sizeof b.digest);
 		push_build(r->good, &r->ngood, SRV_GOOD, &b);
-		r->has_candidate = false;
-		changed = true;
+		end_candidate(r);
 	}
 	if (changed) {
 		save_state();
@@ -576,7 +709,7 @@ size_t srv_builds_list(struct srv_build_info **out)
 				snprintf(list[n].path, sizeof list[n].path, "%s", r->path);
 			}
 			if (r->has_candidate) {
-				list[n].state = "candidate";
+				list[n].state = r->canary ? "canary" : "candidate";
 				memcpy(list[n].digest, r->candidate, HM_DIGEST_SIZE);
 				snprintf(list[n].path, sizeof list[n].path, "%s", r->path);
 				n++;

@@ -372,9 +372,7 @@ static void serve(struct req *q)
 	if (rc == HM_EHOOK && q->status >= 400 && q->status < 500 && !q->oom) {
 		/* A client error the handler answered itself, failing so that
 		 * the chain rolls back: its response stands. */
-		return;
-	}
-	if (rc < 0) {
+	} else if (rc < 0) {
 		int status = status_of(rc);
 		if (status == 500) {
 			char m[64], u[512];
@@ -388,6 +386,7 @@ static void serve(struct req *q)
 			printable(q->method, m, sizeof m), printable(q->url, u, sizeof u));
 		error_page(q, 500);
 	}
+	srv_builds_served(path, q->status);
 }
 
 static enum MHD_Result respond(struct req *q)

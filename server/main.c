@@ -73,6 +73,12 @@ static const char usage[] =
 	"      --good-after S      a build that served S seconds without crashing a\n"
 	"                          worker can stand in for a later one that does\n"
 	"                          (default 10)\n"
+	"      --canary            serve a new build of a module in worker 1 only,\n"
+	"                          the last-known-good in the others, until it has\n"
+	"      --canary-requests N served N requests (default 100) or for\n"
+	"      --canary-time S     S seconds (default 60); then promote it, or\n"
+	"                          revert and quarantine it if more of its requests\n"
+	"                          failed (5xx) than of the last-known-good's\n"
 	"  -u, --user NAME         run the workers as user NAME (the master binds as\n"
 	"                          root and runs no module)\n"
 	"      --allow-root        serve as root without --user\n"
@@ -201,6 +207,9 @@ enum {
 	OPT_HARAKIRI,
 	OPT_STATE_DIR,
 	OPT_GOOD_AFTER,
+	OPT_CANARY,
+	OPT_CANARY_REQUESTS,
+	OPT_CANARY_TIME,
 };
 
 /* Descriptors kept for modules, their files and the loader's watcher. */
@@ -347,6 +356,9 @@ int main(int argc, char **argv)
 		{"harakiri", required_argument, NULL, OPT_HARAKIRI},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"good-after", required_argument, NULL, OPT_GOOD_AFTER},
+		{"canary", no_argument, NULL, OPT_CANARY},
+		{"canary-requests", required_argument, NULL, OPT_CANARY_REQUESTS},
+		{"canary-time", required_argument, NULL, OPT_CANARY_TIME},
 		{"watch", required_argument, NULL, 'w'},
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
@@ -369,8 +381,9 @@ int main(int argc, char **argv)
 		.grace = 10000,
 	};
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN), workers = cpus > 0 ? cpus : 1;
-	long max_restarts = 10, period = 60, good_after = 10, v;
-	const char *state_dir = NULL;
+	long max_restarts = 10, period = 60, v;
+	struct srv_builds_conf builds = {.good_after_s = 10, .canary_requests = 100,
+		.canary_s = 60};
 	bool allow_root = false;
 	char banner[1024];
 	sigset_t sigs;
@@ -432,11 +445,23 @@ int main(int argc, char **argv)
 				fputs("hotmod-httpd: --state-dir: an empty name\n", stderr);
 				return 2;
 			}
-			state_dir = optarg;
+			builds.dir = optarg;
 			break;
 		case OPT_GOOD_AFTER:
-			if (number("--good-after", optarg, 0, 86400 * 365, &good_after) < 0)
+		case OPT_CANARY_TIME:
+			if (number(ch == OPT_GOOD_AFTER ? "--good-after" : "--canary-time", optarg,
+				    0, 86400 * 365, &v) < 0)
 				return 2;
+			*(ch == OPT_GOOD_AFTER ? &builds.good_after_s : &builds.canary_s) =
+				(unsigned)v;
+			break;
+		case OPT_CANARY:
+			builds.canary = true;
+			break;
+		case OPT_CANARY_REQUESTS:
+			if (number("--canary-requests", optarg, 1, INT_MAX, &v) < 0)
+				return 2;
+			builds.canary_requests = (unsigned)v;
 			break;
 		case 'w':
 			if (strcmp(optarg, "auto") == 0) {
@@ -535,12 +560,15 @@ int main(int argc, char **argv)
 	if ((fd = srv_bind(c.listen)) < 0)
 		return 1;
 	if (workers == 0) {
-		if (state_dir)
-			srv_log("warn", "--state-dir %s: no quarantine with --workers 0 (a "
-					"crash ends the one process): not used", state_dir);
+		if (builds.dir || builds.canary)
+			srv_log("warn", "--state-dir and --canary need worker processes (a crash "
+					"ends the one process of --workers 0): not used");
 		return serve(&c, fd, -1, 0);
 	}
-	if (srv_builds_open(state_dir, c.uid, c.gid, c.user && geteuid() == 0) < 0)
+	builds.uid = c.uid;
+	builds.gid = c.gid;
+	builds.chown = c.user && geteuid() == 0;
+	if (srv_builds_open(&builds) < 0)
 		return 1;
 	snprintf(banner, sizeof banner, "serving %s on %s, port %u%s%s", c.root, c.listen,
 		srv_bound_port(fd), c.user ? ", as user " : "", c.user ? c.user : "");
@@ -553,7 +581,6 @@ int main(int argc, char **argv)
 		.serve = serve,
 		.arg = &c,
 		.banner = banner,
-		.good_after_s = (unsigned)good_after,
 	};
 	rc = master_run(&m);
 	srv_builds_close();

@@ -17,7 +17,8 @@
  *
  * Signals come to the master through a signalfd (they are blocked in every
  * process; a worker takes its own with sigwait): SIGCHLD reaps, SIGHUP is
- * passed to every worker (each rescans), SIGTERM and SIGINT stop: the
+ * passed to every worker (each rescans), SIGUSR2 from a worker says a
+ * canary is due (builds.c), SIGTERM and SIGINT stop: the
  * master closes its listening socket, each worker gets SIGTERM and grace_ms to let its requests finish, plus
  * HM__STOP_SLACK_MS to exit; one still there then is killed.  A worker
  * whose master is gone gets SIGTERM from the kernel (PR_SET_PDEATHSIG).
@@ -296,6 +297,7 @@ int master_run(struct master *m)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR2); /* a worker: a canary is due (builds.c) */
 	if (!w || !life.deaths) {
 		srv_log("error", "out of memory");
 		goto out;
@@ -330,7 +332,10 @@ int master_run(struct master *m)
 			{.fd = ready[0], .events = POLLIN}};
 		/* Candidates become good in their time, which a worker's admit
 		 * set: looked at every second at least. */
-		int due = srv_builds_promote(m->good_after_s);
+		bool readmit = false;
+		int due = srv_builds_tick(&readmit);
+		if (readmit)
+			signal_all(m, w, SIGUSR2);
 		int timeout = next < 0 ? 1000 : next <= now ? 0 : (int)(next - now);
 		if (due >= 0 && due < timeout)
 			timeout = due;

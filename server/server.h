@@ -145,7 +145,6 @@ struct master {
 	/* Logged with ", N worker processes" once every worker serves. */
 	const char *banner;
 	struct srv_shared *shared; /* master_run's: one a worker */
-	unsigned good_after_s; /* --good-after: a build served that long is good */
 };
 /* A worker's exit status when it stopped to be replaced (--harakiri). */
 #define SRV_EXIT_REPLACE 4
@@ -186,28 +185,40 @@ extern struct srv_shared *srv_shared;
 
 /*
  * Module builds by path and SHA-256 (builds.c): those quarantined (they
- * crashed a worker) and those good long enough to serve in their place,
- * in memory the master shares with its workers and in the state
- * directory.  Open in the master before the workers start (dir: NULL for
- * a private one, removed by srv_builds_close(); chown_to: give it to
- * uid:gid, the workers' user).  0, or -1 (logged).
+ * crashed a worker, or failed as a canary) and those good long enough to
+ * serve in their place, in memory the master shares with its workers and
+ * in the state directory.
  */
-int srv_builds_open(const char *dir, uid_t uid, gid_t gid, bool chown_to);
+struct srv_builds_conf {
+	const char *dir;  /* --state-dir; NULL: a private one, removed at exit */
+	uid_t uid;        /* the workers' user, given the directory ... */
+	gid_t gid;
+	bool chown;       /* ... when this is set */
+	unsigned good_after_s; /* --good-after: admitted that long, no crash: good */
+	bool canary;           /* --canary: a new build serves in worker 1 first */
+	unsigned canary_requests, canary_s; /* ... promoted after either */
+};
+/* In the master, before the workers start: 0, or -1 (logged). */
+int srv_builds_open(const struct srv_builds_conf *conf);
 void srv_builds_close(void);
 const char *srv_builds_dir(void); /* NULL when not open */
 /* A worker's hm_options.admit: admit, substitute the last-known-good for a
- * quarantined build, or refuse one that has none. */
+ * quarantined build (or a canary held back), or refuse one that has none. */
 int srv_builds_admit(struct hm_admission *a);
-/* A worker, told (SIGUSR2) that the quarantine changed: hm_readmit() each
- * path whose record did. */
+/* A worker, told (SIGUSR2) that what it must admit changed: hm_readmit()
+ * each path whose record did. */
 void srv_builds_readmit(hm_loader *loader);
+/* A worker answered url (a module's) with status: counted while a canary
+ * of it runs. */
+void srv_builds_served(const char *url, int status);
 /* The master: quarantine path's build (why: "crashed worker 3 (SIGSEGV in
  * handle)"); false when there is no room.  Then signal the workers. */
 bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGEST_SIZE],
 	const char *why);
-/* The master: make good the candidates admitted good_after_s ago without a
- * crash; ms until the next is due, or -1 when none waits. */
-int srv_builds_promote(unsigned good_after_s);
+/* The master, at least every second: make candidates good, judge canaries;
+ * *readmit set when the workers must readmit (SIGUSR2).  ms until the next
+ * is due, or -1 when none waits. */
+int srv_builds_tick(bool *readmit);
 /* A snapshot for the status: malloc'd, *out freed by the caller. */
 struct srv_build_info {
 	char path[256];

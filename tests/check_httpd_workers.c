@@ -96,9 +96,9 @@ START_TEST(test_a_handler_that_crashes_takes_down_its_worker_not_the_server)
 }
 END_TEST
 
-#define NO_LKG ") crashed a worker, and it has no last-known-good build: refused until " \
+#define NO_LKG ") is quarantined, and it has no last-known-good build: refused until " \
 	"the file changes"
-#define LKG ") crashed a worker: serving its last-known-good build (sha256 "
+#define LKG ") is quarantined: serving its last-known-good build (sha256 "
 
 START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_changes)
 {
@@ -114,7 +114,8 @@ START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_chan
 	if (!crash_handled())
 		return; /* a sanitizer ended it first: no record, nothing quarantined */
 	ck_assert(log_has("probe.so version 1 (sha256 "));
-	ck_assert(log_has(") is quarantined: workers serve its last-known-good build"));
+	ck_assert(log_has(") is quarantined: workers serve its last-known-good build, if it has "
+			  "one, until the file changes"));
 	/* The new worker refuses that build, which has nothing to stand in
 	 * for it: 503 for its path only. */
 	r = get("/probe");
@@ -183,7 +184,8 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	ck_assert(state_says(state, "good"));
 	/* v2 is deployed, serves, and crashes a worker on one request. */
 	install(fixture("http_v2"), "probe.so");
-	ck_assert(answers("/probe", "v2\n"));
+	ck_assert(log_wait("worker 1 info: probe.so version 2 loaded"));
+	ck_assert(log_wait("worker 2 info: probe.so version 2 loaded"));
 	crash_one();
 	ck_assert(log_wait(" restarted (pid "));
 	if (!crash_handled())
@@ -192,21 +194,20 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	ck_assert(state_says(state, "quarantined"));
 	/* Both workers serve v1 in its place: the new one from its start, the
 	 * other once its loader readmitted probe.so. */
-	for (int i = 0; i < WAIT_S * 100 && log_count(LKG) < 2; i++)
-		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	ck_assert_uint_ge(log_count(LKG), 2);
+	ck_assert(log_wait_lines("worker 1 warn: probe.so ", LKG, 1));
+	ck_assert(log_wait_lines("worker 2 warn: probe.so ", LKG, 1));
 	all_answer("v1\n", 20);
 	expect("/hello", 200, HELLO);
 
 	/* Every worker killed at once: their replacements serve v1 too. */
-	size_t before = log_count(LKG);
+	size_t before1 = log_count_lines("worker 1 warn: probe.so ", LKG),
+	       before2 = log_count_lines("worker 2 warn: probe.so ", LKG);
 	pid_t old[8];
 	ck_assert_uint_eq(server_workers(old, 8), 2);
 	ck_assert_int_eq(kill(old[0], SIGKILL), 0);
 	ck_assert_int_eq(kill(old[1], SIGKILL), 0);
-	for (int i = 0; i < WAIT_S * 100 && log_count(LKG) < before + 2; i++)
-		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	ck_assert_uint_ge(log_count(LKG), before + 2);
+	ck_assert(log_wait_lines("worker 1 warn: probe.so ", LKG, before1 + 1));
+	ck_assert(log_wait_lines("worker 2 warn: probe.so ", LKG, before2 + 1));
 	ck_assert_uint_eq(server_workers(w, 8), 2);
 	ck_assert(w[0] != old[0] && w[0] != old[1] && w[1] != old[0] && w[1] != old[1]);
 	all_answer("v1\n", 10);
@@ -242,6 +243,66 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	install(other, "probe.so");
 	ck_assert(answers("/probe", "v2\n"));
 	free(other);
+	free(state);
+	free(dir);
+}
+END_TEST
+
+/* Requests to /probe until the log has line, for WAIT_S at most: each on
+ * a connection of its own, so that both workers get some.  Every answer
+ * is one of the bodies (or a 500 when fail500). */
+static bool requests_until(const char *line, const char *b1, const char *b2, bool fail500)
+{
+	time_t end = time(NULL) + WAIT_S;
+
+	while (!log_has(line) && time(NULL) < end) {
+		struct resp r = get("/probe");
+		ck_assert_int_eq(r.rc, CURLE_OK);
+		if (r.status == 500)
+			ck_assert(fail500);
+		else
+			ck_assert_msg(r.status == 200 && (strcmp(r.body, b1) == 0 ||
+				strcmp(r.body, b2) == 0), "%ld %s", r.status, r.body);
+		resp_free(&r);
+	}
+	return log_has(line);
+}
+
+START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
+{
+	char *dir = at(base, "state"), *state = at(dir, "state");
+	/* Judged by the requests only: no time decides. */
+	const char *const opts[] = {"--workers", "2", "--good-after", "0", "--state-dir", dir,
+		"--canary", "--canary-requests", "20", "--canary-time", "3600", NULL};
+
+	server_start(opts);
+	expect("/probe", 200, "v1\n");
+	ck_assert(state_says(state, "good"));
+
+	/* A build that fails every other request: worker 1 serves it, worker
+	 * 2 holds it back and serves v1, until the master reverts it. */
+	install(fixture("http_flaky"), "probe.so");
+	ck_assert(log_wait(") is a canary: it serves in this worker"));
+	ck_assert(log_wait(") is a canary in worker 1: serving the last-known-good build"));
+	ck_assert(requests_until(" requests as a canary (the last-known-good ", "v3\n", "v1\n",
+		true));
+	ck_assert(log_has(": reverted and quarantined"));
+	ck_assert(!log_has(": promoted to every worker"));
+	ck_assert(state_says(state, "quarantined"));
+	/* Worker 1 readmitted probe.so: v1 stands in for the reverted build. */
+	ck_assert(log_wait_lines("worker 1 warn: probe.so ", LKG, 1));
+	all_answer("v1\n", 20);
+
+	/* A good build: promoted after its 20 requests, then served by both. */
+	install(fixture("http_v2"), "probe.so");
+	ck_assert(log_wait(") is a canary: it serves in this worker"));
+	ck_assert(requests_until(": promoted to every worker", "v2\n", "v1\n", false));
+	/* 20, or a few more that came before the master judged it */
+	ck_assert(log_has(" requests as a canary, 0 failed (the last-known-good "));
+	/* Worker 2 readmitted it: v2, its second version. */
+	ck_assert(log_wait("worker 2 info: probe.so version 2 loaded"));
+	all_answer("v2\n", 20);
+	expect("/hello", 200, HELLO);
 	free(state);
 	free(dir);
 }
@@ -404,6 +465,7 @@ static Suite *suite(void)
 	tcase_add_test(life, test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_changes);
 	tcase_add_test(life,
 		test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts);
+	tcase_add_test(life, test_a_canary_that_fails_is_reverted_and_a_good_one_promoted);
 	tcase_add_test(life, test_workers_0_serves_in_one_process);
 	tcase_add_test(life, test_a_crash_in_a_single_process_names_its_module_as_it_dies);
 	tcase_add_test(life, test_sighup_reaches_every_worker);

@@ -151,6 +151,44 @@ bool log_wait(const char *needle)
 	return found;
 }
 
+/* Lines of log that hold a, and b after it; srv.mu held. */
+static size_t lines_with(const char *log, const char *a, const char *b)
+{
+	size_t n = 0;
+
+	for (const char *p = log; p && (p = strstr(p, a)) != NULL;) {
+		const char *eol = strchr(p, '\n'), *q = strstr(p + strlen(a), b);
+		if (q && (!eol || q < eol))
+			n++;
+		p = eol;
+	}
+	return n;
+}
+
+bool log_wait_lines(const char *a, const char *b, size_t n)
+{
+	struct timespec deadline;
+	int rc = 0;
+	bool found;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_S;
+	pthread_mutex_lock(&srv.mu);
+	while (!(found = srv.log && lines_with(srv.log, a, b) >= n) && !srv.eof &&
+	       rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&srv.cv, &srv.mu, &deadline);
+	pthread_mutex_unlock(&srv.mu);
+	return found;
+}
+
+size_t log_count_lines(const char *a, const char *b)
+{
+	pthread_mutex_lock(&srv.mu);
+	size_t n = srv.log ? lines_with(srv.log, a, b) : 0;
+	pthread_mutex_unlock(&srv.mu);
+	return n;
+}
+
 /* Wait until the server closed its stderr, that is exited; false after WAIT_S. */
 static bool log_wait_eof(void)
 {

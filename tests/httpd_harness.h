@@ -77,6 +77,10 @@ bool log_has(const char *needle);
 /* Wait until needle is in the log; false after WAIT_S, or once the server
  * is gone without having logged it. */
 bool log_wait(const char *needle);
+/* Lines that hold a and then b ("worker 2 ", ") is quarantined: "): how
+ * many; wait until there are n (false after WAIT_S). */
+size_t log_count_lines(const char *a, const char *b);
+bool log_wait_lines(const char *a, const char *b, size_t n);
 
 /* The probe's path, held at the gate until gate_release() (to free). */
 char *gated(const char *path);

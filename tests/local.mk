@@ -11,7 +11,7 @@ check_LTLIBRARIES = \
 	tests/fixtures/unresolved.la tests/fixtures/redirect.la \
 	tests/fixtures/nodelete.la \
 	tests/fixtures/handover_v1.la tests/fixtures/handover_v2.la \
-	tests/fixtures/http_v1.la tests/fixtures/http_v2.la \
+	tests/fixtures/http_v1.la tests/fixtures/http_v2.la tests/fixtures/http_flaky.la \
 	tests/fixtures/initcrash.la tests/fixtures/cxxmod.la \
 	tests/fixtures/ctormark.la \
 	tests/fixtures/adopt_v1.la tests/fixtures/adopt_v2.la \
@@ -45,6 +45,10 @@ tests_fixtures_http_v2_la_SOURCES = tests/fixtures/http_probe.c
 tests_fixtures_http_v2_la_CPPFLAGS = $(FX_CPPFLAGS) -I$(srcdir)/server -DFX_VERSION=2
 tests_fixtures_http_v2_la_LDFLAGS = $(MODULE_LDFLAGS)
 tests_fixtures_http_v2_la_LIBADD = $(FX_LIBADD)
+tests_fixtures_http_flaky_la_SOURCES = tests/fixtures/http_probe.c
+tests_fixtures_http_flaky_la_CPPFLAGS = $(FX_CPPFLAGS) -I$(srcdir)/server -DFX_VERSION=3 -DFX_FLAKY
+tests_fixtures_http_flaky_la_LDFLAGS = $(MODULE_LDFLAGS)
+tests_fixtures_http_flaky_la_LIBADD = $(FX_LIBADD)
 # Its constructor and IFUNC resolver note who ran them (HM_OPEN_PROBE must not).
 tests_fixtures_ctormark_la_SOURCES = tests/fixtures/ctormark.c
 tests_fixtures_ctormark_la_CPPFLAGS = $(FX_CPPFLAGS) \
