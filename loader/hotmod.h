@@ -172,6 +172,10 @@ struct hm_admission {
 	 * loader reads it from offset 0, closes it, and loads the copy as
 	 * this file's version until the file changes. */
 	int substitute_fd;
+	/* NULL.  The SHA-256 the substitute must have: other bytes (a copy
+	 * corrupted, or replaced on disk) fail the load with HM_EREFUSED.
+	 * Read after admit returns: it must outlive the call. */
+	const unsigned char *substitute_digest;
 };
 
 /*

@@ -172,6 +172,12 @@ static int hm__admit(struct hm__entry *e, int *memfd, uint64_t *bytes,
 		return hm__fail_errno(errno, HM_ESYS, "%s: cannot read the embedder's "
 						      "substitute", e->key);
 	}
+	if (a.substitute_digest &&
+	    memcmp(a.substitute_digest, digest, HM_DIGEST_SIZE) != 0) {
+		close(mfd);
+		return hm__fail(HM_EREFUSED, "%s: the embedder's substitute does not hold "
+					     "the build it named (another SHA-256)", e->key);
+	}
 	close(*memfd);
 	*memfd = mfd;
 	*bytes = n;

@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SRV_MODULES 256 /* paths with a record */
+#define SRV_MODULES 1024 /* paths with a record: a hash table, never emptied */
 #define SRV_GOOD 3      /* good builds kept a path, newest first */
 #define SRV_BAD 8       /* quarantined builds a path, newest first */
 
@@ -53,7 +53,7 @@ struct srv_build {
 };
 
 struct srv_record {
-	char path[256]; /* "a/b.so"; "": free */
+	char path[SRV_KEY_MAX + 1]; /* "a/b.so"; "": free */
 	unsigned gen;   /* changed when what workers must admit of it did */
 	bool has_candidate;
 	int64_t candidate_ms; /* CLOCK_MONOTONIC: first admitted */
@@ -104,24 +104,35 @@ static void unlock(void)
 	pthread_mutex_unlock(&tab->mu);
 }
 
+/* path's record (made if create), by linear probing from its FNV-1a hash:
+ * records are never removed, so the first free slot ends a search.  NULL
+ * when there is none (or no room: said once). */
 static struct srv_record *find(const char *path, bool create)
 {
-	struct srv_record *free_rec = NULL;
+	static bool full_said;
+	uint32_t h = 2166136261u;
 
+	for (const char *p = path; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
 	for (unsigned i = 0; i < SRV_MODULES; i++) {
-		struct srv_record *r = &tab->rec[i];
+		struct srv_record *r = &tab->rec[(h + i) % SRV_MODULES];
 		if (r->path[0] == '\0') {
-			free_rec = free_rec ? free_rec : r;
-			continue;
+			if (!create || strlen(path) >= sizeof r->path)
+				return NULL;
+			memset(r, 0, sizeof *r);
+			memcpy(r->path, path, strlen(path) + 1);
+			return r;
 		}
 		if (strcmp(r->path, path) == 0)
 			return r;
 	}
-	if (!create || !free_rec || strlen(path) >= sizeof free_rec->path)
-		return NULL;
-	memset(free_rec, 0, sizeof *free_rec);
-	snprintf(free_rec->path, sizeof free_rec->path, "%s", path);
-	return free_rec;
+	if (create && !full_said) {
+		full_said = true;
+		srv_log("warn", "%s: no room to remember its builds (%d modules are): it, and "
+				"other modules from now on, have no last-known-good",
+			path, SRV_MODULES);
+	}
+	return NULL;
 }
 
 static int find_build(const struct srv_build *b, unsigned n, const unsigned char *digest)
@@ -294,6 +305,7 @@ static void prune(void)
 int srv_builds_open(const struct srv_builds_conf *c)
 {
 	const char *dir = c->dir;
+	bool created = !dir; /* mkdtemp() */
 	pthread_mutexattr_t ma;
 	char sub[PATH_MAX + 8];
 
@@ -304,8 +316,19 @@ int srv_builds_open(const struct srv_builds_conf *c)
 			return -1;
 		}
 		snprintf(state_dir, sizeof state_dir, "%s", dir);
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		if (mkdir(dir, 0700) == 0)
+			created = true;
+		else if (errno != EEXIST) {
 			srv_log("error", "--state-dir %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		/* Whoever can write in it can quarantine any build. */
+		struct stat st;
+		if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    (st.st_uid != geteuid() && st.st_uid != conf.uid) || (st.st_mode & 022)) {
+			srv_log("error", "--state-dir %s: must be a directory (not a link) owned "
+					 "by this user or the workers', which no one else can "
+					 "write to", dir);
 			return -1;
 		}
 	} else {
@@ -317,6 +340,21 @@ int srv_builds_open(const struct srv_builds_conf *c)
 				strerror(errno));
 			return -1;
 		}
+	}
+	/* Copies of modules below the root would be modules: served, and
+	 * loaded by every worker. */
+	char *real = realpath(state_dir, NULL), *root = realpath(conf.root, NULL);
+	size_t n = root ? strlen(root) : 0;
+	bool inside = real && root && strncmp(real, root, n) == 0 &&
+		      (real[n] == '\0' || real[n] == '/' || n == 1);
+	free(real);
+	free(root);
+	if (inside) {
+		srv_log("error", "--state-dir %s: inside the root %s: the builds kept there "
+				 "would be served", state_dir, conf.root);
+		if (created)
+			rmdir(state_dir);
+		return -1;
 	}
 	snprintf(sub, sizeof sub, "%s/builds", state_dir);
 	if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
@@ -426,9 +464,11 @@ static bool is_global(const char *path)
 }
 
 /* The newest good build of r that is not quarantined, opened (its hex in
- * lkg), or -1; lock held. */
-static int open_lkg(const struct srv_record *r, char *lkg)
+ * lkg, its digest in *want), or -1; lock held. */
+static int open_lkg(const struct srv_record *r, char *lkg, const unsigned char **want)
 {
+	/* Read by the loader after admit returned: the loading thread's. */
+	static _Thread_local unsigned char digest[HM_DIGEST_SIZE];
 	char file[PATH_MAX + 96];
 	int fd;
 
@@ -438,6 +478,9 @@ static int open_lkg(const struct srv_record *r, char *lkg)
 		build_file(r->good[k].digest, file, sizeof file);
 		if ((fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0) {
 			srv_hex(r->good[k].digest, lkg);
+			memcpy(digest, r->good[k].digest, sizeof digest);
+			if (want)
+				*want = digest;
 			return fd;
 		}
 		srv_log("warn", "%s: its good build's copy %s: %s", r->path, file,
@@ -452,7 +495,7 @@ static void new_candidate(struct srv_record *r, const unsigned char *d)
 {
 	char lkg[2 * HM_DIGEST_SIZE + 1];
 	bool was = r->canary;
-	int fd = conf.canary && !is_global(r->path) ? open_lkg(r, lkg) : -1;
+	int fd = conf.canary && !is_global(r->path) ? open_lkg(r, lkg, NULL) : -1;
 
 	r->has_candidate = true;
 	r->candidate_ms = srv_now_ms();
@@ -486,8 +529,6 @@ int srv_builds_admit(struct hm_admission *a)
 	lock();
 	if ((r = find(a->path, true)) == NULL) {
 		unlock();
-		srv_log("warn", "%s: no room to remember its builds (%d paths are): it has "
-				"no last-known-good", a->path, SRV_MODULES);
 		return 0;
 	}
 	bad = find_build(r->bad, r->nbad, a->digest) >= 0;
@@ -500,7 +541,7 @@ int srv_builds_admit(struct hm_admission *a)
 		canary = r->canary && memcmp(r->candidate, a->digest, HM_DIGEST_SIZE) == 0;
 		/* A canary serves in worker 1; the others hold it back. */
 		if (canary && srv_worker_id != 1)
-			a->substitute_fd = open_lkg(r, lkg);
+			a->substitute_fd = open_lkg(r, lkg, &a->substitute_digest);
 		unlock();
 		keep_copy(a->digest, a->fd, a->size);
 		if (a->substitute_fd >= 0)
@@ -514,7 +555,7 @@ int srv_builds_admit(struct hm_admission *a)
 		return 0;
 	}
 	/* Quarantined: the newest good build that is not, if its copy opens. */
-	a->substitute_fd = open_lkg(r, lkg);
+	a->substitute_fd = open_lkg(r, lkg, &a->substitute_digest);
 	unlock();
 	if (a->substitute_fd >= 0) {
 		srv_log("warn", "%s (sha256 %s) is quarantined: serving its "
@@ -529,7 +570,7 @@ int srv_builds_admit(struct hm_admission *a)
 
 void srv_builds_readmit(hm_loader *loader)
 {
-	char path[256];
+	char path[SRV_KEY_MAX + 1];
 
 	if (!tab)
 		return;
@@ -549,7 +590,7 @@ void srv_builds_readmit(hm_loader *loader)
 
 void srv_builds_served(const char *url, int status)
 {
-	char key[300];
+	char key[SRV_KEY_MAX + 4];
 	struct srv_record *r;
 
 	/* Nothing to count, nothing paid, but while a canary runs. */

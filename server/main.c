@@ -565,6 +565,7 @@ int main(int argc, char **argv)
 					"ends the one process of --workers 0): not used");
 		return serve(&c, fd, -1, 0);
 	}
+	builds.root = c.root;
 	builds.uid = c.uid;
 	builds.gid = c.gid;
 	builds.chown = c.user && geteuid() == 0;

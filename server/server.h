@@ -7,12 +7,16 @@
 
 #include <hotmod.h>
 #include <hotmod_http.h>
+#include "names.h" /* HM__KEY_MAX */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* The longest module path ("a/b.so") the loader has. */
+#define SRV_KEY_MAX HM__KEY_MAX
 
 /* Where request bodies stop: larger ones get 413. */
 #define SRV_MAX_BODY (1u << 20)
@@ -171,7 +175,7 @@ struct srv_crash {
 	atomic_uint state;
 	int signo;
 	char hook[16];  /* "handle" */
-	char path[256]; /* "hello.so" */
+	char path[SRV_KEY_MAX + 1]; /* "hello.so" */
 	uint64_t version;
 	bool has_digest;
 	unsigned char digest[HM_DIGEST_SIZE];
@@ -191,6 +195,7 @@ extern struct srv_shared *srv_shared;
  */
 struct srv_builds_conf {
 	const char *dir;  /* --state-dir; NULL: a private one, removed at exit */
+	const char *root; /* --root: the state directory must be outside it */
 	uid_t uid;        /* the workers' user, given the directory ... */
 	gid_t gid;
 	bool chown;       /* ... when this is set */
@@ -221,7 +226,7 @@ bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGES
 int srv_builds_tick(bool *readmit);
 /* A snapshot for the status: malloc'd, *out freed by the caller. */
 struct srv_build_info {
-	char path[256];
+	char path[SRV_KEY_MAX + 1];
 	const char *state; /* "quarantined", "last-known-good", "good", "candidate" */
 	unsigned char digest[HM_DIGEST_SIZE];
 	int64_t since; /* s since the epoch; 0 for a candidate */

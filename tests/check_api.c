@@ -305,6 +305,7 @@ struct admission {
 	int calls;
 	bool refuse;
 	const char *substitute; /* a file to load instead */
+	const unsigned char *want; /* its digest, said to the loader */
 	char path[64];
 	unsigned char digest[HM_DIGEST_SIZE], copied[HM_DIGEST_SIZE];
 };
@@ -322,8 +323,10 @@ static int admit(void *arg, struct hm_admission *h)
 	ck_assert_uint_eq((uint64_t)st.st_size, h->size);
 	sha256_of_fd(h->fd, a->copied);
 	ck_assert_int_eq(h->substitute_fd, -1);
+	ck_assert_ptr_null(h->substitute_digest);
 	if (a->substitute)
 		ck_assert_int_ge(h->substitute_fd = open(a->substitute, O_RDONLY | O_CLOEXEC), 0);
+	h->substitute_digest = a->want;
 	return a->refuse ? -42 : 0;
 }
 
@@ -426,11 +429,26 @@ START_TEST(test_admit_substitutes_a_kept_build_and_readmit_asks_again)
 	ck_assert_uint_eq(hm_module_version(m), 3);
 	hm_put(m);
 
+	/* A substitute that is not the build admit named is refused: a kept
+	 * copy corrupted on disk never runs. */
+	a.substitute = fixture("probe_v1");
+	a.want = v2;
+	ck_assert_int_eq(hm_readmit(l, "m.so"), HM_EREFUSED);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "m.so: the embedder's substitute does not "
+						  "hold the build it named"));
+	ck_assert_int_eq(hm_get(l, "m", &m), HM_EREFUSED);
+	a.want = v1;
+	ck_assert_int_eq(hm_readmit(l, "m.so"), 1);
+	ck_assert_int_eq(hm_get(l, "m", &m), 0);
+	ck_assert_uint_eq(hm_module_version(m), 4);
+	hm_put(m);
+
 	/* A substitute that is no module is that load's error; what serves stays. */
 	a.substitute = "/etc/hostname";
+	a.want = NULL;
 	ck_assert_int_eq(hm_readmit(l, "m.so"), HM_ENOTELF);
 	ck_assert_int_eq(hm_get(l, "m", &m), 0);
-	ck_assert_uint_eq(hm_module_version(m), 3);
+	ck_assert_uint_eq(hm_module_version(m), 4);
 	hm_put(m);
 	ck_assert_int_eq(hm_close(l, -1), 0);
 	ck_assert_int_eq(app.inits, app.finis);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -424,6 +425,30 @@ START_TEST(test_workers_of_a_killed_master_stop)
 }
 END_TEST
 
+START_TEST(test_a_state_dir_in_the_root_or_writable_by_others_is_refused)
+{
+	char in_root[4096], open_dir[4096], *out;
+	snprintf(in_root, sizeof in_root, "%s/state", www);
+	snprintf(open_dir, sizeof open_dir, "%s/open", base);
+	const char *const inside[] = {"--root", www, "--listen", "127.0.0.1:0", "--allow-root",
+		"--state-dir", in_root, NULL};
+	const char *const writable[] = {"--root", www, "--listen", "127.0.0.1:0",
+		"--allow-root", "--state-dir", open_dir, NULL};
+
+	/* Kept builds below the root would be served: refused, nothing left. */
+	ck_assert_int_eq(capture(inside, &out), 1);
+	ck_assert_ptr_nonnull(strstr(out, ": inside the root "));
+	ck_assert_int_eq(access(in_root, F_OK), -1);
+	free(out);
+	/* Whoever can write in it could quarantine any build. */
+	ck_assert_int_eq(mkdir(open_dir, 0777), 0);
+	ck_assert_int_eq(chmod(open_dir, 0777), 0);
+	ck_assert_int_eq(capture(writable, &out), 1);
+	ck_assert_ptr_nonnull(strstr(out, "which no one else can write to"));
+	free(out);
+}
+END_TEST
+
 START_TEST(test_serving_as_root_needs_user_or_allow_root)
 {
 	const char *const args[] = {"--root", www, "--listen", "127.0.0.1:0", NULL};
@@ -470,6 +495,7 @@ static Suite *suite(void)
 	tcase_add_test(life,
 		test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts);
 	tcase_add_test(life, test_a_canary_that_fails_is_reverted_and_a_good_one_promoted);
+	tcase_add_test(life, test_a_state_dir_in_the_root_or_writable_by_others_is_refused);
 	tcase_add_test(life, test_workers_0_serves_in_one_process);
 	tcase_add_test(life, test_a_crash_in_a_single_process_names_its_module_as_it_dies);
 	tcase_add_test(life, test_sighup_reaches_every_worker);
