@@ -17,6 +17,7 @@
 #define _GNU_SOURCE 1
 #include "util.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,52 @@ START_TEST(test_every_failure_in_a_probed_reload_keeps_the_working_version)
 }
 END_TEST
 
+/* admit for the walk below: the file's own bytes, or probe_v1's instead. */
+static bool substitute;
+
+static int admit_v1(void *arg, struct hm_admission *a)
+{
+	(void)arg;
+	if (substitute)
+		a->substitute_fd = open(fixture("probe_v1"), O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+/* The file holds probe_v2; admit now substitutes probe_v1, and
+ * hm_readmit() loads it with the Nth call failing: v2 serves on, or v1
+ * serves. */
+START_TEST(test_every_failure_in_a_readmit_keeps_the_working_version)
+{
+	long n, fired = 1;
+
+	mode = _i;
+	deploy_mv("probe_v2", root, "m.so");
+	for (n = 1; fired && n < WALK_MAX; n++) {
+		hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+			.watch = HM_WATCH_STAT, .removal_delay_ms = LIB_DEFAULT, .quiet = true,
+			.admit = admit_v1);
+		substitute = false;
+		ck_assert_int_eq(serves(l), 2);
+		substitute = true;
+
+		arm(n);
+		int rc = hm_readmit(l, "m.so");
+		fired = hm__fault_fired();
+		hm__fault_arm(0);
+		if (rc == 1) {
+			ck_assert_int_eq(serves(l), 1);
+		} else {
+			failed_with_reason(rc);
+			ck_assert_int_eq(serves(l), 2); /* the old version serves on */
+			ck_assert_int_eq(hm_readmit(l, "m.so"), 1);
+			ck_assert_int_eq(serves(l), 1);
+		}
+		close_clean(l);
+	}
+	walked(n);
+}
+END_TEST
+
 /* Loop index: bit 0 the mode; bit 1 a writer (cp: the file is written in
  * place, a pending look) and a new directory, instead of a rename. */
 START_TEST(test_every_failure_in_the_watcher_keeps_the_working_version)
@@ -402,6 +449,7 @@ static Suite *faults_suite(void)
 	tcase_add_loop_test(c, test_every_failure_in_a_reload_keeps_the_working_version, 0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_a_probed_reload_keeps_the_working_version,
 		0, 2);
+	tcase_add_loop_test(c, test_every_failure_in_a_readmit_keeps_the_working_version, 0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_the_watcher_keeps_the_working_version, 0, 4);
 	tcase_add_loop_test(c, test_every_failure_in_status_and_close_is_survived, 0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_a_process_first_dispatch_is_survived, 0, 2);
