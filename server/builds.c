@@ -179,18 +179,13 @@ static void build_file(const unsigned char digest[HM_DIGEST_SIZE], char *out, si
  * newest first within a path.  Paths and reasons hold no tab or newline:
  * the loader's names cannot (names.h), and reasons are the master's.
  */
-static void save_state(void)
+static char *state_text(size_t *len)
 {
-	char path[PATH_MAX + 16], tmp[PATH_MAX + 32], hex[2 * HM_DIGEST_SIZE + 1];
-	FILE *f;
+	char hex[2 * HM_DIGEST_SIZE + 1], *text = NULL;
+	FILE *f = open_memstream(&text, len);
 
-	snprintf(path, sizeof path, "%s/state", state_dir);
-	snprintf(tmp, sizeof tmp, "%s/.state.%d", state_dir, (int)getpid());
-	if ((f = fopen(tmp, "we")) == NULL) {
-		srv_log("warn", "cannot write %s: %s: the quarantine and the last-known-good "
-				"will not survive a restart", tmp, strerror(errno));
-		return;
-	}
+	if (!f)
+		return NULL;
 	fputs("# hotmod-httpd state: written by the master, read when it starts\n", f);
 	for (unsigned i = 0; i < SRV_MODULES; i++) {
 		const struct srv_record *r = &tab->rec[i];
@@ -207,23 +202,46 @@ static void save_state(void)
 				(long long)r->bad[k].since, r->path, r->bad[k].why);
 		}
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || ferror(f)) {
-		srv_log("warn", "cannot write %s: %s", tmp, strerror(errno));
-		fclose(f);
-		unlink(tmp);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Write text (state_text(), taken under the lock) as STATE/state, without
+ * the lock: fsync() may take long, and workers take the lock to load. */
+static void write_state(char *text, size_t len)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/state", state_dir);
+	snprintf(tmp, sizeof tmp, "%s/.state.%d", state_dir, (int)getpid());
+	if (!text || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		srv_log("warn", "cannot write %s: %s: the quarantine and the last-known-good "
+				"will not survive a restart", tmp, text ? strerror(errno) :
+			"out of memory");
+		free(text);
 		return;
 	}
-	fclose(f);
-	if (rename(tmp, path) < 0) {
-		srv_log("warn", "cannot replace %s: %s", path, strerror(errno));
+	ssize_t n = write(fd, text, len);
+	if (n != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		srv_log("warn", "cannot write %s: %s: the quarantine and the last-known-good "
+				"will not survive a restart", path,
+			n >= 0 && n != (ssize_t)len ? "short write" : strerror(errno));
+		if (n != (ssize_t)len)
+			close(fd);
 		unlink(tmp);
 	}
+	free(text);
 }
 
 static void load_state(void)
 {
-	char path[PATH_MAX + 16], line[1024];
+	char path[PATH_MAX + 16], *line = NULL;
 	unsigned lineno = 0, kept = 0;
+	size_t cap = 0;
 	FILE *f;
 
 	snprintf(path, sizeof path, "%s/state", state_dir);
@@ -233,7 +251,7 @@ static void load_state(void)
 				path, strerror(errno));
 		return;
 	}
-	while (fgets(line, sizeof line, f)) {
+	while (getline(&line, &cap, f) > 0) {
 		char *field[5] = {NULL}, *p = line, *save = NULL;
 		struct srv_build b = {0};
 		unsigned n = 0;
@@ -263,13 +281,15 @@ static void load_state(void)
 		}
 		kept++;
 	}
+	free(line);
 	fclose(f);
 	if (kept)
 		srv_log("info", "%s: %u builds known from before", path, kept);
 }
 
-/* Remove the copies of builds that no record keeps; lock held. */
-static void prune(void)
+/* Remove the copies of builds that no record keeps; lock held.  At start
+ * (no worker yet), copies a killed worker left half-written too. */
+static void prune(bool at_start)
 {
 	char dir[PATH_MAX + 8];
 	unsigned char d[HM_DIGEST_SIZE];
@@ -283,8 +303,12 @@ static void prune(void)
 		char name[2 * HM_DIGEST_SIZE + 1];
 		size_t len = strlen(de->d_name);
 		bool kept = false;
+		if (at_start && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+			unlinkat(dirfd(dp), de->d_name, 0);
+			continue;
+		}
 		if (len != 2 * HM_DIGEST_SIZE + 3 || strcmp(de->d_name + len - 3, ".so") != 0)
-			continue; /* a copy being written (".HEX.PID"), or not ours */
+			continue; /* a copy being written ("HEX.so.PID.tmp"), or not ours */
 		memcpy(name, de->d_name, 2 * HM_DIGEST_SIZE);
 		name[2 * HM_DIGEST_SIZE] = '\0';
 		if (!unhex(name, d))
@@ -359,24 +383,24 @@ int srv_builds_open(const struct srv_builds_conf *c)
 	snprintf(sub, sizeof sub, "%s/builds", state_dir);
 	if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
 		srv_log("error", "%s: %s", sub, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	/* The workers write the copies; the master, root, the state. */
 	if (conf.chown && (chown(state_dir, conf.uid, conf.gid) < 0 ||
 			  chown(sub, conf.uid, conf.gid) < 0)) {
 		srv_log("error", "%s: cannot give it to the workers' user: %s", state_dir,
 			strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (access(sub, W_OK) < 0 && !conf.chown) {
 		srv_log("error", "%s: %s", sub, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	tab = mmap(NULL, sizeof *tab, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (tab == MAP_FAILED) {
 		tab = NULL;
 		srv_log("error", "no shared memory for the builds' table: %s", strerror(errno));
-		return -1;
+		goto fail;
 	}
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
@@ -385,9 +409,15 @@ int srv_builds_open(const struct srv_builds_conf *c)
 	pthread_mutexattr_destroy(&ma);
 	load_state();
 	lock();
-	prune();
+	prune(true);
 	unlock();
 	return 0;
+fail:
+	if (created) { /* what this call made, and nothing else */
+		rmdir(sub);
+		rmdir(state_dir);
+	}
+	return -1;
 }
 
 const char *srv_builds_dir(void)
@@ -441,7 +471,9 @@ static void keep_copy(const unsigned char digest[HM_DIGEST_SIZE], int fd, uint64
 	}
 	while ((uint64_t)off < size) {
 		ssize_t n = sendfile(out, fd, &off, (size_t)(size - (uint64_t)off));
-		if (n <= 0 && errno != EINTR)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
 	}
 	if ((uint64_t)off != size || fsync(out) < 0 || close(out) < 0 ||
@@ -638,9 +670,11 @@ bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGES
 	if (r->has_candidate && memcmp(r->candidate, digest, HM_DIGEST_SIZE) == 0)
 		end_candidate(r);
 	r->gen++;
-	save_state();
-	prune();
+	size_t len;
+	char *text = state_text(&len);
+	prune(false);
 	unlock();
+	write_state(text, len);
 	return true;
 }
 
@@ -706,11 +740,13 @@ int srv_builds_tick(bool *readmit)
 		push_build(r->good, &r->ngood, SRV_GOOD, &b);
 		end_candidate(r);
 	}
-	if (changed) {
-		save_state();
-		prune();
-	}
+	size_t len = 0;
+	char *text = changed ? state_text(&len) : NULL;
+	if (changed)
+		prune(false);
 	unlock();
+	if (changed)
+		write_state(text, len);
 	return (int)next;
 }
 
