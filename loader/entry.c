@@ -226,8 +226,9 @@ static int hm__load_locked(struct hm__entry *e, const struct hm__fileid *seen, i
 	e->load_init_ns = v->init_ns;
 	e->load_total_ns = (uint64_t)(hm__now() - t0);
 	e->load_started = t0;
-	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s%s", e->key,
+	hm__note(note, HM_LOG_INFO, "%s version %llu loaded in %.2f ms%s%s%s", e->key,
 		(unsigned long long)v->number, (double)e->load_total_ns / 1e6,
+		v->substitute ? " from the bytes admit substituted" : "",
 		put[0] ? ", replacing the previous one" : "",
 		prev && prev->adopted ? ", state handed over" : "");
 	return HM__LOADED;

@@ -201,7 +201,7 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	ck_assert(log_wait_lines("worker 2 warn: probe.so ", LKG, 1));
 	/* The survivor's third version (v1, v2, v1 again); the new worker's
 	 * first, loaded before it serves. */
-	ck_assert(log_wait(" info: probe.so version 3 loaded"));
+	ck_assert(log_wait(" info: probe.so version 3 loaded from the bytes admit substituted"));
 	all_answer("v1\n", 20);
 	expect("/hello", 200, HELLO);
 
@@ -297,7 +297,7 @@ START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
 	ck_assert(state_says(state, "quarantined"));
 	/* Worker 1 readmitted probe.so: v1 (its third version: v1, v3, v1)
 	 * stands in for the reverted build. */
-	ck_assert(log_wait("worker 1 info: probe.so version 3 loaded"));
+	ck_assert(log_wait("worker 1 info: probe.so version 3 loaded from the bytes admit substituted"));
 	all_answer("v1\n", 20);
 
 	/* A good build: promoted after its 20 requests, then served by both. */
