@@ -174,7 +174,7 @@ static void all_answer(const char *body, int n)
 
 START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts)
 {
-	char dir[4096], state[4096];
+	char dir[4096], state[sizeof dir + 8];
 	snprintf(dir, sizeof dir, "%s/state", base);
 	snprintf(state, sizeof state, "%s/state", dir);
 	const char *const opts[] = {"--workers", "2", "--good-after", "0", "--state-dir", dir,
@@ -201,7 +201,8 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	ck_assert(log_wait_lines("worker 2 warn: probe.so ", LKG, 1));
 	/* The survivor's third version (v1, v2, v1 again); the new worker's
 	 * first, loaded before it serves. */
-	ck_assert(log_wait(" info: probe.so version 3 loaded from the bytes admit substituted"));
+	ck_assert(log_wait_lines(" info: probe.so version 3 loaded in ",
+		" ms from the bytes admit substituted", 1));
 	all_answer("v1\n", 20);
 	expect("/hello", 200, HELLO);
 
@@ -274,7 +275,7 @@ static bool requests_until(const char *line, const char *b1, const char *b2, boo
 
 START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
 {
-	char dir[4096], state[4096];
+	char dir[4096], state[sizeof dir + 8];
 	snprintf(dir, sizeof dir, "%s/state", base);
 	snprintf(state, sizeof state, "%s/state", dir);
 	/* Judged by the requests only: no time decides. */
@@ -297,7 +298,8 @@ START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
 	ck_assert(state_says(state, "quarantined"));
 	/* Worker 1 readmitted probe.so: v1 (its third version: v1, v3, v1)
 	 * stands in for the reverted build. */
-	ck_assert(log_wait("worker 1 info: probe.so version 3 loaded from the bytes admit substituted"));
+	ck_assert(log_wait_lines("worker 1 info: probe.so version 3 loaded in ",
+		" ms from the bytes admit substituted", 1));
 	all_answer("v1\n", 20);
 
 	/* A good build: promoted after its 20 requests, then served by both. */
