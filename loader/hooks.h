@@ -23,6 +23,8 @@ struct hm_ctx {
 	void *slot[2];
 	hm_ctx *outer;
 	struct hm__version *prev; /* init: the version being replaced, or NULL */
+	/* The request's named locks, on its outermost call only (locks.c). */
+	struct hm__lockset *locks;
 };
 
 /* Make ctx this thread's innermost call for the duration of a hook. */
@@ -42,6 +44,9 @@ static inline void hm__leave(hm_ctx *ctx, struct hm__thread *self)
 HM__HIDDEN int hm__chain(hm_ctx *ctx);
 HM__HIDDEN int hm__hook_failed(const hm_ctx *ctx, int rc)
 	__attribute__((cold));
+
+/* The outermost call of a request returned: release its locks (locks.c). */
+HM__HIDDEN void hm__locks_end(hm_ctx *root);
 
 /* Run init or fini with ctx as this thread's innermost call. */
 HM__HIDDEN int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *));

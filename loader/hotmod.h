@@ -70,15 +70,16 @@ HM_EXTERN const char *hm_version_string(void);
 	XX(EGLOBAL, -15, "global module failed to load")                      \
 	XX(ENOHANDLER, -16, "module has no handler")                          \
 	XX(EHOOK, -17, "module hook or handler failed")                       \
-	XX(EDEADLK, -18, "module load would wait for itself")                 \
+	XX(EDEADLK, -18, "would wait for itself: a deadlock")                 \
 	XX(ELOOP, -19, "nested dispatch too deep")                            \
 	XX(ECLOSED, -20, "loader is closing")                                 \
-	XX(ETIMEDOUT, -21, "timed out with references still held")            \
+	XX(ETIMEDOUT, -21, "timed out")                                       \
 	XX(ESYS, -22, "system call failed")                                   \
 	XX(EFORK, -23, "loader belongs to the parent process")                \
 	XX(EPROBE, -24, "module crashed the dynamic linker in a probe")      \
 	XX(EKIND, -25, "module built for another kind of request")            \
-	XX(EREFUSED, -26, "module refused by the embedder")
+	XX(EREFUSED, -26, "module refused by the embedder")                   \
+	XX(ETOOMANY, -27, "too many locks held")
 
 enum hm_errno {
 #define HM__ERRNO_ENUM(name, value, msg) HM_##name = value,

@@ -137,6 +137,21 @@ HM_EXTERN hm_ctx *hm_ctx_outer(const hm_ctx *ctx);
 /* Internal redirect: run path's chain now, with the same loader and request. */
 HM_EXTERN int hm_ctx_dispatch(hm_ctx *ctx, const char *path);
 
+/*
+ * Named locks of the process, held by the request (hm_lock(3)): reentrant
+ * within a request and its nested calls, exclusive between requests even
+ * on one thread, released when the request's outermost call returns.
+ * Waits are bounded (timeout_ms >= 0): HM_ETIMEDOUT, or HM_EDEADLK when
+ * waiting would never end.
+ */
+#define HM_LOCK_SHARED 1u
+#define HM_LOCK_EXCLUSIVE 2u
+#define HM_LOCK_NAME_MAX 255
+HM_EXTERN int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms);
+HM_EXTERN int hm_unlock(hm_ctx *ctx, const char *name);
+/* The mode this request holds name in, 0 if none. */
+HM_EXTERN int hm_lock_held(const hm_ctx *ctx, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

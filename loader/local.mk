@@ -25,6 +25,7 @@ loader_libhotmod_la_SOURCES = \
 	loader/hazard.c \
 	loader/table.c \
 	loader/hooks.c \
+	loader/locks.c \
 	loader/miss.c \
 	loader/entry.c \
 	loader/global.c \

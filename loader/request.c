@@ -105,6 +105,8 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 		rc = hm__chain(&ctx);
 	}
 	hm__leave(&ctx, self);
+	if (__builtin_expect(ctx.locks != NULL, 0))
+		hm__locks_end(&ctx); /* the request's outermost call: it ends */
 	return rc;
 }
 

@@ -620,20 +620,23 @@ void srv_builds_readmit(hm_loader *loader)
 	}
 }
 
-void srv_builds_served(const char *url, int status)
+bool srv_builds_canaries(void)
 {
-	char key[SRV_KEY_MAX + 4];
+	return tab && atomic_load_explicit(&tab->canaries, memory_order_relaxed) != 0;
+}
+
+void srv_builds_served(const char *key, const unsigned char digest[HM_DIGEST_SIZE],
+	int status)
+{
 	struct srv_record *r;
 
-	/* Nothing to count, nothing paid, but while a canary runs. */
-	if (!tab || atomic_load_explicit(&tab->canaries, memory_order_relaxed) == 0)
-		return;
-	if (snprintf(key, sizeof key, "%s.so", url + (*url == '/')) >= (int)sizeof key)
-		return;
 	lock();
 	if ((r = find(key, false)) != NULL && r->canary) {
 		bool failed = status >= 500;
-		if (srv_worker_id == 1) {
+		/* By the build that answered, not by the worker: a worker that
+		 * admitted the canary serves the build before it until the
+		 * load is done. */
+		if (memcmp(digest, r->candidate, HM_DIGEST_SIZE) == 0) {
 			r->canary_fail += failed;
 			/* Due: the master judges it now, not at its next tick. */
 			if (++r->canary_req == conf.canary_requests)

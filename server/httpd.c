@@ -367,7 +367,13 @@ static void serve(struct req *q)
 	if (path[0] == '/' && path[1] == '\0')
 		path = "/index";
 	struct srv_track *t = track_start(q);
-	rc = s->serve(s, path, &q->http);
+	/* While a canary runs, which build answers is counted: the version is
+	 * held, to be asked, instead of dispatched by name. */
+	hm_module *held = NULL;
+	if (!srv_builds_canaries())
+		rc = s->serve(s, path, &q->http);
+	else if ((rc = hm_get(s->loader, path, &held)) == 0)
+		rc = hm_call(held, &q->http);
 	track_end(t);
 	if (rc == HM_EHOOK && q->status >= 400 && q->status < 500 && !q->oom) {
 		/* A client error the handler answered itself, failing so that
@@ -386,7 +392,10 @@ static void serve(struct req *q)
 			printable(q->method, m, sizeof m), printable(q->url, u, sizeof u));
 		error_page(q, 500);
 	}
-	srv_builds_served(path, q->status);
+	unsigned char digest[HM_DIGEST_SIZE];
+	if (held && hm_module_digest(held, digest) == 0)
+		srv_builds_served(hm_module_path(held), digest, q->status);
+	hm_put(held);
 }
 
 static enum MHD_Result respond(struct req *q)

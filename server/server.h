@@ -213,9 +213,11 @@ int srv_builds_admit(struct hm_admission *a);
 /* A worker, told (SIGUSR2) that what it must admit changed: hm_readmit()
  * each path whose record did. */
 void srv_builds_readmit(hm_loader *loader);
-/* A worker answered url (a module's) with status: counted while a canary
- * of it runs. */
-void srv_builds_served(const char *url, int status);
+/* Whether some canary runs: then a worker tells each answer of a module,
+ * by the build that gave it (path: "a/b.so"). */
+bool srv_builds_canaries(void);
+void srv_builds_served(const char *path, const unsigned char digest[HM_DIGEST_SIZE],
+	int status);
 /* The master: quarantine path's build (why: "crashed worker 3 (SIGSEGV in
  * handle)"); false when there is no room.  Then signal the workers. */
 bool srv_builds_quarantine(const char *path, const unsigned char digest[HM_DIGEST_SIZE],

@@ -156,11 +156,14 @@ TEST_UTIL = tests/util.c tests/util.h
 
 if HAVE_CHECK
 check_PROGRAMS = tests/check_api tests/check_load tests/check_cache \
-	tests/check_hooks tests/check_reload tests/check_cxx
+	tests/check_hooks tests/check_reload tests/check_cxx tests/check_locks
 endif
 tests_check_api_SOURCES = tests/check_api.c $(TEST_UTIL)
 tests_check_api_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_api_LDADD = $(TEST_LDADD)
+tests_check_locks_SOURCES = tests/check_locks.c $(TEST_UTIL)
+tests_check_locks_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_locks_LDADD = $(TEST_LDADD)
 tests_check_load_SOURCES = tests/check_load.c $(TEST_UTIL)
 tests_check_load_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_load_LDADD = $(TEST_LDADD)
