@@ -12,6 +12,7 @@ dist_man_MANS = \
 	man/hm_status.3 \
 	man/hm_running.3 \
 	man/hm_readmit.3 \
+	man/hm_lock.3 \
 	man/hotmod_http.3 \
 	man/hotmod.1 \
 	man/hotmod-httpd.8
