@@ -275,6 +275,42 @@ START_TEST(test_every_failure_in_a_readmit_keeps_the_working_version)
 }
 END_TEST
 
+/* Two locks, one taken twice, with the Nth call failing: each is had or
+ * fails with a reason, and the request's end frees whatever was had. */
+static long lock_fired;
+
+static void take_locks(struct fx_req *req, hm_ctx *ctx)
+{
+	(void)req;
+	arm(armed_n);
+	static const char *const names[] = {"a", "b", "a"};
+	for (int i = 0; i < 3; i++) {
+		int rc = hm_lock(ctx, names[i], i ? HM_LOCK_SHARED : HM_LOCK_EXCLUSIVE, 0);
+		if (rc != 0)
+			failed_with_reason(rc);
+	}
+	lock_fired = hm__fault_fired();
+	hm__fault_arm(0);
+}
+
+START_TEST(test_every_failure_in_taking_locks_is_an_error_and_leaks_nothing)
+{
+	long n;
+
+	mode = _i;
+	hm_loader *l = open_plain(HM_WATCH_STAT, 0);
+	ck_assert_int_eq(serves(l), 1);
+	lock_fired = 1;
+	for (n = 1; lock_fired && n < WALK_MAX; n++) {
+		struct fx_req req = {.in_handle = take_locks};
+		armed_n = n;
+		ck_assert_int_eq(hm_dispatch(l, "m", &req), 1);
+	}
+	close_clean(l);
+	walked(n < 8 ? 8 : n); /* a few calls only: malloc, the condition */
+}
+END_TEST
+
 /* Loop index: bit 0 the mode; bit 1 a writer (cp: the file is written in
  * place, a pending look) and a new directory, instead of a rename. */
 START_TEST(test_every_failure_in_the_watcher_keeps_the_working_version)
@@ -450,6 +486,8 @@ static Suite *faults_suite(void)
 	tcase_add_loop_test(c, test_every_failure_in_a_probed_reload_keeps_the_working_version,
 		0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_a_readmit_keeps_the_working_version, 0, 2);
+	tcase_add_loop_test(c, test_every_failure_in_taking_locks_is_an_error_and_leaks_nothing,
+		0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_the_watcher_keeps_the_working_version, 0, 4);
 	tcase_add_loop_test(c, test_every_failure_in_status_and_close_is_survived, 0, 2);
 	tcase_add_loop_test(c, test_every_failure_in_a_process_first_dispatch_is_survived, 0, 2);
