@@ -267,6 +267,13 @@ HM_EXTERN int hm_refresh(hm_loader *loader, const char *path);
 HM_EXTERN int hm_readmit(hm_loader *loader, const char *file);
 
 /*
+ * Make the table of host locks (HM_LOCK_HOST, hm_lock(3)) with room for
+ * entries names at once, in memory shared with the processes this one
+ * forks from now on: call it before forking the workers.  Once a process.
+ */
+HM_EXTERN int hm_lock_host_init(unsigned entries);
+
+/*
  * Watching (hm_watch(3)).  With HM_OPEN_NO_THREAD, poll hm_watch_fd() for
  * input and call hm_watch_process() when it is readable or when
  * hm_watch_timeout() milliseconds have passed (-1: no deadline).

@@ -146,6 +146,12 @@ HM_EXTERN int hm_ctx_dispatch(hm_ctx *ctx, const char *path);
  */
 #define HM_LOCK_SHARED 1u
 #define HM_LOCK_EXCLUSIVE 2u
+/* Or'd into the mode: a lock of every process that shares the embedder's
+ * host table (hm_lock_host_init(), in hotmod.h). */
+#define HM_LOCK_HOST 0x10u
+/* hm_lock() returns it (> 0) when it had a host lock whose exclusive
+ * holder died: what the lock protects may be half-changed. */
+#define HM_LOCK_RECOVERED 1
 #define HM_LOCK_NAME_MAX 255
 HM_EXTERN int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms);
 HM_EXTERN int hm_unlock(hm_ctx *ctx, const char *name);

@@ -22,11 +22,27 @@
  * last holder and waiter leave, so a flood of distinct names costs
  * nothing once they are released, and HM__LOCKS_MAX and
  * HM__LOCKS_PER_REQUEST bound what can be held at once.
+ *
+ * Host locks (HM_LOCK_HOST) live in a table the embedder maps shared
+ * before it forks (hm_lock_host_init()): entries by exact name (open
+ * addressing; a freed entry is a tombstone until reused), each listing
+ * its holders by process (pid and start time: a pid the kernel reused is
+ * not the holder) and request.  One robust process-shared mutex guards
+ * it, and one process-shared condition wakes waiters; a process that
+ * dies holds neither for long, and no one tells of its death, so a
+ * waiter looks every HM__HOST_POLL_MS for holders that are gone and
+ * removes them.  A lock whose exclusive holder died is had with
+ * HM_LOCK_RECOVERED: what it protects may be half-changed.  Within a
+ * process a request's host holds are counted like its process holds.
  */
 #include "loader.h"
 #include "hooks.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,17 +53,50 @@
 #define HM__LOCKS_PER_REQUEST 64
 #define HM__LOCK_BUCKETS 4096 /* a power of two */
 
+#define HM__HOST_HOLDERS 32  /* requests holding one host lock at once */
+#define HM__HOST_POLL_MS 100 /* a waiter looks for dead holders this often */
+
 struct hm__lockset;
 
-/* One request's hold of one lock. */
+/* One request's hold of one lock: a process lock's, or a host lock's. */
 struct hm__hold {
 	struct hm__hold *next_in_set;  /* the request's holds */
-	struct hm__hold *next_in_lock; /* the lock's holders */
-	struct hm__lock *lock;
+	struct hm__hold *next_in_lock; /* the lock's holders (process locks) */
+	struct hm__lock *lock;         /* NULL for a host lock ... */
+	struct hm__hlock *host;        /* ... which is this entry */
 	struct hm__lockset *set;
 	unsigned count;  /* hm_lock() calls not yet undone */
 	bool exclusive;
 };
+
+/* A holder of a host lock: a request of a process. */
+struct hm__hholder {
+	int32_t pid;        /* 0: free */
+	uint64_t start;     /* the process's start time: pids are reused */
+	uint64_t request;   /* the request's lock set, as a number */
+	uint64_t thread;    /* its thread, as a number */
+	bool exclusive;
+};
+
+/* A host lock, in the shared table. */
+struct hm__hlock {
+	uint32_t state; /* 0: never used, 1: in use, 2: freed (a tombstone) */
+	uint32_t waiters;
+	bool recovered; /* an exclusive holder died: tell the next one */
+	uint32_t len;
+	char name[HM_LOCK_NAME_MAX + 1];
+	struct hm__hholder holders[HM__HOST_HOLDERS];
+};
+
+struct hm__htable {
+	pthread_mutex_t mu; /* robust, process-shared */
+	pthread_cond_t cond; /* process-shared: a holder left */
+	uint32_t size;
+	struct hm__hlock entry[];
+};
+
+static struct hm__htable *host; /* hm_lock_host_init()'s */
+static size_t host_bytes;
 
 /* A name in use: held or waited for. */
 struct hm__lock {
@@ -132,7 +181,7 @@ static void lock_drop_if_unused(struct hm__lock *k)
 static struct hm__hold *hold_of(const struct hm__lockset *set, const struct hm__lock *k)
 {
 	for (struct hm__hold *h = set->holds; h; h = h->next_in_set)
-		if (h->lock == k)
+		if (h->lock == k && k)
 			return h;
 	return NULL;
 }
@@ -173,6 +222,342 @@ static bool waits_for_itself(const struct hm__lockset *set, const struct hm__loc
 	return false;
 }
 
+/* CLOCK_MONOTONIC now + ms. */
+static void deadline_in(struct timespec *t, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (t->tv_nsec >= 1000000000) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000;
+	}
+}
+
+/* ---- host locks ------------------------------------------------------------ */
+
+/* The start time of process pid (clock ticks since boot, /proc/PID/stat's
+ * 22nd field), 0 when it is gone. */
+static uint64_t start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* After the command's closing parenthesis: state is field 3. */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &t) != 1)
+		return 0;
+	return t;
+}
+
+/* This process as a holder: its pid and start time (after a fork, the
+ * child's own). */
+static void self_id(int32_t *pid, uint64_t *start)
+{
+	static pid_t cached_pid;
+	static uint64_t cached_start;
+	pid_t now = getpid();
+
+	if (cached_pid != now) {
+		cached_start = start_time(now);
+		cached_pid = now;
+	}
+	*pid = now;
+	*start = cached_start;
+}
+
+int hm_lock_host_init(unsigned entries)
+{
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
+	size_t bytes;
+
+	if (entries < 1 || entries > 1u << 20)
+		return hm__fail(HM_EINVAL, "hm_lock_host_init: 1 to %u entries", 1u << 20);
+	if (host)
+		return hm__fail(HM_EINVAL, "hm_lock_host_init: the table is made already");
+	bytes = sizeof *host + (size_t)entries * sizeof host->entry[0];
+	struct hm__htable *t = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		return hm__fail_errno(errno, HM_ESYS, "hm_lock_host_init: mmap of %zu bytes",
+			bytes);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&t->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	t->size = entries;
+	host_bytes = bytes;
+	host = t;
+	return 0;
+}
+
+static void host_lock_table(void)
+{
+	/* A process died in the few instructions it holds it for: the
+	 * entries are whole (each write below completes a holder or an
+	 * entry before the next), and dead holders are removed by liveness. */
+	if (pthread_mutex_lock(&host->mu) == EOWNERDEAD)
+		pthread_mutex_consistent(&host->mu);
+}
+
+static uint32_t host_hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
+/* The host entry named name, made if create; NULL if none (or full, when
+ * *rc says so).  The table's mutex held. */
+static struct hm__hlock *host_find(const char *name, bool create, int *rc)
+{
+	size_t len = strlen(name);
+	uint32_t h = host_hash(name, len);
+	struct hm__hlock *tomb = NULL;
+
+	for (uint32_t i = 0; i < host->size; i++) {
+		struct hm__hlock *e = &host->entry[(h + i) % host->size];
+		if (e->state == 0) {
+			if (!create)
+				return NULL;
+			e = tomb ? tomb : e;
+			memset(e, 0, sizeof *e);
+			memcpy(e->name, name, len + 1);
+			e->len = (uint32_t)len;
+			e->state = 1;
+			return e;
+		}
+		if (e->state == 2) {
+			tomb = tomb ? tomb : e;
+			continue;
+		}
+		if (e->len == len && memcmp(e->name, name, len) == 0)
+			return e;
+	}
+	if (create && tomb) {
+		memset(tomb, 0, sizeof *tomb);
+		memcpy(tomb->name, name, len + 1);
+		tomb->len = (uint32_t)len;
+		tomb->state = 1;
+		return tomb;
+	}
+	if (create)
+		*rc = hm__fail(HM_ETOOMANY, "host lock '%s': the table's %u entries are all "
+					    "held or waited for", name, host->size);
+	return NULL;
+}
+
+/* Remove e's holders whose process is gone; the table's mutex held. */
+static void host_reap(struct hm__hlock *e)
+{
+	for (unsigned i = 0; i < HM__HOST_HOLDERS; i++) {
+		struct hm__hholder *o = &e->holders[i];
+		if (!o->pid || start_time(o->pid) == o->start)
+			continue;
+		if (o->exclusive)
+			e->recovered = true; /* it may have been mid-change */
+		memset(o, 0, sizeof *o);
+		pthread_cond_broadcast(&host->cond);
+	}
+}
+
+static void host_drop_if_unused(struct hm__hlock *e)
+{
+	for (unsigned i = 0; i < HM__HOST_HOLDERS; i++)
+		if (e->holders[i].pid)
+			return;
+	if (!e->waiters && !e->recovered)
+		e->state = 2;
+}
+
+static struct hm__hold *host_hold_of(const struct hm__lockset *set, const char *name)
+{
+	for (struct hm__hold *h = set->holds; h; h = h->next_in_set)
+		if (h->host && strcmp(h->host->name, name) == 0)
+			return h;
+	return NULL;
+}
+
+/*
+ * Can request me (the holder slot it has, or NULL) take e in this mode?
+ * HM_EDEADLK when a holder is a request of this thread (one this request
+ * runs nested in); the table's mutex held.
+ */
+static int host_grantable(const struct hm__hlock *e, const struct hm__hholder *me,
+	bool exclusive, int32_t pid, uint64_t thread, const char *name)
+{
+	unsigned others = 0, others_excl = 0;
+
+	for (unsigned i = 0; i < HM__HOST_HOLDERS; i++) {
+		const struct hm__hholder *o = &e->holders[i];
+		if (!o->pid || o == me)
+			continue;
+		if (o->pid == pid && o->thread == thread)
+			return hm__fail(HM_EDEADLK, "host lock '%s': waiting would deadlock: "
+						    "it is held by a request this one runs "
+						    "nested in", name);
+		others++;
+		others_excl += o->exclusive;
+	}
+	return exclusive ? others == 0 : others_excl == 0;
+}
+
+static int host_lock(struct hm__lockset *set, const char *name, bool exclusive,
+	const struct timespec *deadline, int timeout_ms)
+{
+	struct hm__hold *mine;
+	struct hm__hlock *e;
+	struct hm__hholder *me = NULL;
+	uint64_t start, thread = (uint64_t)(uintptr_t)set->thread;
+	int32_t pid;
+	int rc = 0;
+
+	/* Held by this request already: one more hold, or an upgrade. */
+	pthread_mutex_lock(&mu);
+	mine = host_hold_of(set, name);
+	if (mine && (mine->exclusive || !exclusive)) {
+		mine->count++;
+		pthread_mutex_unlock(&mu);
+		return 0;
+	}
+	if (!mine && set->nholds >= HM__LOCKS_PER_REQUEST) {
+		pthread_mutex_unlock(&mu);
+		return hm__fail(HM_ETOOMANY, "host lock '%s': this request holds %d locks, "
+					     "the most one can", name, HM__LOCKS_PER_REQUEST);
+	}
+	pthread_mutex_unlock(&mu);
+
+	self_id(&pid, &start);
+	host_lock_table();
+	if ((e = mine ? mine->host : host_find(name, true, &rc)) == NULL)
+		goto out;
+	for (unsigned i = 0; mine && i < HM__HOST_HOLDERS; i++)
+		if (e->holders[i].pid == pid && e->holders[i].request == (uintptr_t)set)
+			me = &e->holders[i];
+	e->waiters++;
+	/* fresh: the holders in the way were just checked for life (a holder
+	 * that died tells no one). */
+	for (bool fresh = false;;) {
+		int g = host_grantable(e, me, exclusive, pid, thread, name);
+		bool slot = me != NULL;
+		for (unsigned i = 0; !slot && i < HM__HOST_HOLDERS; i++)
+			slot = e->holders[i].pid == 0;
+		if (g < 0) {
+			rc = g;
+			break;
+		}
+		if (g && slot)
+			break;
+		if (!fresh) {
+			host_reap(e);
+			fresh = true;
+			continue;
+		}
+		struct timespec now, wake;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > deadline->tv_sec ||
+		    (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec)) {
+			rc = hm__fail(HM_ETIMEDOUT, "host lock '%s': not had within %d ms", name,
+				timeout_ms);
+			break;
+		}
+		/* Until the deadline, or sooner to look at the holders again. */
+		deadline_in(&wake, HM__HOST_POLL_MS);
+		if (wake.tv_sec > deadline->tv_sec ||
+		    (wake.tv_sec == deadline->tv_sec && wake.tv_nsec > deadline->tv_nsec))
+			wake = *deadline;
+		if (pthread_cond_timedwait(&host->cond, &host->mu, &wake) == EOWNERDEAD)
+			pthread_mutex_consistent(&host->mu);
+		fresh = false;
+	}
+	e->waiters--;
+	if (rc == 0) {
+		if (!me)
+			for (unsigned i = 0; !me && i < HM__HOST_HOLDERS; i++)
+				if (!e->holders[i].pid)
+					me = &e->holders[i];
+		*me = (struct hm__hholder){.pid = pid, .start = start,
+			.request = (uintptr_t)set, .thread = thread, .exclusive = exclusive};
+		if (e->recovered) {
+			e->recovered = false;
+			rc = HM_LOCK_RECOVERED;
+		}
+	} else {
+		host_drop_if_unused(e);
+	}
+out:
+	pthread_mutex_unlock(&host->mu);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&mu);
+	if (mine) {
+		mine->count++;
+		mine->exclusive = true; /* upgraded */
+	} else if ((mine = calloc(1, sizeof *mine)) != NULL) {
+		*mine = (struct hm__hold){.next_in_set = set->holds, .host = e, .set = set,
+			.count = 1, .exclusive = exclusive};
+		set->holds = mine;
+		set->nholds++;
+	}
+	pthread_mutex_unlock(&mu);
+	if (!mine) { /* had, and cannot be recorded: let it go */
+		host_lock_table();
+		for (unsigned i = 0; i < HM__HOST_HOLDERS; i++)
+			if (e->holders[i].pid == pid && e->holders[i].request == (uintptr_t)set)
+				memset(&e->holders[i], 0, sizeof e->holders[i]);
+		host_drop_if_unused(e);
+		pthread_cond_broadcast(&host->cond);
+		pthread_mutex_unlock(&host->mu);
+		return hm__fail(HM_ENOMEM, "host lock '%s': out of memory", name);
+	}
+	return rc;
+}
+
+/* Let host hold h go; mu held. */
+static void host_release(struct hm__hold *h)
+{
+	struct hm__lockset *set = h->set;
+	struct hm__hlock *e = h->host;
+	struct hm__hold **p;
+	int32_t pid;
+	uint64_t start;
+
+	self_id(&pid, &start);
+	host_lock_table();
+	for (unsigned i = 0; i < HM__HOST_HOLDERS; i++)
+		if (e->holders[i].pid == pid && e->holders[i].request == (uintptr_t)set)
+			memset(&e->holders[i], 0, sizeof e->holders[i]);
+	host_drop_if_unused(e);
+	pthread_cond_broadcast(&host->cond);
+	pthread_mutex_unlock(&host->mu);
+	for (p = &set->holds; *p != h; p = &(*p)->next_in_set)
+		;
+	*p = h->next_in_set;
+	set->nholds--;
+	free(h);
+}
+
 /* The outermost call of ctx's request: where its locks live. */
 static hm_ctx *request_root(hm_ctx *ctx)
 {
@@ -202,16 +587,22 @@ int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
 	struct hm__lock *k;
 	struct hm__hold *mine;
 	struct timespec deadline;
-	bool exclusive = mode == HM_LOCK_EXCLUSIVE;
+	bool exclusive;
 	int rc = 0;
 
 	if ((rc = check_args(ctx, name, "hm_lock")) != 0)
 		return rc;
+	bool in_host = mode & HM_LOCK_HOST;
+	mode &= ~HM_LOCK_HOST;
+	exclusive = mode == HM_LOCK_EXCLUSIVE;
 	if (mode != HM_LOCK_SHARED && mode != HM_LOCK_EXCLUSIVE)
 		return hm__fail(HM_EINVAL, "hm_lock: mode is HM_LOCK_SHARED or "
-					   "HM_LOCK_EXCLUSIVE");
+					   "HM_LOCK_EXCLUSIVE, maybe with HM_LOCK_HOST");
 	if (timeout_ms < 0)
 		return hm__fail(HM_EINVAL, "hm_lock: a negative timeout: waits are bounded");
+	if (in_host && !host)
+		return hm__fail(HM_EINVAL, "lock '%s': no host locks: the embedder made no "
+					   "table for them (hm_lock_host_init)", name);
 	hm_ctx *root = request_root(ctx);
 	if (!root->locks) {
 		if ((root->locks = calloc(1, sizeof *root->locks)) == NULL)
@@ -219,13 +610,9 @@ int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
 		root->locks->thread = hm__self();
 	}
 	set = root->locks;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline_in(&deadline, timeout_ms);
+	if (in_host)
+		return host_lock(set, name, exclusive, &deadline, timeout_ms);
 
 	pthread_mutex_lock(&mu);
 	if ((k = lock_find(name, strlen(name), true, &rc)) == NULL)
@@ -287,6 +674,10 @@ static void release(struct hm__hold *h)
 	struct hm__lockset *set = h->set;
 	struct hm__hold **p;
 
+	if (!k) {
+		host_release(h);
+		return;
+	}
 	for (p = &k->holders; *p != h; p = &(*p)->next_in_lock)
 		;
 	*p = h->next_in_lock;
@@ -313,6 +704,8 @@ int hm_unlock(hm_ctx *ctx, const char *name)
 	pthread_mutex_lock(&mu);
 	if (set && (k = lock_find(name, strlen(name), false, NULL)) != NULL)
 		h = hold_of(set, k);
+	if (!h && set)
+		h = host_hold_of(set, name);
 	if (!h)
 		rc = hm__fail(HM_EINVAL, "hm_unlock: this request does not hold lock '%s'",
 			name);
@@ -334,6 +727,8 @@ int hm_lock_held(const hm_ctx *ctx, const char *name)
 	pthread_mutex_lock(&mu);
 	if (set && (k = lock_find(name, strlen(name), false, NULL)) != NULL)
 		h = hold_of(set, k);
+	if (!h && set)
+		h = host_hold_of(set, name);
 	rc = !h ? 0 : h->exclusive ? HM_LOCK_EXCLUSIVE : HM_LOCK_SHARED;
 	pthread_mutex_unlock(&mu);
 	return rc;

@@ -215,6 +215,9 @@ enum {
 /* Descriptors kept for modules, their files and the loader's watcher. */
 #define SRV_FD_RESERVE 1024
 #define SRV_DEFAULT_CONNECTIONS 16384u
+/* Names host locks may have at once: each about 1.5 KiB of shared memory,
+ * touched only when used. */
+#define SRV_HOST_LOCKS 4096u
 
 /*
  * Every connection is a descriptor: raise the soft limit to the hard one,
@@ -564,6 +567,12 @@ int main(int argc, char **argv)
 			srv_log("warn", "--state-dir and --canary need worker processes (a crash "
 					"ends the one process of --workers 0): not used");
 		return serve(&c, fd, -1, 0);
+	}
+	/* Host locks (hm_lock(3), HM_LOCK_HOST): one table for every worker,
+	 * made before they fork. */
+	if (hm_lock_host_init(SRV_HOST_LOCKS) < 0) {
+		srv_log("error", "%s", hm_errmsg());
+		return 1;
 	}
 	builds.root = c.root;
 	builds.uid = c.uid;

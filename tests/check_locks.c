@@ -17,6 +17,8 @@
 #include <sched.h>
 #include <stdint.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 static char *root;
 static hm_loader *loader;
@@ -377,6 +379,138 @@ START_TEST(test_concurrent_requests_under_one_lock_lose_nothing)
 }
 END_TEST
 
+/* ---- host locks: several processes ---------------------------------------- */
+
+static void host_without_table(struct fx_req *req, hm_ctx *ctx)
+{
+	(void)req;
+	ck_assert_int_eq(hm_lock(ctx, "h", HM_LOCK_EXCLUSIVE | HM_LOCK_HOST, 0), HM_EINVAL);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "(hm_lock_host_init)"));
+}
+
+START_TEST(test_host_locks_need_the_embedders_table)
+{
+	ck_assert_int_eq(in_request(host_without_table, NULL), 1);
+}
+END_TEST
+
+/* What the other process does in its request, told by the test. */
+struct other {
+	unsigned mode;
+	int ready[2]; /* it writes a byte once it holds the lock */
+};
+
+static void hold_and_stay(struct fx_req *req, hm_ctx *ctx)
+{
+	struct other *o = req->arg;
+
+	if (hm_lock(ctx, "host:cart", o->mode | HM_LOCK_HOST, 0) != 0)
+		_exit(3);
+	if (write(o->ready[1], "", 1) != 1)
+		_exit(4);
+	pause(); /* until killed, holding it */
+}
+
+/* A process of its own (a worker) holding host:cart in mode, until
+ * killed: its pid, once it holds it. */
+static pid_t other_holds(unsigned mode)
+{
+	struct other o = {.mode = mode};
+	char byte;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(o.ready), 0);
+	if ((pid = fork()) == 0) {
+		/* Its own loader: a loader belongs to the process that opened it. */
+		hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
+			.quiet = true);
+		struct fx_req req = {.in_handle = hold_and_stay, .arg = &o};
+		hm_dispatch(l, "m", &req);
+		_exit(5);
+	}
+	ck_assert_int_gt(pid, 0);
+	close(o.ready[1]);
+	ck_assert_int_eq(read(o.ready[0], &byte, 1), 1);
+	close(o.ready[0]);
+	return pid;
+}
+
+struct host_try {
+	unsigned mode;
+	int timeout_ms;
+	int rc;
+};
+
+static void host_try(struct fx_req *req, hm_ctx *ctx)
+{
+	struct host_try *t = req->arg;
+
+	t->rc = hm_lock(ctx, "host:cart", t->mode | HM_LOCK_HOST, t->timeout_ms);
+}
+
+static int try_host(unsigned mode, int timeout_ms)
+{
+	struct host_try t = {.mode = mode, .timeout_ms = timeout_ms};
+
+	ck_assert_int_eq(in_request(host_try, &t), 1);
+	return t.rc;
+}
+
+START_TEST(test_a_host_lock_excludes_other_processes_and_survives_its_holder)
+{
+	ck_assert_int_eq(hm_lock_host_init(64), 0);
+	ck_assert_int_eq(hm_lock_host_init(64), HM_EINVAL); /* once */
+
+	/* Held shared by another process: shared is had, exclusive is not. */
+	pid_t pid = other_holds(HM_LOCK_SHARED);
+	ck_assert_int_eq(try_host(HM_LOCK_SHARED, 0), 0);
+	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 50), HM_ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "host lock 'host:cart': not had within"));
+	/* Its holder killed: had, and nothing was being changed. */
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 30000), 0);
+
+	/* Held exclusive, then killed holding it (a crashed worker): the
+	 * next holder has it, told that the state may be half-changed. */
+	pid = other_holds(HM_LOCK_EXCLUSIVE);
+	ck_assert_int_eq(try_host(HM_LOCK_SHARED, 50), HM_ETIMEDOUT);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 30000), HM_LOCK_RECOVERED);
+	/* Told once. */
+	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 0), 0);
+}
+END_TEST
+
+/* Within one process, host holds are a request's like any: reentrant in
+ * it, refused to a request it serves nested on its thread, released at
+ * its end. */
+static void host_nested(struct fx_req *req, hm_ctx *ctx)
+{
+	int *rc = req->arg;
+	struct host_try inner = {.mode = HM_LOCK_SHARED, .timeout_ms = 5000};
+	struct fx_req b = {.in_handle = host_try, .arg = &inner};
+
+	ck_assert_int_eq(hm_lock(ctx, "host:cart", HM_LOCK_EXCLUSIVE | HM_LOCK_HOST, 0), 0);
+	ck_assert_int_eq(hm_lock(ctx, "host:cart", HM_LOCK_SHARED | HM_LOCK_HOST, 0), 0);
+	ck_assert_int_eq(hm_lock_held(ctx, "host:cart"), HM_LOCK_EXCLUSIVE);
+	ck_assert_int_eq(hm_unlock(ctx, "host:cart"), 0);
+	ck_assert_int_eq(hm_dispatch(loader, "m", &b), 1);
+	*rc = inner.rc;
+}
+
+START_TEST(test_host_locks_are_reentrant_per_request_and_released_at_its_end)
+{
+	int rc = 0;
+
+	ck_assert_int_eq(hm_lock_host_init(64), 0);
+	ck_assert_int_eq(in_request(host_nested, &rc), 1);
+	ck_assert_int_eq(rc, HM_EDEADLK);
+	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 0), 0);
+}
+END_TEST
+
 static Suite *locks_suite(void)
 {
 	Suite *s = suite_create("locks");
@@ -390,6 +524,9 @@ static Suite *locks_suite(void)
 	tcase_add_loop_test(c, test_a_wait_is_bounded_and_the_end_of_a_request_releases, 0, 2);
 	tcase_add_test(c, test_a_deadlock_between_two_requests_fails_one_of_them);
 	tcase_add_test(c, test_concurrent_requests_under_one_lock_lose_nothing);
+	tcase_add_test(c, test_host_locks_need_the_embedders_table);
+	tcase_add_test(c, test_a_host_lock_excludes_other_processes_and_survives_its_holder);
+	tcase_add_test(c, test_host_locks_are_reentrant_per_request_and_released_at_its_end);
 	suite_add_tcase(s, c);
 	return s;
 }
