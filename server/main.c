@@ -562,17 +562,17 @@ int main(int argc, char **argv)
 		return 1;
 	if ((fd = srv_bind(c.listen)) < 0)
 		return 1;
+	/* Host locks (hm_lock(3), HM_LOCK_HOST): one table for every worker
+	 * (made before they fork), or for the one process. */
+	if (hm_lock_host_init(SRV_HOST_LOCKS) < 0) {
+		srv_log("error", "%s", hm_errmsg());
+		return 1;
+	}
 	if (workers == 0) {
 		if (builds.dir || builds.canary)
 			srv_log("warn", "--state-dir and --canary need worker processes (a crash "
 					"ends the one process of --workers 0): not used");
 		return serve(&c, fd, -1, 0);
-	}
-	/* Host locks (hm_lock(3), HM_LOCK_HOST): one table for every worker,
-	 * made before they fork. */
-	if (hm_lock_host_init(SRV_HOST_LOCKS) < 0) {
-		srv_log("error", "%s", hm_errmsg());
-		return 1;
 	}
 	builds.root = c.root;
 	builds.uid = c.uid;
