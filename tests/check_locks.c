@@ -394,10 +394,14 @@ START_TEST(test_host_locks_need_the_embedders_table)
 }
 END_TEST
 
-/* What the other process does in its request, told by the test. */
+/* Another process (a worker): forked while the test has no thread yet
+ * (a sanitizer cannot follow a fork of a threaded process), it opens its
+ * own loader and takes host:cart in mode once told (cmd), says so
+ * (ready), and holds it until it is killed. */
 struct other {
+	pid_t pid;
 	unsigned mode;
-	int ready[2]; /* it writes a byte once it holds the lock */
+	int cmd[2], ready[2];
 };
 
 static void hold_and_stay(struct fx_req *req, hm_ctx *ctx)
@@ -411,28 +415,43 @@ static void hold_and_stay(struct fx_req *req, hm_ctx *ctx)
 	pause(); /* until killed, holding it */
 }
 
-/* A process of its own (a worker) holding host:cart in mode, until
- * killed: its pid, once it holds it. */
-static pid_t other_holds(unsigned mode)
+static void other_start(struct other *o, unsigned mode)
 {
-	struct other o = {.mode = mode};
 	char byte;
-	pid_t pid;
 
-	ck_assert_int_eq(pipe(o.ready), 0);
-	if ((pid = fork()) == 0) {
+	o->mode = mode;
+	ck_assert_int_eq(pipe(o->cmd), 0);
+	ck_assert_int_eq(pipe(o->ready), 0);
+	if ((o->pid = fork()) == 0) {
+		if (read(o->cmd[0], &byte, 1) != 1)
+			_exit(6);
 		/* Its own loader: a loader belongs to the process that opened it. */
 		hm_loader *l = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER,
 			.quiet = true);
-		struct fx_req req = {.in_handle = hold_and_stay, .arg = &o};
+		struct fx_req req = {.in_handle = hold_and_stay, .arg = o};
 		hm_dispatch(l, "m", &req);
 		_exit(5);
 	}
-	ck_assert_int_gt(pid, 0);
-	close(o.ready[1]);
-	ck_assert_int_eq(read(o.ready[0], &byte, 1), 1);
-	close(o.ready[0]);
-	return pid;
+	ck_assert_int_gt(o->pid, 0);
+}
+
+/* Tell it to take the lock; once it holds it. */
+static void other_holds(struct other *o)
+{
+	char byte;
+
+	ck_assert_int_eq(write(o->cmd[1], "", 1), 1);
+	ck_assert_int_eq(read(o->ready[0], &byte, 1), 1);
+}
+
+static void other_killed(struct other *o)
+{
+	ck_assert_int_eq(kill(o->pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(o->pid, NULL, 0), o->pid);
+	for (int i = 0; i < 2; i++) {
+		close(o->cmd[i]);
+		close(o->ready[i]);
+	}
 }
 
 struct host_try {
@@ -456,30 +475,39 @@ static int try_host(unsigned mode, int timeout_ms)
 	return t.rc;
 }
 
+/* Its own setup: the other processes are forked before the loader (and
+ * its threads) exists. */
 START_TEST(test_a_host_lock_excludes_other_processes_and_survives_its_holder)
 {
+	struct other shared, excl;
+
+	memset(&app, 0, sizeof app);
+	root = mkroot();
+	deploy_cp("probe_v1", root, "m.so");
 	ck_assert_int_eq(hm_lock_host_init(64), 0);
 	ck_assert_int_eq(hm_lock_host_init(64), HM_EINVAL); /* once */
+	other_start(&shared, HM_LOCK_SHARED);
+	other_start(&excl, HM_LOCK_EXCLUSIVE);
+	loader = open_loader(root, .app = &app, .interval_ms = HM_CHECK_NEVER);
 
 	/* Held shared by another process: shared is had, exclusive is not. */
-	pid_t pid = other_holds(HM_LOCK_SHARED);
+	other_holds(&shared);
 	ck_assert_int_eq(try_host(HM_LOCK_SHARED, 0), 0);
 	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 50), HM_ETIMEDOUT);
 	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "host lock 'host:cart': not had within"));
 	/* Its holder killed: had, and nothing was being changed. */
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	other_killed(&shared);
 	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 30000), 0);
 
 	/* Held exclusive, then killed holding it (a crashed worker): the
 	 * next holder has it, told that the state may be half-changed. */
-	pid = other_holds(HM_LOCK_EXCLUSIVE);
+	other_holds(&excl);
 	ck_assert_int_eq(try_host(HM_LOCK_SHARED, 50), HM_ETIMEDOUT);
-	ck_assert_int_eq(kill(pid, SIGKILL), 0);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	other_killed(&excl);
 	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 30000), HM_LOCK_RECOVERED);
 	/* Told once. */
 	ck_assert_int_eq(try_host(HM_LOCK_EXCLUSIVE, 0), 0);
+	teardown();
 }
 END_TEST
 
@@ -525,9 +553,11 @@ static Suite *locks_suite(void)
 	tcase_add_test(c, test_a_deadlock_between_two_requests_fails_one_of_them);
 	tcase_add_test(c, test_concurrent_requests_under_one_lock_lose_nothing);
 	tcase_add_test(c, test_host_locks_need_the_embedders_table);
-	tcase_add_test(c, test_a_host_lock_excludes_other_processes_and_survives_its_holder);
 	tcase_add_test(c, test_host_locks_are_reentrant_per_request_and_released_at_its_end);
 	suite_add_tcase(s, c);
+	TCase *h = tcase_create("processes");
+	tcase_add_test(h, test_a_host_lock_excludes_other_processes_and_survives_its_holder);
+	suite_add_tcase(s, h);
 	return s;
 }
 
