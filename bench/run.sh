@@ -371,9 +371,11 @@ start_peer() {
 	local log=$tmp/peer.$1.err
 	: >"$log"
 	case $1 in
-	hotmod)
+	hotmod | inline)
+		# shellcheck disable=SC2046 # no flag, or one
 		"$TOP_BUILDDIR/server/hotmod-httpd" --root "$tmp/www" --listen 127.0.0.1:0 \
-			--quiet --workers "$np" --allow-root 2>"$log" &
+			--quiet --workers "$np" --allow-root \
+			$([ "$1" = inline ] && echo --inline-handlers) 2>"$log" &
 		server_pid=$!
 		for _ in $(seq 100); do
 			port=$(sed -n 's/.*, port \([0-9][0-9]*\),.*worker process.*/\1/p' "$log" | head -1)
@@ -438,7 +440,7 @@ start_peer() {
 }
 
 peers_bench() {
-	local -a conns servers=(hotmod kore nginx)
+	local -a conns servers=(hotmod inline kore nginx)
 	local c s rps p99 err k=0 limit nofile
 	declare -A R P E
 	if [ "$mode" = full ]; then conns=(64 1000 10000); else conns=(64); fi
@@ -458,8 +460,8 @@ peers_bench() {
 			continue
 		fi
 		# A different server first at each connection count.
-		for i in 0 1 2; do
-			s=${servers[$(((i + k) % 3))]}
+		for i in 0 1 2 3; do
+			s=${servers[$(((i + k) % 4))]}
 			start_peer "$s" || return 1
 			[ "$http_warm" = 0 ] || wrk_peer "$http_warm" "$c" >/dev/null || return 1
 			read -r rps p99 err < <(wrk_peer "$http_dur" "$c") && [ -n "$err" ] || return 1
@@ -474,39 +476,46 @@ peers_bench() {
 	echo "### HTTP against peers: /hello from hotmod-httpd, Kore and nginx"
 	echo
 	echo "Each with $np worker processes and its defaults otherwise (hotmod-httpd:"
-	echo "the probe, inotify, 16 handler threads a worker; Kore 4.1 from Debian,"
-	echo "the page in C on its event loop; nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`return 200\`);"
-	echo "access logs off; wrk -t $np -d ${http_dur}s --latency, one run each, the"
-	echo "order rotated per connection count; loopback, wrk on the same $np CPUs."
+	echo "the probe, inotify, 16 handler threads a worker, and once more with"
+	echo "--inline-handlers; Kore 4.1 from Debian, the page in C on its event loop;"
+	echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`return 200\`); access logs off;"
+	echo "wrk -t $np -d ${http_dur}s --latency, one run each, the order rotated per"
+	echo "connection count; loopback, wrk on the same $np CPUs."
 	echo
-	echo "| connections | hotmod-httpd req/s | p99 ms | Kore req/s | p99 ms | nginx req/s | p99 ms | hotmod / Kore req/s |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| connections | hotmod-httpd req/s | p99 ms | --inline-handlers req/s | p99 ms | Kore req/s | p99 ms | nginx req/s | p99 ms | hotmod / Kore | inline / Kore |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for c in "${conns[@]}"; do
 		[ -n "${R[hotmod,$c]:-}" ] || continue
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
-			"${R[hotmod,$c]}" "${P[hotmod,$c]}" "${R[kore,$c]}" "${P[kore,$c]}" \
-			"${R[nginx,$c]}" "${P[nginx,$c]}" "$(ratio "${R[hotmod,$c]}" "${R[kore,$c]}")"
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+			"${R[hotmod,$c]}" "${P[hotmod,$c]}" "${R[inline,$c]}" "${P[inline,$c]}" \
+			"${R[kore,$c]}" "${P[kore,$c]}" "${R[nginx,$c]}" "${P[nginx,$c]}" \
+			"$(ratio "${R[hotmod,$c]}" "${R[kore,$c]}")" \
+			"$(ratio "${R[inline,$c]}" "${R[kore,$c]}")"
 	done
 	echo
 	echo "Errors (connect, read, write, timeout, non-2xx) per run:"
 	for c in "${conns[@]}"; do
 		[ -n "${R[hotmod,$c]:-}" ] || continue
-		echo "$c connections: hotmod-httpd ${E[hotmod,$c]}, Kore ${E[kore,$c]}, nginx ${E[nginx,$c]}."
+		echo "$c connections: hotmod-httpd ${E[hotmod,$c]}, --inline-handlers ${E[inline,$c]}, Kore ${E[kore,$c]}, nginx ${E[nginx,$c]}."
 	done
 	echo
-	local met=met detail=
-	for c in "${conns[@]}"; do
-		[ -n "${R[hotmod,$c]:-}" ] || continue
-		detail+="${detail:+; }$c: $(ratio "${R[hotmod,$c]}" "${R[kore,$c]}") of Kore's requests/s, p99 ${P[hotmod,$c]} against ${P[kore,$c]} ms"
-		awk -v h="${R[hotmod,$c]}" -v k="${R[kore,$c]}" -v hp="${P[hotmod,$c]}" \
-			-v kp="${P[kore,$c]}" 'BEGIN { exit !(h >= k && hp < kp) }' || met=MISSED
+	local s name met detail
+	for s in hotmod inline; do
+		met=met detail=
+		name=hotmod-httpd
+		[ "$s" = inline ] && name="hotmod-httpd --inline-handlers"
+		for c in "${conns[@]}"; do
+			[ -n "${R[$s,$c]:-}" ] || continue
+			detail+="${detail:+; }$c: $(ratio "${R[$s,$c]}" "${R[kore,$c]}") of Kore's requests/s, p99 ${P[$s,$c]} against ${P[kore,$c]} ms"
+			awk -v h="${R[$s,$c]}" -v k="${R[kore,$c]}" -v hp="${P[$s,$c]}" \
+				-v kp="${P[kore,$c]}" 'BEGIN { exit !(h >= k && hp < kp) }' || met=MISSED
+		done
+		echo "- Goal, $name at least Kore's requests/s with a lower p99 at every connection count: $detail: **$met**."
 	done
-	echo "- Goal, hotmod-httpd at least Kore's requests/s with a lower p99 at every connection count: $detail: **$met**."
-	echo "- Both hotmod-httpd and Kore run handlers on their event loop; hotmod-httpd"
-	echo "  also suspends and resumes each request's connection (two epoll_ctl), so"
-	echo "  that a handler that runs 5 ms can be left behind while another thread"
-	echo "  takes the loop, and libmicrohttpd zeroes its 32 KiB connection buffer"
-	echo "  between requests (docs/SERVER.md)."
+	echo "- By default hotmod-httpd suspends each request's connection and resumes"
+	echo "  it after the handler (two epoll_ctl a request), so that a handler that"
+	echo "  runs 5 ms is left to a thread of its own while another takes the loop;"
+	echo "  --inline-handlers runs it on the loop, as Kore does (docs/SERVER.md)."
 }
 if [ -x "$TOP_BUILDDIR/server/hotmod-httpd" ]; then
 	if have wrk wrk && have kore kore && have nginx nginx-light; then

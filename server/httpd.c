@@ -497,6 +497,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			serve_status(q);
 			return respond(q);
 		}
+		if (s->limits.inline_handlers) {
+			srv_run_inline(s, &q->job, conn);
+			return respond(q);
+		}
 		srv_submit(s, &q->job, conn);
 		return MHD_YES;
 	case SRV_JOB_DONE:

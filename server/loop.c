@@ -160,6 +160,34 @@ void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn)
 	pthread_mutex_unlock(&s->pool_mu);
 }
 
+/*
+ * --inline-handlers: the handler runs here, in libmicrohttpd's callback on
+ * the leader, and the response goes out in the same pass: no suspend and
+ * resume (two epoll_ctl a request), no wake-up.  The price: while it runs
+ * no other connection of this process moves, nobody can take the lead,
+ * and --request-timeout cannot answer before it returns.  The watchdog
+ * still sees it (s->inline_job) for --harakiri.
+ */
+void srv_run_inline(struct srv *s, struct srv_job *j, struct MHD_Connection *conn)
+{
+	j->conn = conn;
+	pthread_mutex_lock(&s->pool_mu);
+	j->state = SRV_JOB_RUNNING;
+	j->since = srv_now_ms();
+	LIST_APPEND(s->running, s->running_tail, j);
+	s->inline_job = j;
+	if (s->watch_sleeping)
+		pthread_cond_signal(&s->watch_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	srv_run(s, j);
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->inline_job == j)
+		s->inline_job = NULL;
+	LIST_REMOVE(s->running, s->running_tail, j);
+	j->state = SRV_JOB_DONE;
+	pthread_mutex_unlock(&s->pool_mu);
+}
+
 /* The oldest queued request, now running (under pool_mu). */
 static struct srv_job *take(struct srv *s)
 {
@@ -421,11 +449,21 @@ static void *watchdog_thread(void *arg)
 			s->watch_sleeping = false;
 			continue;
 		}
-		if (s->inline_job) {
+		struct srv_job *j = s->inline_job;
+		if (j && s->limits.inline_handlers) {
+			/* In libmicrohttpd's callback: nobody else can run the
+			 * loop; only --harakiri can end it. */
+			s->inline_last = now;
+			if (s->limits.harakiri_s && !j->stuck &&
+			    j->since + (int64_t)s->limits.harakiri_s * 1000 <= now) {
+				j->stuck = true;
+				srv_stuck(s, j, now - j->since);
+			}
+		} else if (j) {
 			s->inline_last = now;
 			/* Long enough, and someone to lead instead: the handler
 			 * runs on as any follower's. */
-			if (s->inline_job->since + SRV_STEAL_MS <= now && s->idle_threads > 0) {
+			if (j->since + SRV_STEAL_MS <= now && s->idle_threads > 0) {
 				s->inline_job = NULL;
 				s->leader = NULL;
 				pthread_cond_broadcast(&s->pool_cv);

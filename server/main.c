@@ -56,7 +56,10 @@ static const char usage[] =
 	"      --request-timeout S answer 503 to a request whose handler runs longer\n"
 	"                          than S seconds (default 30); the handler goes on\n"
 	"      --harakiri S        replace a worker whose handler runs longer than\n"
-	"                          S seconds (default 60; 0: never)\n"
+	"                          S seconds (default 60; 0: never)\n"	"      --inline-handlers   run handlers on the connection loop, as Kore does:\n"
+	"                          faster, but a handler that blocks holds up every\n"
+	"                          connection of its worker, and --request-timeout\n"
+	"                          waits for it to return\n"
 	"  -w, --watch MODE        auto, inotify or stat (default auto: inotify, or\n"
 	"                          stat checks where the file system gives no events)\n"
 	"  -i, --check-interval MS with --watch stat: stat a module at most this\n"
@@ -210,6 +213,7 @@ enum {
 	OPT_CANARY,
 	OPT_CANARY_REQUESTS,
 	OPT_CANARY_TIME,
+	OPT_INLINE_HANDLERS,
 };
 
 /* Descriptors kept for modules, their files and the loader's watcher. */
@@ -362,6 +366,7 @@ int main(int argc, char **argv)
 		{"canary", no_argument, NULL, OPT_CANARY},
 		{"canary-requests", required_argument, NULL, OPT_CANARY_REQUESTS},
 		{"canary-time", required_argument, NULL, OPT_CANARY_TIME},
+		{"inline-handlers", no_argument, NULL, OPT_INLINE_HANDLERS},
 		{"watch", required_argument, NULL, 'w'},
 		{"check-interval", required_argument, NULL, 'i'},
 		{"grace", required_argument, NULL, 'g'},
@@ -460,6 +465,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CANARY:
 			builds.canary = true;
+			break;
+		case OPT_INLINE_HANDLERS:
+			c.s.limits.inline_handlers = true;
 			break;
 		case OPT_CANARY_REQUESTS:
 			if (number("--canary-requests", optarg, 1, INT_MAX, &v) < 0)

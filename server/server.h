@@ -30,6 +30,8 @@ struct srv_limits {
 	unsigned queue_timeout_s;  /* waiting for a handler thread: then 503 */
 	unsigned request_timeout_s; /* in a handler: then 503, the handler left */
 	unsigned harakiri_s;       /* in a handler: then srv.stuck (0: never) */
+	bool inline_handlers;      /* handlers run on the loop, in libmicrohttpd's
+				    * callback: no suspend, no hand-over */
 };
 
 /* A request on its way through the queue and a handler (loop.c). */
@@ -123,8 +125,10 @@ void srv_on_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 	enum MHD_ConnectionNotificationCode code);
 void srv_head_in(struct srv *s, struct MHD_Connection *conn);   /* a head came */
 void srv_head_next(struct srv *s, struct MHD_Connection *conn); /* wait for one */
-/* From the access handler: suspend conn and queue j for a serving thread. */
+/* From the access handler: suspend conn and queue j for a serving thread;
+ * or, with --inline-handlers, run j's handler now, on the loop. */
 void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn);
+void srv_run_inline(struct srv *s, struct srv_job *j, struct MHD_Connection *conn);
 /* httpd.c's, called by loop.c: run j's handler (a serving thread); j ran
  * past --request-timeout, or --harakiri (the leader, under pool_mu). */
 void srv_run(struct srv *s, struct srv_job *j);

@@ -600,7 +600,7 @@ START_TEST(test_every_option_of_the_usage_is_in_the_manual)
 		ck_assert_msg(found, "--%s is not in hotmod-httpd.8 as \"%s\"", l, want);
 		options++;
 	}
-	ck_assert_uint_eq(options, 29);
+	ck_assert_uint_eq(options, 30);
 	ck_assert_int_eq(capture(version, &vers), 0);
 	ck_assert_ptr_nonnull(strstr(vers, "hotmod-httpd " PACKAGE_VERSION " (libhotmod "));
 	free(usage);

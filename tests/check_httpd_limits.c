@@ -198,6 +198,38 @@ START_TEST(test_a_handler_past_harakiri_has_its_worker_replaced)
 }
 END_TEST
 
+/* --inline-handlers: handlers run on the loop, and serve; one that hangs
+ * still has its worker replaced (the watchdog sees it), and its client
+ * gets no answer: --request-timeout cannot answer from the loop it
+ * holds. */
+START_TEST(test_inline_handlers_serve_and_a_stuck_one_is_replaced)
+{
+	static const char *const opts[] = {"--inline-handlers", "--request-timeout", "1",
+		"--harakiri", "2", "--grace", "100", NULL};
+	char *path = gated("/probe");
+	struct bg held;
+
+	server_start(opts);
+	expect("/hello", 200, HELLO);
+	expect("/probe", 200, "v1\n");
+	pid_t first = worker();
+	bg_start(&held, path);
+	ck_assert(log_wait("http_probe v1: parked"));
+	ck_assert(log_wait("worker 1 restarted (pid "));
+	ck_assert(log_has(" s, past --harakiri: this worker is replaced"));
+	ck_assert(!log_has("answered 503, the handler still runs"));
+	/* Its worker ended with it: no answer at all (not bg_join(), which
+	 * wants one). */
+	pthread_join(held.thread, NULL);
+	ck_assert_int_ne(held.r.rc, CURLE_OK);
+	free(held.path);
+	resp_free(&held.r);
+	ck_assert_int_ne(worker(), first);
+	ck_assert(answers("/hello", HELLO));
+	free(path);
+}
+END_TEST
+
 START_TEST(test_harakiri_in_a_single_process_is_only_logged)
 {
 	static const char *const opts[] = {"--workers", "0", "--request-timeout", "1",
@@ -232,6 +264,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_a_full_handler_pool_answers_503_after_the_queue_timeout);
 	tcase_add_test(t, test_a_handler_past_harakiri_has_its_worker_replaced);
 	tcase_add_test(t, test_harakiri_in_a_single_process_is_only_logged);
+	tcase_add_test(t, test_inline_handlers_serve_and_a_stuck_one_is_replaced);
 	suite_add_tcase(s, t);
 	return s;
 }
