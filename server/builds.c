@@ -549,12 +549,13 @@ static void end_candidate(struct srv_record *r)
 	r->has_candidate = r->canary = false;
 }
 
-int srv_builds_admit(struct hm_admission *a)
+int srv_builds_admit(void *arg, struct hm_admission *a)
 {
 	char hex[2 * HM_DIGEST_SIZE + 1], lkg[2 * HM_DIGEST_SIZE + 1] = "";
 	struct srv_record *r;
 	bool bad, canary = false;
 
+	(void)arg;
 	if (!tab)
 		return 0;
 	srv_hex(a->digest, hex);

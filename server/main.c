@@ -56,7 +56,8 @@ static const char usage[] =
 	"      --request-timeout S answer 503 to a request whose handler runs longer\n"
 	"                          than S seconds (default 30); the handler goes on\n"
 	"      --harakiri S        replace a worker whose handler runs longer than\n"
-	"                          S seconds (default 60; 0: never)\n"	"      --inline-handlers   run handlers on the connection loop, as Kore does:\n"
+	"                          S seconds (default 60; 0: never)\n"
+	"      --inline-handlers   run handlers on the connection loop, as Kore does:\n"
 	"                          faster, but a handler that blocks holds up every\n"
 	"                          connection of its worker, and --request-timeout\n"
 	"                          waits for it to return\n"
@@ -169,14 +170,6 @@ static void replace_me(struct srv *s)
 	(void)s;
 	if (!atomic_exchange(&replacing, true))
 		kill(getpid(), SIGTERM);
-}
-
-/* hm_options.admit in a worker: what the master quarantined is replaced by
- * its last-known-good, or refused (builds.c). */
-static int admit(void *arg, struct hm_admission *a)
-{
-	(void)arg;
-	return srv_builds_admit(a);
 }
 
 static int serve_dispatch(struct srv *s, const char *path, hm_http *r)
@@ -300,8 +293,10 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 	c->opts.log = srv_loader_log;
 	/* Modules get an hm_http *: one built for another request is refused. */
 	c->opts.request_kind = HM_HTTP_KIND;
+	/* What the master quarantined is replaced by its last-known-good,
+	 * or refused (builds.c). */
 	if (srv_builds_dir())
-		c->opts.admit = admit;
+		c->opts.admit = srv_builds_admit;
 	if (hm_open(&s->loader, &c->opts) < 0) {
 		srv_log("error", "%s", hm_errmsg());
 		return 1;
@@ -323,7 +318,7 @@ static int serve(void *arg, int fd, int ready_fd, unsigned id)
 		if (sig == SIGHUP) {
 			srv_log("info", "SIGHUP: rescanning %s", c->root);
 			hm_rescan(s->loader);
-		} else if (sig == SIGUSR2) { /* the master quarantined a build */
+		} else if (sig == SIGUSR2) { /* what the master admits changed */
 			srv_builds_readmit(s->loader);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			break;

@@ -213,7 +213,7 @@ void srv_builds_close(void);
 const char *srv_builds_dir(void); /* NULL when not open */
 /* A worker's hm_options.admit: admit, substitute the last-known-good for a
  * quarantined build (or a canary held back), or refuse one that has none. */
-int srv_builds_admit(struct hm_admission *a);
+int srv_builds_admit(void *arg, struct hm_admission *a);
 /* A worker, told (SIGUSR2) that what it must admit changed: hm_readmit()
  * each path whose record did. */
 void srv_builds_readmit(hm_loader *loader);
