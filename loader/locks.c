@@ -423,6 +423,8 @@ static int host_grantable(const struct hm__hlock *e, const struct hm__hholder *m
 	return exclusive ? others == 0 : others_excl == 0;
 }
 
+static void host_let_go(struct hm__hlock *e, const struct hm__lockset *set);
+
 static int host_lock(struct hm__lockset *set, const char *name, bool exclusive,
 	const struct timespec *deadline, int timeout_ms)
 {
@@ -522,24 +524,15 @@ out:
 	}
 	pthread_mutex_unlock(&mu);
 	if (!mine) { /* had, and cannot be recorded: let it go */
-		host_lock_table();
-		for (unsigned i = 0; i < HM__HOST_HOLDERS; i++)
-			if (e->holders[i].pid == pid && e->holders[i].request == (uintptr_t)set)
-				memset(&e->holders[i], 0, sizeof e->holders[i]);
-		host_drop_if_unused(e);
-		pthread_cond_broadcast(&host->cond);
-		pthread_mutex_unlock(&host->mu);
+		host_let_go(e, set);
 		return hm__fail(HM_ENOMEM, "host lock '%s': out of memory", name);
 	}
 	return rc;
 }
 
-/* Let host hold h go; mu held. */
-static void host_release(struct hm__hold *h)
+/* Request set of this process no longer holds e. */
+static void host_let_go(struct hm__hlock *e, const struct hm__lockset *set)
 {
-	struct hm__lockset *set = h->set;
-	struct hm__hlock *e = h->host;
-	struct hm__hold **p;
 	int32_t pid;
 	uint64_t start;
 
@@ -551,6 +544,15 @@ static void host_release(struct hm__hold *h)
 	host_drop_if_unused(e);
 	pthread_cond_broadcast(&host->cond);
 	pthread_mutex_unlock(&host->mu);
+}
+
+/* Let host hold h go; mu held. */
+static void host_release(struct hm__hold *h)
+{
+	struct hm__lockset *set = h->set;
+	struct hm__hold **p;
+
+	host_let_go(h->host, set);
 	for (p = &set->holds; *p != h; p = &(*p)->next_in_set)
 		;
 	*p = h->next_in_set;

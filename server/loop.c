@@ -160,6 +160,20 @@ void srv_submit(struct srv *s, struct srv_job *j, struct MHD_Connection *conn)
 	pthread_mutex_unlock(&s->pool_mu);
 }
 
+/* Run j's handler on the leader, under the watchdog's eye (s->inline_job);
+ * pool_mu held on entry and return, dropped meanwhile. */
+static void run_watched(struct srv *s, struct srv_job *j)
+{
+	s->inline_job = j;
+	if (s->watch_sleeping)
+		pthread_cond_signal(&s->watch_cv);
+	pthread_mutex_unlock(&s->pool_mu);
+	srv_run(s, j);
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->inline_job == j)
+		s->inline_job = NULL;
+}
+
 /*
  * --inline-handlers: the handler runs here, in libmicrohttpd's callback on
  * the leader, and the response goes out in the same pass: no suspend and
@@ -175,14 +189,7 @@ void srv_run_inline(struct srv *s, struct srv_job *j, struct MHD_Connection *con
 	j->state = SRV_JOB_RUNNING;
 	j->since = srv_now_ms();
 	LIST_APPEND(s->running, s->running_tail, j);
-	s->inline_job = j;
-	if (s->watch_sleeping)
-		pthread_cond_signal(&s->watch_cv);
-	pthread_mutex_unlock(&s->pool_mu);
-	srv_run(s, j);
-	pthread_mutex_lock(&s->pool_mu);
-	if (s->inline_job == j)
-		s->inline_job = NULL;
+	run_watched(s, j);
 	LIST_REMOVE(s->running, s->running_tail, j);
 	j->state = SRV_JOB_DONE;
 	pthread_mutex_unlock(&s->pool_mu);
@@ -367,14 +374,7 @@ static void lead(struct srv *s, const void *me)
 		pthread_mutex_lock(&s->pool_mu);
 		while (s->leader == me && s->queue && s->idle_threads > 0) {
 			struct srv_job *j = take(s);
-			s->inline_job = j;
-			if (s->watch_sleeping)
-				pthread_cond_signal(&s->watch_cv);
-			pthread_mutex_unlock(&s->pool_mu);
-			srv_run(s, j);
-			pthread_mutex_lock(&s->pool_mu);
-			if (s->inline_job == j)
-				s->inline_job = NULL;
+			run_watched(s, j);
 			MHD_resume_connection(finish(s, j));
 			resumed = true;
 		}
