@@ -45,8 +45,10 @@ HM__HIDDEN int hm__chain(hm_ctx *ctx);
 HM__HIDDEN int hm__hook_failed(const hm_ctx *ctx, int rc)
 	__attribute__((cold));
 
-/* The outermost call of a request returned: release its locks (locks.c). */
-HM__HIDDEN void hm__locks_end(hm_ctx *root);
+/* The outermost call of a request returned rc: release its locks
+ * (locks.c); the request's result (a failed lock wait that made a hook
+ * fail, rather than HM_EHOOK). */
+HM__HIDDEN int hm__locks_end(hm_ctx *root, int rc);
 
 /* Run init or fini with ctx as this thread's innermost call. */
 HM__HIDDEN int hm__run_init(hm_ctx *ctx, int (*init)(hm_ctx *));

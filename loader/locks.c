@@ -116,6 +116,10 @@ struct hm__lockset {
 	unsigned nholds;
 	const struct hm__thread *thread;
 	struct hm__lock *waiting_for; /* while in hm_lock() */
+	/* The last wait that failed (HM_ETIMEDOUT, HM_EDEADLK), and why: the
+	 * request's result if a hook then fails (hm__locks_end). */
+	int failed;
+	char why[256];
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -583,38 +587,13 @@ static int check_args(const hm_ctx *ctx, const char *name, const char *fn)
 	return 0;
 }
 
-int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
+/* hm_lock() of a process lock, its arguments checked. */
+static int process_lock(struct hm__lockset *set, const char *name, bool exclusive,
+	const struct timespec *deadline, int timeout_ms)
 {
-	struct hm__lockset *set;
 	struct hm__lock *k;
 	struct hm__hold *mine;
-	struct timespec deadline;
-	bool exclusive;
 	int rc = 0;
-
-	if ((rc = check_args(ctx, name, "hm_lock")) != 0)
-		return rc;
-	bool in_host = mode & HM_LOCK_HOST;
-	mode &= ~HM_LOCK_HOST;
-	exclusive = mode == HM_LOCK_EXCLUSIVE;
-	if (mode != HM_LOCK_SHARED && mode != HM_LOCK_EXCLUSIVE)
-		return hm__fail(HM_EINVAL, "hm_lock: mode is HM_LOCK_SHARED or "
-					   "HM_LOCK_EXCLUSIVE, maybe with HM_LOCK_HOST");
-	if (timeout_ms < 0)
-		return hm__fail(HM_EINVAL, "hm_lock: a negative timeout: waits are bounded");
-	if (in_host && !host)
-		return hm__fail(HM_EINVAL, "lock '%s': no host locks: the embedder made no "
-					   "table for them (hm_lock_host_init)", name);
-	hm_ctx *root = request_root(ctx);
-	if (!root->locks) {
-		if ((root->locks = calloc(1, sizeof *root->locks)) == NULL)
-			return hm__fail(HM_ENOMEM, "lock '%s': out of memory", name);
-		root->locks->thread = hm__self();
-	}
-	set = root->locks;
-	deadline_in(&deadline, timeout_ms);
-	if (in_host)
-		return host_lock(set, name, exclusive, &deadline, timeout_ms);
 
 	pthread_mutex_lock(&mu);
 	if ((k = lock_find(name, strlen(name), true, &rc)) == NULL)
@@ -634,7 +613,7 @@ int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
 			break;
 		}
 		set->waiting_for = k;
-		int w = pthread_cond_timedwait(&k->cond, &mu, &deadline);
+		int w = pthread_cond_timedwait(&k->cond, &mu, deadline);
 		set->waiting_for = NULL;
 		if (w == ETIMEDOUT && !grantable(k, mine, exclusive)) {
 			rc = hm__fail(HM_ETIMEDOUT, "lock '%s': not had within %d ms", name,
@@ -666,6 +645,43 @@ int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
 		lock_drop_if_unused(k);
 out:
 	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+int hm_lock(hm_ctx *ctx, const char *name, unsigned mode, int timeout_ms)
+{
+	struct hm__lockset *set;
+	struct timespec deadline;
+	bool exclusive;
+	int rc = 0;
+
+	if ((rc = check_args(ctx, name, "hm_lock")) != 0)
+		return rc;
+	bool in_host = mode & HM_LOCK_HOST;
+	mode &= ~HM_LOCK_HOST;
+	exclusive = mode == HM_LOCK_EXCLUSIVE;
+	if (mode != HM_LOCK_SHARED && mode != HM_LOCK_EXCLUSIVE)
+		return hm__fail(HM_EINVAL, "hm_lock: mode is HM_LOCK_SHARED or "
+					   "HM_LOCK_EXCLUSIVE, maybe with HM_LOCK_HOST");
+	if (timeout_ms < 0)
+		return hm__fail(HM_EINVAL, "hm_lock: a negative timeout: waits are bounded");
+	if (in_host && !host)
+		return hm__fail(HM_EINVAL, "lock '%s': no host locks: the embedder made no "
+					   "table for them (hm_lock_host_init)", name);
+	hm_ctx *root = request_root(ctx);
+	if (!root->locks) {
+		if ((root->locks = calloc(1, sizeof *root->locks)) == NULL)
+			return hm__fail(HM_ENOMEM, "lock '%s': out of memory", name);
+		root->locks->thread = hm__self();
+	}
+	set = root->locks;
+	deadline_in(&deadline, timeout_ms);
+	rc = in_host ? host_lock(set, name, exclusive, &deadline, timeout_ms) :
+		       process_lock(set, name, exclusive, &deadline, timeout_ms);
+	if (rc == HM_ETIMEDOUT || rc == HM_EDEADLK) {
+		set->failed = rc;
+		snprintf(set->why, sizeof set->why, "%s", hm__msg());
+	}
 	return rc;
 }
 
@@ -736,7 +752,7 @@ int hm_lock_held(const hm_ctx *ctx, const char *name)
 	return rc;
 }
 
-void hm__locks_end(hm_ctx *root)
+int hm__locks_end(hm_ctx *root, int rc)
 {
 	struct hm__lockset *set = root->locks;
 
@@ -744,6 +760,12 @@ void hm__locks_end(hm_ctx *root)
 	while (set->holds)
 		release(set->holds);
 	pthread_mutex_unlock(&mu);
+	/* A hook failed after a lock wait did: most likely because of it
+	 * (it gave up, as asked): that is the request's error, so that the
+	 * embedder can answer "try again" rather than "broken". */
+	if (rc == HM_EHOOK && set->failed)
+		rc = hm__fail(set->failed, "%s (the request gave up)", set->why);
 	free(set);
 	root->locks = NULL;
+	return rc;
 }

@@ -106,7 +106,7 @@ __attribute__((always_inline)) static inline int hm__call(hm_loader *l,
 	}
 	hm__leave(&ctx, self);
 	if (__builtin_expect(ctx.locks != NULL, 0))
-		hm__locks_end(&ctx); /* the request's outermost call: it ends */
+		rc = hm__locks_end(&ctx, rc); /* the request's outermost call: it ends */
 	return rc;
 }
 

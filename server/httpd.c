@@ -261,6 +261,9 @@ static int status_of(int rc)
 	case HM_ECHANGED: /* no working version, its file is being written */
 	case HM_ECLOSED:
 	case HM_EREFUSED: /* quarantined: it crashed a worker */
+	case HM_ETIMEDOUT: /* a lock (hm_lock) not had in time: try again */
+	case HM_EDEADLK:
+	case HM_ETOOMANY:
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
 	default:
 		return MHD_HTTP_INTERNAL_SERVER_ERROR;

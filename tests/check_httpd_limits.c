@@ -202,6 +202,35 @@ END_TEST
  * still has its worker replaced (the watchdog sees it), and its client
  * gets no answer: --request-timeout cannot answer from the loop it
  * holds. */
+/* A handler that gives up waiting for a lock (hm_lock) another request
+ * holds: its client gets 503 with Retry-After, not 500. */
+START_TEST(test_a_lock_not_had_in_time_answers_503)
+{
+	char *gate = gated("/probe"), path[8192], buf[1024];
+	struct bg held;
+	int fd;
+
+	ck_assert_int_lt(snprintf(path, sizeof path, "%s&lock=cart:1", gate), (int)sizeof path);
+	server_start(NULL);
+	bg_start(&held, path);
+	ck_assert(log_wait("http_probe v1: parked"));
+	/* The parked request holds cart:1: this one gives up after 200 ms. */
+	fd = server_connect();
+	send_all(fd, "GET /probe?lock=cart:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	ck_assert(closed_by_server(fd, buf, sizeof buf));
+	close(fd);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "\r\nRetry-After: 1\r\n"));
+	expect("/probe?lock=cart:2", 200, "v1\n"); /* another lock is free */
+	ck_assert(gate_release());
+	struct resp r = bg_join(&held);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	expect("/probe?lock=cart:1", 200, "v1\n"); /* released at its end */
+	free(gate);
+}
+END_TEST
+
 START_TEST(test_inline_handlers_serve_and_a_stuck_one_is_replaced)
 {
 	static const char *const opts[] = {"--inline-handlers", "--request-timeout", "1",
@@ -265,6 +294,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_a_handler_past_harakiri_has_its_worker_replaced);
 	tcase_add_test(t, test_harakiri_in_a_single_process_is_only_logged);
 	tcase_add_test(t, test_inline_handlers_serve_and_a_stuck_one_is_replaced);
+	tcase_add_test(t, test_a_lock_not_had_in_time_answers_503);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -131,6 +131,33 @@ START_TEST(test_two_requests_on_one_thread_exclude_each_other)
 }
 END_TEST
 
+/* The handler fails after a lock wait failed: the request's error is the
+ * wait's, so that an embedder can answer "try again" (hotmod-httpd: 503). */
+static void b_gives_up(struct fx_req *req, hm_ctx *ctx)
+{
+	ck_assert_int_eq(hm_lock(ctx, "cart", HM_LOCK_SHARED, 0), HM_EDEADLK);
+	req->fail = "M.handle";
+}
+
+static void a_serves_b_who_gives_up(struct fx_req *req, hm_ctx *ctx)
+{
+	struct fx_req b = {.in_handle = b_gives_up};
+
+	ck_assert_int_eq(hm_lock(ctx, "cart", HM_LOCK_EXCLUSIVE, 0), 0);
+	*(int *)req->arg = hm_dispatch(loader, "m", &b);
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "lock 'cart': waiting would deadlock"));
+	ck_assert_ptr_nonnull(strstr(hm_errmsg(), "(the request gave up)"));
+}
+
+START_TEST(test_a_request_that_gives_up_on_a_lock_fails_with_the_wait_s_error)
+{
+	int rc = 0;
+
+	ck_assert_int_eq(in_request(a_serves_b_who_gives_up, &rc), 1);
+	ck_assert_int_eq(rc, HM_EDEADLK);
+}
+END_TEST
+
 static void bad_calls(struct fx_req *req, hm_ctx *ctx)
 {
 	char long_name[HM_LOCK_NAME_MAX + 2];
@@ -547,6 +574,7 @@ static Suite *locks_suite(void)
 	tcase_add_checked_fixture(c, setup, teardown);
 	tcase_add_test(c, test_a_redirect_reenters_the_lock_its_request_holds);
 	tcase_add_test(c, test_two_requests_on_one_thread_exclude_each_other);
+	tcase_add_test(c, test_a_request_that_gives_up_on_a_lock_fails_with_the_wait_s_error);
 	tcase_add_test(c, test_bad_arguments_and_too_many_locks_are_clear_errors);
 	tcase_add_test(c, test_a_flood_of_distinct_names_does_not_grow_memory);
 	tcase_add_loop_test(c, test_a_wait_is_bounded_and_the_end_of_a_request_releases, 0, 2);
