@@ -432,6 +432,15 @@ static int hm__global_same(hm_loader *l, const char *key, const char *gkey,
 	return same ? 0 : HM__GLOBAL_MOVED;
 }
 
+/* Seal the copy of size bytes in memfd, then check it is a loadable ELF
+ * object: what every copy goes through before it is loaded. */
+static int hm__seal_checked(int memfd, uint64_t size, const char *key)
+{
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		return hm__fail_errno(errno, HM_ESYS, "%s: seal", key);
+	return hm__elf_check(memfd, size, key);
+}
+
 int hm__copy_module(hm_loader *l, const char *key, const char *gkey,
 	const struct hm__fileid *global, int *memfd, struct hm__fileid *id)
 {
@@ -466,11 +475,7 @@ int hm__copy_module(hm_loader *l, const char *key, const char *gkey,
 		goto fail;
 	if (gkey && (rc = hm__global_same(l, key, gkey, &dir, global)) != 0)
 		goto fail;
-	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		rc = hm__fail_errno(errno, HM_ESYS, "%s: seal", key);
-		goto fail;
-	}
-	if ((rc = hm__elf_check(mfd, (uint64_t)before.st_size, key)) < 0)
+	if ((rc = hm__seal_checked(mfd, (uint64_t)before.st_size, key)) < 0)
 		goto fail;
 	*memfd = mfd;
 	rc = 0;
@@ -499,13 +504,8 @@ int hm__copy_fd(hm_loader *l, int fd, const char *key, int *memfd, uint64_t *siz
 	if ((mfd = memfd_create("hotmod", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0)
 		return hm__fail_errno(errno, HM_ESYS, "%s: memfd_create", key);
 	/* sendfile() reads from an offset of its own: fd's is left alone. */
-	if ((rc = hm__copy(mfd, fd, st.st_size, key)) < 0)
-		goto fail;
-	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-		rc = hm__fail_errno(errno, HM_ESYS, "%s: seal", key);
-		goto fail;
-	}
-	if ((rc = hm__elf_check(mfd, (uint64_t)st.st_size, key)) < 0)
+	if ((rc = hm__copy(mfd, fd, st.st_size, key)) < 0 ||
+	    (rc = hm__seal_checked(mfd, (uint64_t)st.st_size, key)) < 0)
 		goto fail;
 	*memfd = mfd;
 	*size = (uint64_t)st.st_size;
