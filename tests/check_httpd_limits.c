@@ -44,6 +44,19 @@ static void send_all(int fd, const char *s)
 	}
 }
 
+/* Send request on a connection of its own; the server answers 503 with
+ * Retry-After and closes.  The answer in buf. */
+static void answered_503(const char *request, char *buf, size_t size)
+{
+	int fd = server_connect();
+
+	send_all(fd, request);
+	ck_assert(closed_by_server(fd, buf, size));
+	close(fd);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "\r\nRetry-After: 1\r\n"));
+}
+
 START_TEST(test_idle_and_slowloris_clients_cost_no_thread_and_are_closed)
 {
 	static const char *const opts[] = {"--header-timeout", "3", "--threads", "4", NULL};
@@ -122,17 +135,11 @@ START_TEST(test_a_handler_past_the_request_timeout_gets_its_client_503_at_once)
 {
 	static const char *const opts[] = {"--request-timeout", "1", NULL};
 	char *path = gated("/probe"), req[512], buf[1024];
-	int fd;
 
 	server_start(opts);
-	fd = server_connect();
 	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-	send_all(fd, req);
 	/* The answer comes while the handler is still parked. */
-	ck_assert(closed_by_server(fd, buf, sizeof buf));
-	close(fd);
-	ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
-	ck_assert_ptr_nonnull(strstr(buf, "\r\nRetry-After: 1\r\n"));
+	answered_503(req, buf, sizeof buf);
 	ck_assert_ptr_nonnull(strstr(buf, "\r\nConnection: close\r\n"));
 	ck_assert(log_has("http_probe v1: parked"));
 	/* logged once the client had its answer */
@@ -152,18 +159,13 @@ START_TEST(test_a_full_handler_pool_answers_503_after_the_queue_timeout)
 	static const char *const opts[] = {"--threads", "1", "--queue-timeout", "1", NULL};
 	char *path = gated("/probe"), buf[1024];
 	struct bg held;
-	int fd;
 
 	server_start(opts);
 	bg_start(&held, path);
 	ck_assert(log_wait("http_probe v1: parked"));
 	/* The one handler thread is held: /hello waits, then gets 503. */
-	fd = server_connect();
-	send_all(fd, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-	ck_assert(closed_by_server(fd, buf, sizeof buf));
-	close(fd);
-	ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
-	ck_assert_ptr_nonnull(strstr(buf, "\r\nRetry-After: 1\r\n"));
+	answered_503("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf,
+		sizeof buf);
 	ck_assert(gate_release());
 	struct resp r = bg_join(&held);
 	ck_assert_int_eq(r.status, 200);
@@ -208,19 +210,14 @@ START_TEST(test_a_lock_not_had_in_time_answers_503)
 {
 	char *gate = gated("/probe"), path[8192], buf[1024];
 	struct bg held;
-	int fd;
 
 	ck_assert_int_lt(snprintf(path, sizeof path, "%s&lock=cart:1", gate), (int)sizeof path);
 	server_start(NULL);
 	bg_start(&held, path);
 	ck_assert(log_wait("http_probe v1: parked"));
 	/* The parked request holds cart:1: this one gives up after 200 ms. */
-	fd = server_connect();
-	send_all(fd, "GET /probe?lock=cart:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-	ck_assert(closed_by_server(fd, buf, sizeof buf));
-	close(fd);
-	ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
-	ck_assert_ptr_nonnull(strstr(buf, "\r\nRetry-After: 1\r\n"));
+	answered_503("GET /probe?lock=cart:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		buf, sizeof buf);
 	expect("/probe?lock=cart:2", 200, "v1\n"); /* another lock is free */
 	ck_assert(gate_release());
 	struct resp r = bg_join(&held);

@@ -143,12 +143,13 @@ START_TEST(test_a_build_that_crashed_a_worker_is_quarantined_until_its_file_chan
 }
 END_TEST
 
-/* Whether the state file holds a line "KIND\tSHA\tTIME\tprobe.so...",
+/* Whether dir's state file holds a line "KIND\tSHA\tTIME\tprobe.so...",
  * waited for: the master writes it within a second of the change. */
-static bool state_says(const char *state, const char *kind)
+static bool state_says(const char *dir, const char *kind)
 {
-	char line[1024];
+	char line[1024], state[4096 + 8];
 
+	snprintf(state, sizeof state, "%s/state", dir);
 	for (int i = 0; i < WAIT_S * 100; i++) {
 		FILE *f = fopen(state, "r");
 		bool found = false;
@@ -174,9 +175,8 @@ static void all_answer(const char *body, int n)
 
 START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_deaths_and_restarts)
 {
-	char dir[4096], state[sizeof dir + 8];
+	char dir[4096];
 	snprintf(dir, sizeof dir, "%s/state", base);
-	snprintf(state, sizeof state, "%s/state", dir);
 	const char *const opts[] = {"--workers", "2", "--good-after", "0", "--state-dir", dir,
 		NULL};
 	pid_t w[8];
@@ -184,7 +184,7 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	server_start(opts);
 	/* v1 serves, and becomes good at once (--good-after 0). */
 	expect("/probe", 200, "v1\n");
-	ck_assert(state_says(state, "good"));
+	ck_assert(state_says(dir, "good"));
 	/* v2 is deployed, serves, and crashes a worker on one request. */
 	install(fixture("http_v2"), "probe.so");
 	ck_assert(log_wait("worker 1 info: probe.so version 2 loaded"));
@@ -194,7 +194,7 @@ START_TEST(test_a_crashing_build_is_replaced_by_its_last_known_good_across_death
 	if (!crash_handled())
 		return; /* a sanitizer ended it first: no record, nothing quarantined */
 	ck_assert(log_wait(") is quarantined: "));
-	ck_assert(state_says(state, "quarantined"));
+	ck_assert(state_says(dir, "quarantined"));
 	/* Both workers serve v1 in its place: the new one from its start, the
 	 * other once its loader readmitted probe.so. */
 	ck_assert(log_wait_lines("worker 1 warn: probe.so ", LKG, 1));
@@ -275,16 +275,15 @@ static bool requests_until(const char *line, const char *b1, const char *b2, boo
 
 START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
 {
-	char dir[4096], state[sizeof dir + 8];
+	char dir[4096];
 	snprintf(dir, sizeof dir, "%s/state", base);
-	snprintf(state, sizeof state, "%s/state", dir);
 	/* Judged by the requests only: no time decides. */
 	const char *const opts[] = {"--workers", "2", "--good-after", "0", "--state-dir", dir,
 		"--canary", "--canary-requests", "20", "--canary-time", "3600", NULL};
 
 	server_start(opts);
 	expect("/probe", 200, "v1\n");
-	ck_assert(state_says(state, "good"));
+	ck_assert(state_says(dir, "good"));
 
 	/* A build that fails every other request: worker 1 serves it, worker
 	 * 2 holds it back and serves v1, until the master reverts it. */
@@ -295,7 +294,7 @@ START_TEST(test_a_canary_that_fails_is_reverted_and_a_good_one_promoted)
 		true));
 	ck_assert(log_has(": reverted and quarantined"));
 	ck_assert(!log_has(": promoted to every worker"));
-	ck_assert(state_says(state, "quarantined"));
+	ck_assert(state_says(dir, "quarantined"));
 	/* Worker 1 readmitted probe.so: v1 (its third version: v1, v3, v1)
 	 * stands in for the reverted build. */
 	ck_assert(log_wait_lines("worker 1 info: probe.so version 3 loaded in ",
